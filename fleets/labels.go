@@ -1,0 +1,42 @@
+package fleets
+
+// Labels fleetd puts on every object it creates. An object without
+// LabelManaged=true is never stopped, removed or changed by fleetd.
+const (
+	LabelPrefix      = "io.fleetd."
+	LabelManaged     = "io.fleetd.managed"      // "true"
+	LabelFleet       = "io.fleetd.fleet"        // fleet name
+	LabelService     = "io.fleetd.service"      // service name
+	LabelSlot        = "io.fleetd.slot"         // replica number, from 1
+	LabelSpecHash    = "io.fleetd.spec-hash"    // Service.Hash
+	LabelHashVersion = "io.fleetd.hash-version" // HashVersion the hash was computed with
+	LabelSpec        = "io.fleetd.spec"         // JSON of Spec, for field-level drift
+	LabelImageID     = "io.fleetd.image-id"     // image ID the container was created from
+	LabelRevision    = "io.fleetd.revision"     // Git commit, informational
+	LabelReplaces    = "io.fleetd.replaces"     // name of the container a mid-rollout container replaces
+
+	// Compose's own labels, so that `docker compose ls/ps` show fleetd's
+	// containers as the stacks they are.
+	LabelComposeProject    = "com.docker.compose.project"
+	LabelComposeService    = "com.docker.compose.service"
+	LabelComposeNumber     = "com.docker.compose.container-number"
+	LabelComposeOneoff     = "com.docker.compose.oneoff"
+	LabelComposeNetwork    = "com.docker.compose.network"
+	LabelComposeVolume     = "com.docker.compose.volume"
+	LabelComposeConfigHash = "com.docker.compose.config-hash"
+)
+
+// Instance is one replica fleetd wants: the container's name, its complete
+// label set and the spec it is created from. It is what the engine's
+// CreateContainer takes.
+type Instance struct {
+	Name    string            `json:"name"`
+	Fleet   string            `json:"fleet"`
+	Service string            `json:"service"`
+	Slot    int               `json:"slot"`
+	Spec    Spec              `json:"spec"`
+	Labels  map[string]string `json:"labels"`
+	// RepoDir is the absolute directory that "repo:" bind sources are
+	// relative to.
+	RepoDir string `json:"-"`
+}

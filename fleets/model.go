@@ -1,0 +1,292 @@
+package fleets
+
+import "time"
+
+// Host is the machine a fleetd agent runs on: its name and its labels. It is
+// the only input placement needs besides the fleet itself.
+type Host struct {
+	Name   string            `json:"name"`
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// Fleet is one directory of Compose files, converted to fleetd's model.
+type Fleet struct {
+	Name  string   `json:"name"`
+	Dir   string   `json:"dir"`   // slash-separated, relative to the repository path
+	Files []string `json:"files"` // compose files that were merged, relative to the repository path
+
+	// Targets reports whether the fleet's x-fleetd placement selects the
+	// host it was loaded for. Services may narrow it further with
+	// deploy.placement.constraints (Service.Targets).
+	Targets   bool      `json:"targets"`
+	Placement Placement `json:"placement"`
+	Policy    Policy    `json:"policy"`
+
+	Services []Service `json:"services"` // sorted by Name
+	Networks []Network `json:"networks"` // sorted by Key
+	Volumes  []Volume  `json:"volumes"`  // sorted by Key
+}
+
+// Placement is the fleet-level host selector from x-fleetd. Empty means every
+// host.
+type Placement struct {
+	Hosts  []string          `json:"hosts,omitempty"`
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// Policy is the fleet's reconcile policy from x-fleetd.
+type Policy struct {
+	SelfHeal bool   `json:"self_heal"`
+	Prune    bool   `json:"prune"`
+	Suspend  bool   `json:"suspend"`
+	Notify   Notify `json:"notify"`
+}
+
+// Notify routes the fleet's notifications.
+type Notify struct {
+	SlackChannel string `json:"slack_channel,omitempty"`
+}
+
+// Network is a network a fleet declares. Name is the Docker name
+// (<fleet>_<key> unless set or external).
+type Network struct {
+	Key        string            `json:"key"`
+	Name       string            `json:"name"`
+	External   bool              `json:"external,omitempty"`
+	Driver     string            `json:"driver,omitempty"`
+	DriverOpts map[string]string `json:"driver_opts,omitempty"`
+	Internal   bool              `json:"internal,omitempty"`
+	Attachable bool              `json:"attachable,omitempty"`
+	EnableIPv6 bool              `json:"enable_ipv6,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	Subnets    []string          `json:"subnets,omitempty"`
+}
+
+// Volume is a named volume a fleet declares. Name is the Docker name
+// (<fleet>_<key> unless set or external). fleetd creates volumes but never
+// removes them.
+type Volume struct {
+	Key        string            `json:"key"`
+	Name       string            `json:"name"`
+	External   bool              `json:"external,omitempty"`
+	Driver     string            `json:"driver,omitempty"`
+	DriverOpts map[string]string `json:"driver_opts,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
+}
+
+// Service is one Compose service: the container spec every replica is created
+// from (Spec, hashed) plus what governs how many run and how they are
+// replaced (not hashed).
+type Service struct {
+	Name string `json:"name"`
+	Spec Spec   `json:"spec"`
+	// Hash is the hex sha256 of Spec under HashVersion (see HashSpec).
+	Hash string `json:"hash"`
+
+	Replicas    int          `json:"replicas"`
+	DependsOn   []Dependency `json:"depends_on,omitempty"` // sorted by Service
+	Update      Rollout      `json:"update_config"`
+	Rollback    Rollout      `json:"rollback_config"`
+	PullPolicy  string       `json:"pull_policy"` // always | missing | never | build
+	Build       *Build       `json:"build,omitempty"`
+	Constraints []Constraint `json:"constraints,omitempty"`
+	// Targets reports whether the service's placement constraints select
+	// the host the fleet was loaded for.
+	Targets bool `json:"targets"`
+
+	// Readiness is how long a replica without a healthcheck must keep
+	// running before it counts as up (x-fleetd.readiness).
+	Readiness time.Duration `json:"readiness"`
+	// HealthTimeout bounds every wait for one replica to come up.
+	HealthTimeout time.Duration `json:"health_timeout"`
+	// PublicEnv lists environment keys whose values may be shown in plans
+	// and messages; every other value is redacted.
+	PublicEnv []string `json:"public_env,omitempty"`
+}
+
+// Dependency is one depends_on entry.
+type Dependency struct {
+	Service   string `json:"service"`
+	Condition string `json:"condition"` // service_started | service_healthy | service_completed_successfully
+	Required  bool   `json:"required"`
+	Restart   bool   `json:"restart,omitempty"`
+}
+
+// Dependency conditions, as Compose spells them.
+const (
+	ConditionStarted   = "service_started"
+	ConditionHealthy   = "service_healthy"
+	ConditionCompleted = "service_completed_successfully"
+)
+
+// Rollout is a Swarm update_config / rollback_config with defaults applied.
+type Rollout struct {
+	Parallelism     int           `json:"parallelism"` // 0 = all at once
+	Delay           time.Duration `json:"delay"`
+	FailureAction   string        `json:"failure_action"` // rollback | pause | continue
+	Monitor         time.Duration `json:"monitor"`
+	MaxFailureRatio float64       `json:"max_failure_ratio"`
+	Order           string        `json:"order"` // stop-first | start-first
+}
+
+// Rollout option values.
+const (
+	OrderStopFirst  = "stop-first"
+	OrderStartFirst = "start-first"
+
+	FailureRollback = "rollback"
+	FailurePause    = "pause"
+	FailureContinue = "continue"
+)
+
+// Build is a build: section. Context is the absolute directory on disk (inside
+// the fleet's tree); ContextHash is the sha256 of its contents, Dockerfile and
+// args, and the image is tagged with it (Spec.Image).
+type Build struct {
+	Context     string            `json:"-"`
+	ContextDir  string            `json:"context"` // relative to the repository path
+	Dockerfile  string            `json:"dockerfile"`
+	Args        map[string]string `json:"args,omitempty"`
+	Target      string            `json:"target,omitempty"`
+	ContextHash string            `json:"context_hash"`
+}
+
+// Constraint is one deploy.placement.constraints entry in Swarm syntax:
+// node.hostname == x, node.hostname != x, node.labels.k == v, node.labels.k != v.
+type Constraint struct {
+	Field string `json:"field"` // "node.hostname" or "node.labels.<key>"
+	Op    string `json:"op"`    // == or !=
+	Value string `json:"value"`
+}
+
+// Spec is everything a container is created from. It is hashed (Hash) and
+// stored as JSON in the io.fleetd.spec label so that drift can name the
+// fields that changed. It must not hold secret contents: secrets and configs
+// are represented by a digest of their contents.
+//
+// Invariants that keep the hash stable: maps are encoded sorted by
+// encoding/json; every slice whose order does not matter is sorted by the
+// loader; defaults are applied so that spelling a default out does not
+// change the hash.
+type Spec struct {
+	Image         string            `json:"image"`
+	ContainerName string            `json:"container_name,omitempty"`
+	Command       []string          `json:"command,omitempty"`
+	Entrypoint    []string          `json:"entrypoint,omitempty"`
+	Environment   map[string]string `json:"environment,omitempty"`
+	Labels        map[string]string `json:"labels,omitempty"`
+	User          string            `json:"user,omitempty"`
+	WorkingDir    string            `json:"working_dir,omitempty"`
+	Hostname      string            `json:"hostname,omitempty"`
+	Domainname    string            `json:"domainname,omitempty"`
+
+	Ports       []Port              `json:"ports,omitempty"`  // sorted
+	Expose      []string            `json:"expose,omitempty"` // sorted
+	Mounts      []Mount             `json:"mounts,omitempty"` // sorted by Target
+	Networks    []NetworkAttachment `json:"networks,omitempty"`
+	NetworkMode string              `json:"network_mode,omitempty"` // host | none | container:<name>; empty = fleet networks
+
+	Healthcheck *Healthcheck `json:"healthcheck,omitempty"`
+	Restart     string       `json:"restart"` // no | always | unless-stopped | on-failure[:N]
+	Resources   Resources    `json:"resources"`
+
+	Secrets []FileRef `json:"secrets,omitempty"` // sorted by Target
+	Configs []FileRef `json:"configs,omitempty"` // sorted by Target
+
+	StopSignal      string        `json:"stop_signal,omitempty"`
+	StopGracePeriod time.Duration `json:"stop_grace_period"`
+
+	Init        bool              `json:"init,omitempty"`
+	Privileged  bool              `json:"privileged,omitempty"`
+	ReadOnly    bool              `json:"read_only,omitempty"`
+	Tty         bool              `json:"tty,omitempty"`
+	StdinOpen   bool              `json:"stdin_open,omitempty"`
+	CapAdd      []string          `json:"cap_add,omitempty"`  // sorted
+	CapDrop     []string          `json:"cap_drop,omitempty"` // sorted
+	DNS         []string          `json:"dns,omitempty"`
+	DNSSearch   []string          `json:"dns_search,omitempty"`
+	ExtraHosts  []string          `json:"extra_hosts,omitempty"`  // sorted
+	SecurityOpt []string          `json:"security_opt,omitempty"` // sorted
+	Tmpfs       []string          `json:"tmpfs,omitempty"`        // sorted
+	Devices     []string          `json:"devices,omitempty"`      // sorted
+	GroupAdd    []string          `json:"group_add,omitempty"`    // sorted
+	Sysctls     map[string]string `json:"sysctls,omitempty"`
+	Ulimits     map[string]Ulimit `json:"ulimits,omitempty"`
+	Logging     *Logging          `json:"logging,omitempty"`
+	ShmSize     int64             `json:"shm_size,omitempty"`
+}
+
+// Port is one published or unpublished port binding.
+type Port struct {
+	Target    uint32 `json:"target"`
+	Published string `json:"published,omitempty"` // host port or range; empty = ephemeral
+	HostIP    string `json:"host_ip,omitempty"`
+	Protocol  string `json:"protocol"` // tcp | udp | sctp
+}
+
+// Mount is a volume, bind or tmpfs mount. For a named volume Source is the
+// Docker volume name; for a bind of a path inside the repository Source is
+// "repo:<path relative to the repository path>" (resolved on disk at create
+// time) and for a host path it is the absolute host path.
+type Mount struct {
+	Type     string `json:"type"` // volume | bind | tmpfs
+	Source   string `json:"source,omitempty"`
+	Target   string `json:"target"`
+	ReadOnly bool   `json:"read_only,omitempty"`
+}
+
+// NetworkAttachment joins a container to a network (Docker name) with aliases.
+// The service name is always an alias; the container name is added at create
+// time.
+type NetworkAttachment struct {
+	Network     string   `json:"network"`
+	Aliases     []string `json:"aliases,omitempty"` // sorted
+	IPv4Address string   `json:"ipv4_address,omitempty"`
+	IPv6Address string   `json:"ipv6_address,omitempty"`
+	Priority    int      `json:"priority,omitempty"`
+}
+
+// Healthcheck is the service's healthcheck. Test nil with Disable false means
+// "use the image's".
+type Healthcheck struct {
+	Disable       bool          `json:"disable,omitempty"`
+	Test          []string      `json:"test,omitempty"`
+	Interval      time.Duration `json:"interval,omitempty"`
+	Timeout       time.Duration `json:"timeout,omitempty"`
+	StartPeriod   time.Duration `json:"start_period,omitempty"`
+	StartInterval time.Duration `json:"start_interval,omitempty"`
+	Retries       int           `json:"retries,omitempty"`
+}
+
+// Resources are the limits `docker update` can change, among others.
+type Resources struct {
+	Memory            int64 `json:"memory,omitempty"`             // bytes
+	MemoryReservation int64 `json:"memory_reservation,omitempty"` // bytes
+	NanoCPUs          int64 `json:"nano_cpus,omitempty"`
+	CPUShares         int64 `json:"cpu_shares,omitempty"`
+	PidsLimit         int64 `json:"pids_limit,omitempty"`
+}
+
+// FileRef is a secret or config mounted into the container as a file.
+// Digest is the sha256 of the file's contents, so a content change changes
+// the hash while the contents themselves never enter a label, a plan or a
+// log. Source is where the contents are read from at create time.
+type FileRef struct {
+	Name   string `json:"name"`
+	Target string `json:"target"`
+	Mode   uint32 `json:"mode,omitempty"`
+	Digest string `json:"digest"`
+	Source string `json:"-"`
+}
+
+// Ulimit is one ulimit; Soft and Hard are equal for a single value.
+type Ulimit struct {
+	Soft int64 `json:"soft"`
+	Hard int64 `json:"hard"`
+}
+
+// Logging is the service's logging driver.
+type Logging struct {
+	Driver  string            `json:"driver,omitempty"`
+	Options map[string]string `json:"options,omitempty"`
+}

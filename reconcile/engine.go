@@ -1,0 +1,42 @@
+package reconcile
+
+import (
+	"context"
+	"time"
+
+	"github.com/fleetd/fleetd/drift"
+	"github.com/fleetd/fleetd/fleets"
+)
+
+// Engine is what reconcile needs from a container engine. engine.Docker
+// implements it against the Docker API; enginetest.Fake in memory.
+// Operations that change or remove an object refuse objects that lack
+// fleetd's io.fleetd.managed label (ErrNotManaged in the implementation).
+type Engine interface {
+	Observe(ctx context.Context, opts drift.ObserveOptions) (drift.Observed, error)
+
+	EnsureNetwork(ctx context.Context, fleet string, n fleets.Network) error
+	RemoveNetwork(ctx context.Context, name string) error
+	EnsureVolume(ctx context.Context, fleet string, v fleets.Volume) error
+
+	// PullImage pulls ref and returns its image ID.
+	PullImage(ctx context.Context, ref string) (string, error)
+	// BuildImage builds b and tags it ref; it returns the image ID.
+	BuildImage(ctx context.Context, b fleets.Build, ref string) (string, error)
+
+	// CreateContainer creates (does not start) the container and connects
+	// it to every network in its spec with its aliases; it returns its ID.
+	CreateContainer(ctx context.Context, inst fleets.Instance) (string, error)
+	StartContainer(ctx context.Context, id string) error
+	StopContainer(ctx context.Context, id string, timeout time.Duration) error
+	RestartContainer(ctx context.Context, id string, timeout time.Duration) error
+	RemoveContainer(ctx context.Context, id string) error
+	RenameContainer(ctx context.Context, id, name string) error
+	UnpauseContainer(ctx context.Context, id string) error
+	// ConnectNetwork reattaches a container to a network it was
+	// disconnected from, with its aliases.
+	ConnectNetwork(ctx context.Context, id string, att fleets.NetworkAttachment, containerName string) error
+	// UpdateResources resets the limits and restart policy `docker update`
+	// can change to the spec's.
+	UpdateResources(ctx context.Context, id string, spec fleets.Spec) error
+}

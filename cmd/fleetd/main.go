@@ -1,0 +1,75 @@
+// Command fleetd is the GitOps reconciliation agent for Docker hosts. This
+// package only parses flags and wires components together; the deciding
+// lives in fleets, drift and reconcile.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes shared by every command.
+const (
+	exitOK      = 0
+	exitFailure = 1 // an error, or an invalid spec
+	exitChanges = 2 // diff/plan: drift or changes found; also usage errors
+)
+
+// exitError carries an exit code through cobra's error return.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// usageError marks bad flags or arguments (exit 2).
+func usageError(format string, args ...any) error {
+	return &exitError{code: exitChanges, err: fmt.Errorf(format, args...)}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string) int {
+	root := newRootCmd()
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil && ee.err.Error() != "" {
+			fmt.Fprintln(os.Stderr, "fleetd:", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintln(os.Stderr, "fleetd:", err)
+	return exitFailure
+}
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "fleetd",
+		Short:         "GitOps reconciliation for Docker hosts, from Compose files in Git",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return &exitError{code: exitChanges, err: err}
+	})
+	root.AddCommand(newVersionCmd(), newValidateCmd())
+	return root
+}

@@ -1,0 +1,141 @@
+package reconcile
+
+import (
+	"time"
+
+	"github.com/fleetd/fleetd/drift"
+	"github.com/fleetd/fleetd/fleets"
+)
+
+// Op is what one action does.
+type Op string
+
+// Operations, in the order the text rendering explains them.
+const (
+	OpEnsureNetwork Op = "ensure-network"
+	OpEnsureVolume  Op = "ensure-volume"
+	OpPull          Op = "pull"
+	OpBuild         Op = "build"
+	OpCreate        Op = "create"
+	OpStart         Op = "start"
+	OpWaitHealthy   Op = "wait-healthy"
+	OpWaitExit      Op = "wait-exit"
+	OpStop          Op = "stop"
+	OpRemove        Op = "remove"
+	OpRename        Op = "rename"
+	OpRestart       Op = "restart"
+	OpUnpause       Op = "unpause"
+	OpConnect       Op = "connect"
+	OpUpdate        Op = "update"
+	OpRemoveNetwork Op = "remove-network"
+)
+
+// Action is one step of a plan. Target names what it acts on (a container,
+// network, volume or image reference); Cause says why, in words a reviewer
+// reads; After lists the IDs of actions that must succeed first.
+type Action struct {
+	ID      int    `json:"id"`
+	Op      Op     `json:"op"`
+	Fleet   string `json:"fleet"`
+	Service string `json:"service,omitempty"`
+	Target  string `json:"target"`
+	Cause   string `json:"cause"`
+	After   []int  `json:"after,omitempty"`
+
+	ContainerID string                    `json:"container_id,omitempty"`
+	NewName     string                    `json:"new_name,omitempty"` // rename
+	Instance    *fleets.Instance          `json:"-"`                  // create
+	Network     *fleets.Network           `json:"-"`                  // ensure-network
+	Volume      *fleets.Volume            `json:"-"`                  // ensure-volume
+	Build       *fleets.Build             `json:"-"`                  // build
+	Attachment  *fleets.NetworkAttachment `json:"-"`                  // connect
+	Spec        *fleets.Spec              `json:"-"`                  // update
+	Timeout     time.Duration             `json:"timeout,omitempty"`  // stop, restart, waits
+	Heal        bool                      `json:"heal,omitempty"`     // counts as a self-heal attempt for its container
+	// ImageFrom is the ID of the pull or build action whose image ID the
+	// created container is labelled with.
+	ImageFrom int `json:"image_from,omitempty"`
+}
+
+// Plan is the ordered list of actions that converges a host, plus what was
+// found and deliberately not acted on.
+type Plan struct {
+	Actions []Action `json:"actions"`
+	// Drift is every drift item the plan was computed from.
+	Drift []drift.Item `json:"drift"`
+	// Blocked lists services or fleets that get no actions, with the reason
+	// (a name conflict, self_heal off, suspend, heal backoff, refused prune).
+	Blocked []Blocked `json:"blocked,omitempty"`
+	// Refused is set when the prune guard refused the plan's removals.
+	Refused string `json:"refused,omitempty"`
+}
+
+// Blocked is a fleet or service the plan leaves alone, and why.
+type Blocked struct {
+	Fleet     string `json:"fleet"`
+	Service   string `json:"service,omitempty"`
+	Container string `json:"container,omitempty"`
+	Reason    string `json:"reason"`
+	// Error is true when the host cannot match the spec until someone acts
+	// (a conflict); false when leaving it is policy (alert-only, suspend,
+	// backoff).
+	Error bool `json:"error"`
+}
+
+// Empty reports whether the plan changes nothing.
+func (p Plan) Empty() bool { return len(p.Actions) == 0 }
+
+// Policy is everything besides desired and observed state that a plan
+// depends on. It is plain data so that Plan stays pure.
+type Policy struct {
+	Now      time.Time
+	Revision string // Git commit, written to io.fleetd.revision
+	RepoDir  string // absolute repository path, for "repo:" bind sources
+	// AllowMassPrune lifts the prune guard.
+	AllowMassPrune bool
+	// MassPruneRatio is the share of the host's managed containers a plan
+	// may remove before the guard refuses it (default 0.5).
+	MassPruneRatio float64
+	// Heals records past self-heal attempts per container name, for backoff.
+	Heals map[string]HealRecord
+	// HealBackoff is the first backoff after a heal (default 10s), doubled
+	// per attempt up to HealBackoffMax (default 5m).
+	HealBackoff    time.Duration
+	HealBackoffMax time.Duration
+}
+
+// HealRecord is the self-heal history of one container.
+type HealRecord struct {
+	Attempts int       `json:"attempts"`
+	Last     time.Time `json:"last"`
+}
+
+func (p Policy) massPruneRatio() float64 {
+	if p.MassPruneRatio <= 0 {
+		return 0.5
+	}
+	return p.MassPruneRatio
+}
+
+// healDue reports whether a container may be healed now, and when it may
+// be otherwise.
+func (p Policy) healDue(name string) (bool, time.Time) {
+	rec, ok := p.Heals[name]
+	if !ok || rec.Attempts == 0 {
+		return true, time.Time{}
+	}
+	base, limit := p.HealBackoff, p.HealBackoffMax
+	if base <= 0 {
+		base = 10 * time.Second
+	}
+	if limit <= 0 {
+		limit = 5 * time.Minute
+	}
+	wait := base
+	for i := 1; i < rec.Attempts && wait < limit; i++ {
+		wait *= 2
+	}
+	wait = min(wait, limit)
+	next := rec.Last.Add(wait)
+	return !p.Now.Before(next), next
+}

@@ -1,0 +1,310 @@
+package reconcile
+
+import (
+	"time"
+
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/fleetd/fleetd/drift"
+	"github.com/fleetd/fleetd/fleets"
+)
+
+// tempSuffix marks a container created to replace another; it is renamed to
+// the replaced container's name once that one is gone. Together with the
+// io.fleetd.replaces label it lets an interrupted replacement resume.
+const tempSuffix = "-next"
+
+// serviceCtx is what planning one service needs to know.
+type serviceCtx struct {
+	fleet fleets.Fleet
+	svc   fleets.Service
+	items []drift.Item
+	// deps are the actions new containers of this service start after:
+	// the networks, volumes and dependency readiness they need.
+	deps []int
+	// image is the pull/build action new containers wait for (0: none).
+	image int
+}
+
+// planService adds the actions that converge one service and records the
+// actions its dependents wait for.
+func (b *builder) planService(sc serviceCtx) {
+	f, svc := sc.fleet, sc.svc
+	for _, it := range sc.items {
+		if it.Kind == drift.Conflict {
+			b.block(f.Name, svc.Name, it.Container, "name conflict: "+it.Detail+"; fleetd never touches objects it did not create", true)
+			return
+		}
+	}
+	if needsImage(sc.items) {
+		id, err := b.ensureImage(f, svc)
+		if err != nil {
+			b.block(f.Name, svc.Name, "", err.Error(), true)
+			return
+		}
+		sc.image = id
+	}
+	resumed := b.resumeReplacements(sc)
+	for _, c := range groupByContainer(sc.items) {
+		if resumed[c.name] {
+			continue
+		}
+		b.planContainer(sc, c)
+	}
+}
+
+func needsImage(items []drift.Item) bool {
+	for _, it := range items {
+		switch it.Kind {
+		case drift.Missing, drift.SpecChange, drift.Image:
+			return true
+		}
+	}
+	return false
+}
+
+// containerItems is every drift item of one container (or one missing slot).
+type containerItems struct {
+	name  string
+	id    string
+	slot  int
+	kinds map[drift.Kind]drift.Item
+}
+
+func (c containerItems) has(k drift.Kind) bool { _, ok := c.kinds[k]; return ok }
+
+func groupByContainer(items []drift.Item) []containerItems {
+	var out []containerItems
+	index := map[string]int{}
+	for _, it := range items {
+		key := it.ContainerID
+		if key == "" {
+			key = "name:" + it.Container
+		}
+		i, ok := index[key]
+		if !ok {
+			i = len(out)
+			index[key] = i
+			out = append(out, containerItems{name: it.Container, id: it.ContainerID, slot: it.Slot, kinds: map[drift.Kind]drift.Item{}})
+		}
+		out[i].kinds[it.Kind] = it
+	}
+	return out
+}
+
+// planContainer decides what to do about one container. The order of the
+// cases is the priority: replacing a container makes healing it moot.
+func (b *builder) planContainer(sc serviceCtx, c containerItems) {
+	switch {
+	case c.has(drift.Missing):
+		b.createAndStart(sc, c.slot, c.name, "", causeOf(c.kinds[drift.Missing]))
+	case c.has(drift.Extra):
+		b.removeContainer(sc.fleet.Name, sc.svc, c.id, c.name, causeOf(c.kinds[drift.Extra]), b.running(c.id))
+	case c.has(drift.SpecChange):
+		b.replace(sc, c, causeOf(c.kinds[drift.SpecChange]))
+	case c.has(drift.Image):
+		b.replace(sc, c, causeOf(c.kinds[drift.Image]))
+	default:
+		b.heal(sc, c)
+	}
+}
+
+// createAndStart creates a container for slot and starts it after the
+// service's dependencies.
+func (b *builder) createAndStart(sc serviceCtx, slot int, name, replaces, cause string) int {
+	inst := b.instance(sc.fleet, sc.svc, slot, name, replaces)
+	create := b.add(Action{Op: OpCreate, Fleet: sc.fleet.Name, Service: sc.svc.Name, Target: name, Cause: cause,
+		After: append(slices.Clone(sc.deps), sc.image), Instance: inst, ImageFrom: sc.image})
+	start := b.add(Action{Op: OpStart, Fleet: sc.fleet.Name, Service: sc.svc.Name, Target: name, Cause: "new container", After: []int{create}})
+	b.markStarted(sc, name, start)
+	return start
+}
+
+// replace recreates a container whose spec or image changed: create the new
+// one under a temporary name (labelled with the one it replaces), stop and
+// remove the old, rename the new, start it. The next issue's rollout
+// strategies replace this sequence per batch.
+func (b *builder) replace(sc serviceCtx, c containerItems, cause string) {
+	f, svc := sc.fleet, sc.svc
+	temp := c.name + tempSuffix
+	inst := b.instance(f, svc, c.slot, temp, c.name)
+	create := b.add(Action{Op: OpCreate, Fleet: f.Name, Service: svc.Name, Target: temp, Cause: cause,
+		After: append(slices.Clone(sc.deps), sc.image), Instance: inst, ImageFrom: sc.image})
+	b.finishReplace(sc, c.id, c.name, temp, b.running(c.id), create)
+}
+
+// finishReplace stops and removes the old container, renames its
+// replacement to the old name and starts it.
+func (b *builder) finishReplace(sc serviceCtx, oldID, name, temp string, oldRunning bool, after int) {
+	f, svc := sc.fleet, sc.svc
+	prev := after
+	if oldID != "" {
+		if oldRunning {
+			prev = b.add(Action{Op: OpStop, Fleet: f.Name, Service: svc.Name, Target: name, ContainerID: oldID,
+				Cause: "replaced by " + temp, After: []int{prev}, Timeout: stopTimeout(svc)})
+		}
+		prev = b.add(Action{Op: OpRemove, Fleet: f.Name, Service: svc.Name, Target: name, ContainerID: oldID,
+			Cause: "replaced by " + temp, After: []int{prev}})
+	}
+	rename := b.add(Action{Op: OpRename, Fleet: f.Name, Service: svc.Name, Target: temp, NewName: name,
+		Cause: "takes the place of the replaced container", After: []int{prev}})
+	start := b.add(Action{Op: OpStart, Fleet: f.Name, Service: svc.Name, Target: name, Cause: "replacement", After: []int{rename}})
+	b.markStarted(sc, name, start)
+}
+
+// resumeReplacements finishes replacements a killed fleetd left half done:
+// a container labelled io.fleetd.replaces=<name> that already runs the
+// desired spec takes over its slot instead of being removed as extra. It
+// returns the names of the containers it planned for.
+func (b *builder) resumeReplacements(sc serviceCtx) map[string]bool {
+	done := map[string]bool{}
+	for _, c := range groupByContainer(sc.items) {
+		ctr := b.container(c.id)
+		if ctr == nil {
+			continue
+		}
+		replaces := ctr.Labels[fleets.LabelReplaces]
+		if replaces == "" || ctr.Labels[fleets.LabelSpecHash] != sc.svc.Hash || ctr.Name == replaces {
+			continue
+		}
+		old := b.managedByName(replaces)
+		oldID, oldRunning := "", false
+		if old != nil {
+			oldID, oldRunning = old.ID, old.State == "running" || old.State == "paused" || old.State == "restarting"
+		}
+		b.finishReplace(sc, oldID, replaces, ctr.Name, oldRunning, 0)
+		done[c.name] = true
+		done[replaces] = true
+	}
+	return done
+}
+
+// heal answers drift that happened out of band: stopped, paused, unhealthy
+// or modified containers. A fleet with self_heal off is reported only, and a
+// container healed recently waits out its backoff.
+func (b *builder) heal(sc serviceCtx, c containerItems) {
+	f, svc := sc.fleet, sc.svc
+	if c.has(drift.Restarting) && len(c.kinds) == 1 {
+		b.block(f.Name, svc.Name, c.name, "Docker is restarting it (restart policy); not acted on", false)
+		return
+	}
+	if !f.Policy.SelfHeal {
+		b.block(f.Name, svc.Name, c.name, "self_heal is off: "+kindList(c), false)
+		return
+	}
+	if due, next := b.pol.healDue(c.name); !due {
+		b.block(f.Name, svc.Name, c.name, fmt.Sprintf("heal backoff until %s: %s", next.UTC().Format("15:04:05"), kindList(c)), false)
+		return
+	}
+	if it, ok := c.kinds[drift.Modified]; ok {
+		b.healModified(sc, c, it)
+	}
+	switch {
+	case c.has(drift.Stopped):
+		id := b.add(Action{Op: OpStart, Fleet: f.Name, Service: svc.Name, Target: c.name, ContainerID: c.id, Cause: causeOf(c.kinds[drift.Stopped]), Heal: true})
+		b.markStarted(sc, c.name, id)
+	case c.has(drift.Paused):
+		b.add(Action{Op: OpUnpause, Fleet: f.Name, Service: svc.Name, Target: c.name, ContainerID: c.id, Cause: causeOf(c.kinds[drift.Paused]), Heal: true})
+	case c.has(drift.Unhealthy):
+		id := b.add(Action{Op: OpRestart, Fleet: f.Name, Service: svc.Name, Target: c.name, ContainerID: c.id, Cause: causeOf(c.kinds[drift.Unhealthy]), Heal: true, Timeout: stopTimeout(svc)})
+		b.markStarted(sc, c.name, id)
+	}
+}
+
+// healModified undoes out-of-band changes: a rename, a network disconnect,
+// changed limits or restart policy.
+func (b *builder) healModified(sc serviceCtx, c containerItems, it drift.Item) {
+	f, svc := sc.fleet, sc.svc
+	cause := causeOf(it)
+	update := false
+	for _, fd := range it.Fields {
+		switch {
+		case fd.Field == "name":
+			b.add(Action{Op: OpRename, Fleet: f.Name, Service: svc.Name, Target: fd.Have, ContainerID: c.id, NewName: fd.Want, Cause: cause, Heal: true})
+		case strings.HasPrefix(fd.Field, "networks"):
+			for _, att := range svc.Spec.Networks {
+				if b.attached(c.id, att.Network) {
+					continue
+				}
+				a := att
+				b.add(Action{Op: OpConnect, Fleet: f.Name, Service: svc.Name, Target: c.name, ContainerID: c.id, Cause: cause, Attachment: &a, Heal: true})
+			}
+		case strings.HasPrefix(fd.Field, "resources.") || fd.Field == "restart":
+			update = true
+		}
+	}
+	if update {
+		spec := b.appliedSpec(c.id, svc.Spec)
+		b.add(Action{Op: OpUpdate, Fleet: f.Name, Service: svc.Name, Target: c.name, ContainerID: c.id, Cause: cause, Spec: &spec, Heal: true})
+	}
+}
+
+// removeContainer stops (when running) and removes a managed container.
+func (b *builder) removeContainer(fleet string, svc fleets.Service, id, name, cause string, running bool) int {
+	prev := 0
+	if running {
+		prev = b.add(Action{Op: OpStop, Fleet: fleet, Service: svc.Name, Target: name, ContainerID: id, Cause: cause, Timeout: stopTimeout(svc)})
+	}
+	return b.add(Action{Op: OpRemove, Fleet: fleet, Service: svc.Name, Target: name, ContainerID: id, Cause: cause, After: []int{prev}})
+}
+
+// markStarted records that a container of the service is (re)started by
+// action id, and adds the waits its dependents may need.
+func (b *builder) markStarted(sc serviceCtx, name string, id int) {
+	key := sc.fleet.Name + "/" + sc.svc.Name
+	r := b.ready[key]
+	if r == nil {
+		r = map[string][]int{}
+		b.ready[key] = r
+	}
+	r[fleets.ConditionStarted] = append(r[fleets.ConditionStarted], id)
+	if b.dependedOn(sc.fleet, sc.svc.Name, fleets.ConditionHealthy) {
+		w := b.add(Action{Op: OpWaitHealthy, Fleet: sc.fleet.Name, Service: sc.svc.Name, Target: name, Cause: "a dependent waits for service_healthy",
+			After: []int{id}, Timeout: sc.svc.HealthTimeout})
+		r[fleets.ConditionHealthy] = append(r[fleets.ConditionHealthy], w)
+	}
+	if b.dependedOn(sc.fleet, sc.svc.Name, fleets.ConditionCompleted) {
+		w := b.add(Action{Op: OpWaitExit, Fleet: sc.fleet.Name, Service: sc.svc.Name, Target: name, Cause: "a dependent waits for service_completed_successfully",
+			After: []int{id}, Timeout: sc.svc.HealthTimeout})
+		r[fleets.ConditionCompleted] = append(r[fleets.ConditionCompleted], w)
+	}
+}
+
+func (b *builder) dependedOn(f fleets.Fleet, service, condition string) bool {
+	for _, s := range f.Services {
+		for _, d := range s.DependsOn {
+			if d.Service == service && d.Condition == condition {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// readiness returns the actions a service's new containers start after
+// because of its depends_on.
+func (b *builder) readiness(f fleets.Fleet, svc fleets.Service) []int {
+	var ids []int
+	for _, d := range svc.DependsOn {
+		ids = append(ids, b.ready[f.Name+"/"+d.Service][d.Condition]...)
+	}
+	return ids
+}
+
+func stopTimeout(svc fleets.Service) time.Duration {
+	if svc.Spec.StopGracePeriod > 0 {
+		return svc.Spec.StopGracePeriod
+	}
+	return 10 * time.Second
+}
+
+func kindList(c containerItems) string {
+	var ks []string
+	for k := range c.kinds {
+		ks = append(ks, string(k))
+	}
+	slices.Sort(ks)
+	return strings.Join(ks, ", ")
+}

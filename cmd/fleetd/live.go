@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fleetd/fleetd/drift"
+	"github.com/fleetd/fleetd/engine"
+	"github.com/fleetd/fleetd/fleets"
+)
+
+// liveFlags are the flags of the commands that compare a repository
+// directory with the local engine: diff, plan --live and apply.
+type liveFlags struct {
+	hostFlags
+	repo   string
+	format string
+}
+
+func (l *liveFlags) register(cmd *cobra.Command) {
+	l.hostFlags.register(cmd)
+	cmd.Flags().StringVar(&l.repo, "repo", ".", "directory holding the fleets (a checkout of the fleet repository's path)")
+	cmd.Flags().StringVar(&l.format, "format", "text", "output format: text or json")
+}
+
+func (l *liveFlags) checkFormat() error {
+	if l.format != "text" && l.format != "json" {
+		return usageError("--format %q: want text or json", l.format)
+	}
+	return nil
+}
+
+// liveState is the desired state of this host and one observation of it.
+type liveState struct {
+	host     fleets.Host
+	repoDir  string
+	desired  []fleets.Fleet
+	observed drift.Observed
+	engine   *engine.Docker
+}
+
+// loadLive loads the fleets for the host and observes the engine. A
+// repository with any invalid fleet is refused as a whole: an invalid fleet
+// would otherwise look absent, and its containers like orphans. The caller
+// closes the returned engine.
+func loadLive(ctx context.Context, l *liveFlags, opts drift.ObserveOptions) (*liveState, error) {
+	host, err := l.host()
+	if err != nil {
+		return nil, err
+	}
+	repoDir, err := filepath.Abs(l.repo)
+	if err != nil {
+		return nil, fmt.Errorf("--repo %s: %w", l.repo, err)
+	}
+	desired, err := fleets.Load(ctx, repoDir, host)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", l.repo, err)
+	}
+	eng, err := engine.New(ctx)
+	if err != nil {
+		return nil, err
+	}
+	obs, err := eng.Observe(ctx, opts)
+	if err != nil {
+		eng.Close()
+		return nil, fmt.Errorf("observe: %w", err)
+	}
+	return &liveState{host: host, repoDir: repoDir, desired: desired, observed: obs, engine: eng}, nil
+}
+
+func newDiffCmd() *cobra.Command {
+	var l liveFlags
+	var cheap bool
+	cmd := &cobra.Command{
+		Use:   "diff",
+		Short: "Show how this host differs from the fleets in --repo",
+		Long: `diff loads the fleets in --repo for this host, observes the local Docker
+engine and prints the drift, grouped by fleet and service. Exit 0 in sync,
+2 when drift is found, 1 on error.
+
+By default every managed container is inspected, so that limits changed with
+'docker update' are seen; --cheap observes with list calls only.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := l.checkFormat(); err != nil {
+				return err
+			}
+			st, err := loadLive(cmd.Context(), &l, drift.ObserveOptions{InspectAll: !cheap})
+			if err != nil {
+				return err
+			}
+			defer st.engine.Close()
+			items := drift.Diff(st.desired, st.observed)
+			if err := writeDiff(cmd.OutOrStdout(), l.format, st.host, items); err != nil {
+				return err
+			}
+			if len(items) > 0 {
+				return &exitError{code: exitChanges, err: fmt.Errorf("")}
+			}
+			return nil
+		},
+	}
+	l.register(cmd)
+	cmd.Flags().BoolVar(&cheap, "cheap", false, "list calls only: skip inspecting in-sync containers")
+	return cmd
+}
+
+// diffReport is the JSON schema of `fleetd diff --format json`.
+type diffReport struct {
+	Host   string       `json:"host"`
+	InSync bool         `json:"in_sync"`
+	Drift  []drift.Item `json:"drift"`
+}
+
+func writeDiff(w io.Writer, format string, host fleets.Host, items []drift.Item) error {
+	if format == "json" {
+		if items == nil {
+			items = []drift.Item{}
+		}
+		return writeJSON(w, diffReport{Host: host.Name, InSync: len(items) == 0, Drift: items})
+	}
+	if len(items) == 0 {
+		_, err := fmt.Fprintf(w, "host %s is in sync\n", host.Name)
+		return err
+	}
+	_, err := fmt.Fprintf(w, "host %s: %d drift items\n%s", host.Name, len(items), drift.Text(items))
+	return err
+}

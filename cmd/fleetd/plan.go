@@ -1,0 +1,70 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fleetd/fleetd/drift"
+	"github.com/fleetd/fleetd/reconcile"
+)
+
+func newPlanCmd() *cobra.Command {
+	var l liveFlags
+	var live, allowMassPrune bool
+	cmd := &cobra.Command{
+		Use:   "plan --live",
+		Short: "Show what apply would do on this host, and why",
+		Long: `plan --live loads the fleets in --repo for this host, observes the local
+Docker engine and prints the actions 'fleetd apply' would take, each with its
+cause. Exit 0 when there is nothing to do, 2 when there are changes, 1 on
+error.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !live {
+				return usageError("plan needs --live (compare --repo with this host's engine)")
+			}
+			if err := l.checkFormat(); err != nil {
+				return err
+			}
+			st, err := loadLive(cmd.Context(), &l, drift.ObserveOptions{InspectAll: true})
+			if err != nil {
+				return err
+			}
+			defer st.engine.Close()
+			p := reconcile.Plan(st.desired, st.observed, st.policy(allowMassPrune))
+			if err := writePlan(cmd.OutOrStdout(), l.format, p); err != nil {
+				return err
+			}
+			if !p.Empty() || p.Refused != "" {
+				return &exitError{code: exitChanges, err: errors.New("")}
+			}
+			return nil
+		},
+	}
+	l.register(cmd)
+	cmd.Flags().BoolVar(&live, "live", false, "plan against this host's Docker engine")
+	cmd.Flags().BoolVar(&allowMassPrune, "allow-mass-prune", false, "plan as if the prune guard were lifted")
+	return cmd
+}
+
+func (st *liveState) policy(allowMassPrune bool) reconcile.Policy {
+	return reconcile.Policy{Now: time.Now(), RepoDir: st.repoDir, AllowMassPrune: allowMassPrune}
+}
+
+func writePlan(w io.Writer, format string, p reconcile.Plan) error {
+	if format == "json" {
+		if p.Actions == nil {
+			p.Actions = []reconcile.Action{}
+		}
+		if p.Drift == nil {
+			p.Drift = []drift.Item{}
+		}
+		return writeJSON(w, p)
+	}
+	_, err := fmt.Fprint(w, p.String())
+	return err
+}

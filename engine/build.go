@@ -1,0 +1,157 @@
+package engine
+
+import (
+	"archive/tar"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/docker/docker/api/types/build"
+	"github.com/moby/patternmatcher"
+	"github.com/moby/patternmatcher/ignorefile"
+
+	"github.com/fleetd/fleetd/fleets"
+)
+
+// BuildImage builds b with the classic builder, tags it ref and labels it
+// io.fleetd.managed=true; it returns the image ID. The build context is
+// streamed as a tar that honours .dockerignore. The daemon answers 200 even
+// when the build fails, so the stream's error message is the error.
+func (d *Docker) BuildImage(ctx context.Context, b fleets.Build, ref string) (string, error) {
+	dockerfile := cmp.Or(b.Dockerfile, "Dockerfile")
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(tarContext(pw, b.Context, dockerfile)) }()
+	defer pr.Close()
+
+	resp, err := d.cli.ImageBuild(ctx, pr, build.ImageBuildOptions{
+		Tags:        []string{ref},
+		Dockerfile:  filepath.ToSlash(dockerfile),
+		BuildArgs:   buildArgs(b.Args),
+		Target:      b.Target,
+		Labels:      map[string]string{fleets.LabelManaged: "true"},
+		Remove:      true,
+		ForceRemove: true,
+		Version:     build.BuilderV1,
+	})
+	if err != nil {
+		return "", fmt.Errorf("build %s from %s: %w", ref, b.ContextDir, err)
+	}
+	defer resp.Body.Close()
+	res, err := readStream(resp.Body)
+	if err != nil {
+		return "", fmt.Errorf("build %s from %s: %w", ref, b.ContextDir, err)
+	}
+	if res.ImageID != "" {
+		return res.ImageID, nil
+	}
+	return d.ImageID(ctx, ref)
+}
+
+func buildArgs(args map[string]string) map[string]*string {
+	out := make(map[string]*string, len(args))
+	for k, v := range args {
+		out[k] = &v
+	}
+	return out
+}
+
+// tarContext writes the build context dir to w, skipping what .dockerignore
+// excludes except the Dockerfile and .dockerignore themselves (the builder
+// needs them, as with `docker build`). Symlinks are archived as links, never
+// followed.
+func tarContext(w io.Writer, dir, dockerfile string) error {
+	pm, err := readDockerignore(dir)
+	if err != nil {
+		return err
+	}
+	keep := map[string]bool{filepath.ToSlash(filepath.Clean(dockerfile)): true, ".dockerignore": true}
+	tw := tar.NewWriter(w)
+	err = filepath.WalkDir(dir, func(path string, entry fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, path)
+		if err != nil || rel == "." {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		if skip, err := ignored(pm, rel, keep); err != nil || skip {
+			if err == nil && entry.IsDir() && !pm.Exclusions() {
+				return filepath.SkipDir
+			}
+			return err
+		}
+		return addToTar(tw, path, rel, entry)
+	})
+	if err != nil {
+		return fmt.Errorf("archive build context %s: %w", dir, err)
+	}
+	return tw.Close()
+}
+
+func readDockerignore(dir string) (*patternmatcher.PatternMatcher, error) {
+	f, err := os.Open(filepath.Join(dir, ".dockerignore"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return patternmatcher.New(nil)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read .dockerignore: %w", err)
+	}
+	defer f.Close()
+	patterns, err := ignorefile.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("read .dockerignore: %w", err)
+	}
+	return patternmatcher.New(patterns)
+}
+
+func ignored(pm *patternmatcher.PatternMatcher, rel string, keep map[string]bool) (bool, error) {
+	if keep[rel] {
+		return false, nil
+	}
+	return pm.MatchesOrParentMatches(rel)
+}
+
+func addToTar(tw *tar.Writer, path, rel string, entry fs.DirEntry) error {
+	info, err := entry.Info()
+	if err != nil {
+		return err
+	}
+	var link string
+	if info.Mode()&fs.ModeSymlink != 0 {
+		if link, err = os.Readlink(path); err != nil {
+			return err
+		}
+	}
+	hdr, err := tar.FileInfoHeader(info, link)
+	if err != nil {
+		return err
+	}
+	hdr.Name = rel
+	if info.IsDir() {
+		hdr.Name += "/"
+	}
+	hdr.Uid, hdr.Gid, hdr.Uname, hdr.Gname = 0, 0, "", ""
+	if err := tw.WriteHeader(hdr); err != nil {
+		return err
+	}
+	if !info.Mode().IsRegular() {
+		return nil
+	}
+	return copyFile(tw, path)
+}
+
+func copyFile(w io.Writer, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(w, f)
+	return err
+}

@@ -1,0 +1,223 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+
+	"github.com/fleetd/fleetd/fleets"
+)
+
+// CreateContainer creates inst (it does not start it): it connects every
+// network of the spec with its aliases plus the container name, and copies
+// the secrets and configs in. If any step after create fails, the new
+// container is removed so that a retry starts clean. A name held by an
+// unmanaged container is a *ConflictError.
+func (d *Docker) CreateContainer(ctx context.Context, inst fleets.Instance) (string, error) {
+	cc, err := convert(inst, d.cli.ClientVersion())
+	if err != nil {
+		return "", fmt.Errorf("create container %s: %w", inst.Name, err)
+	}
+	files, err := readFiles(inst.Spec)
+	if err != nil {
+		return "", fmt.Errorf("create container %s: %w", inst.Name, err)
+	}
+	if inst.Spec.ReadOnly {
+		// Docker refuses to copy into a read-only rootfs: bind the files.
+		cc.Host.Binds = append(cc.Host.Binds, fileBinds(inst.Spec)...)
+		files = nil
+	}
+	resp, err := d.cli.ContainerCreate(ctx, cc.Config, cc.Host, cc.Networking, nil, inst.Name)
+	if err != nil {
+		return "", d.createError(ctx, inst.Name, err)
+	}
+	if err := d.finishCreate(ctx, resp.ID, cc.Connect, files); err != nil {
+		d.discard(ctx, resp.ID)
+		return "", fmt.Errorf("create container %s: %w", inst.Name, err)
+	}
+	return resp.ID, nil
+}
+
+func (d *Docker) createError(ctx context.Context, name string, err error) error {
+	if cerrdefs.IsConflict(err) {
+		if holder, ierr := d.cli.ContainerInspect(ctx, name); ierr == nil && !isManaged(holder.Config.Labels) {
+			return fmt.Errorf("create container: %w", &ConflictError{Kind: "container", Name: name})
+		}
+	}
+	return fmt.Errorf("create container %s: %w", name, err)
+}
+
+// finishCreate connects the networks ContainerCreate could not take and
+// copies secrets and configs in.
+func (d *Docker) finishCreate(ctx context.Context, id string, connect []endpoint, files []file) error {
+	for _, ep := range connect {
+		if err := d.cli.NetworkConnect(ctx, ep.Network, id, ep.Settings); err != nil {
+			return fmt.Errorf("connect network %s: %w", ep.Network, err)
+		}
+	}
+	if len(files) == 0 {
+		return nil
+	}
+	archive, err := tarFiles(files)
+	if err != nil {
+		return err
+	}
+	if err := d.cli.CopyToContainer(ctx, id, "/", archive, container.CopyToContainerOptions{}); err != nil {
+		return fmt.Errorf("copy secrets and configs: %w", err)
+	}
+	return nil
+}
+
+// discard removes a container CreateContainer made but could not finish.
+func (d *Docker) discard(ctx context.Context, id string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := d.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true}); err != nil {
+		d.log.Warn("remove half-created container", "id", shortID(id), "err", err)
+	}
+}
+
+// managedContainer inspects id and returns it if it carries
+// io.fleetd.managed=true, else an error wrapping ErrNotManaged.
+func (d *Docker) managedContainer(ctx context.Context, id string) (container.InspectResponse, error) {
+	ctr, err := d.cli.ContainerInspect(ctx, id)
+	if err != nil {
+		return container.InspectResponse{}, err
+	}
+	if ctr.Config == nil || !isManaged(ctr.Config.Labels) {
+		return container.InspectResponse{}, fmt.Errorf("container %s: %w", containerName(ctr, id), ErrNotManaged)
+	}
+	return ctr, nil
+}
+
+// withManaged runs op on a managed container; verb names the operation in
+// errors.
+func (d *Docker) withManaged(ctx context.Context, verb, id string, op func(container.InspectResponse) error) error {
+	ctr, err := d.managedContainer(ctx, id)
+	if err != nil {
+		return fmt.Errorf("%s container %s: %w", verb, shortID(id), err)
+	}
+	if err := op(ctr); err != nil {
+		return fmt.Errorf("%s container %s: %w", verb, containerName(ctr, id), err)
+	}
+	return nil
+}
+
+// StartContainer starts a managed container.
+func (d *Docker) StartContainer(ctx context.Context, id string) error {
+	return d.withManaged(ctx, "start", id, func(container.InspectResponse) error {
+		return d.cli.ContainerStart(ctx, id, container.StartOptions{})
+	})
+}
+
+// StopContainer stops a managed container, killing it after timeout.
+func (d *Docker) StopContainer(ctx context.Context, id string, timeout time.Duration) error {
+	return d.withManaged(ctx, "stop", id, func(container.InspectResponse) error {
+		return d.cli.ContainerStop(ctx, id, stopOptions(timeout))
+	})
+}
+
+// RestartContainer restarts a managed container.
+func (d *Docker) RestartContainer(ctx context.Context, id string, timeout time.Duration) error {
+	return d.withManaged(ctx, "restart", id, func(container.InspectResponse) error {
+		return d.cli.ContainerRestart(ctx, id, stopOptions(timeout))
+	})
+}
+
+func stopOptions(timeout time.Duration) container.StopOptions {
+	secs := int((timeout + time.Second - 1) / time.Second)
+	return container.StopOptions{Timeout: &secs}
+}
+
+// RemoveContainer removes a managed container, stopping it first (with its
+// own stop timeout) if it runs. It never removes volumes, anonymous ones
+// included. A container that is already gone is not an error.
+func (d *Docker) RemoveContainer(ctx context.Context, id string) error {
+	err := d.withManaged(ctx, "remove", id, func(ctr container.InspectResponse) error {
+		if ctr.State != nil && (ctr.State.Running || ctr.State.Restarting) {
+			if err := d.cli.ContainerStop(ctx, id, container.StopOptions{}); err != nil {
+				return fmt.Errorf("stop: %w", err)
+			}
+		}
+		return d.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: false, RemoveVolumes: false})
+	})
+	if cerrdefs.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+// RenameContainer renames a managed container. A new name held by an
+// unmanaged container is a *ConflictError.
+func (d *Docker) RenameContainer(ctx context.Context, id, name string) error {
+	return d.withManaged(ctx, "rename", id, func(container.InspectResponse) error {
+		err := d.cli.ContainerRename(ctx, id, name)
+		if cerrdefs.IsConflict(err) {
+			if holder, ierr := d.cli.ContainerInspect(ctx, name); ierr == nil && !isManaged(holder.Config.Labels) {
+				return &ConflictError{Kind: "container", Name: name}
+			}
+		}
+		return err
+	})
+}
+
+// UnpauseContainer unpauses a managed container.
+func (d *Docker) UnpauseContainer(ctx context.Context, id string) error {
+	return d.withManaged(ctx, "unpause", id, func(container.InspectResponse) error {
+		return d.cli.ContainerUnpause(ctx, id)
+	})
+}
+
+// PauseContainer pauses a managed container (for tests and operators).
+func (d *Docker) PauseContainer(ctx context.Context, id string) error {
+	return d.withManaged(ctx, "pause", id, func(container.InspectResponse) error {
+		return d.cli.ContainerPause(ctx, id)
+	})
+}
+
+// KillContainer sends signal (default SIGKILL) to a managed container (for
+// tests and operators).
+func (d *Docker) KillContainer(ctx context.Context, id, signal string) error {
+	return d.withManaged(ctx, "kill", id, func(container.InspectResponse) error {
+		return d.cli.ContainerKill(ctx, id, signal)
+	})
+}
+
+// ConnectNetwork connects a managed container to a network with the
+// attachment's aliases plus containerName.
+func (d *Docker) ConnectNetwork(ctx context.Context, id string, att fleets.NetworkAttachment, containerName string) error {
+	return d.withManaged(ctx, "connect", id, func(container.InspectResponse) error {
+		es := endpointSettings(att, containerName, d.cli.ClientVersion())
+		if err := d.cli.NetworkConnect(ctx, att.Network, id, es); err != nil {
+			return fmt.Errorf("network %s: %w", att.Network, err)
+		}
+		return nil
+	})
+}
+
+// InspectContainer returns the raw inspect of a container, managed or not.
+func (d *Docker) InspectContainer(ctx context.Context, id string) (container.InspectResponse, error) {
+	ctr, err := d.cli.ContainerInspect(ctx, id)
+	if err != nil {
+		return container.InspectResponse{}, fmt.Errorf("inspect container %s: %w", id, err)
+	}
+	return ctr, nil
+}
+
+func containerName(ctr container.InspectResponse, id string) string {
+	if ctr.ContainerJSONBase != nil && ctr.Name != "" {
+		return strings.TrimPrefix(ctr.Name, "/")
+	}
+	return shortID(id)
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

@@ -1,0 +1,171 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/docker/docker/api/types/versions"
+	"github.com/docker/docker/client"
+
+	"github.com/fleetd/fleetd/fleets"
+	"github.com/fleetd/fleetd/reconcile"
+)
+
+var _ reconcile.Engine = (*Docker)(nil)
+
+// Docker is a reconcile.Engine backed by a Docker daemon. It is safe for
+// concurrent use.
+type Docker struct {
+	cli   *client.Client
+	calls *callCounter
+	log   *slog.Logger
+	// dockerConfigDir holds config.json with registry credentials.
+	dockerConfigDir string
+}
+
+type config struct {
+	pingTimeout     time.Duration
+	log             *slog.Logger
+	dockerConfigDir string
+}
+
+// Option configures New.
+type Option func(*config)
+
+// WithPingTimeout bounds the Ping New makes (default 5s).
+func WithPingTimeout(d time.Duration) Option {
+	return func(c *config) { c.pingTimeout = d }
+}
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) { c.log = l }
+}
+
+// WithDockerConfigDir sets the directory holding config.json with registry
+// credentials (default $DOCKER_CONFIG, else ~/.docker).
+func WithDockerConfigDir(dir string) Option {
+	return func(c *config) { c.dockerConfigDir = dir }
+}
+
+// New connects to the daemon the environment names (DOCKER_HOST,
+// DOCKER_CERT_PATH, DOCKER_TLS_VERIFY, DOCKER_API_VERSION), negotiates the
+// API version and pings it. Its error is one line naming the daemon address
+// and the cause, and wraps ErrUnreachable when the daemon cannot be reached.
+func New(ctx context.Context, opts ...Option) (*Docker, error) {
+	cfg := config{pingTimeout: 5 * time.Second, log: slog.Default(), dockerConfigDir: defaultDockerConfigDir()}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	calls := newCallCounter()
+	cli, err := newClient(calls)
+	if err != nil {
+		return nil, fmt.Errorf("docker client: %w", err)
+	}
+	d := &Docker{cli: cli, calls: calls, log: cfg.log, dockerConfigDir: cfg.dockerConfigDir}
+	if err := d.ping(ctx, cfg.pingTimeout); err != nil {
+		cli.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// newClient builds the SDK client on an http.Client we own so that its
+// transport can be wrapped for call counting. It applies what client.FromEnv
+// does, but in place: FromEnv replaces the http.Client when DOCKER_CERT_PATH
+// is set, which would drop our wrapper.
+func newClient(calls *callCounter) (*client.Client, error) {
+	tr := &http.Transport{MaxIdleConns: 6, IdleConnTimeout: 30 * time.Second}
+	hc := &http.Client{Transport: tr, CheckRedirect: client.CheckRedirect}
+	opts := []client.Opt{client.WithHTTPClient(hc), client.WithHost(client.DefaultDockerHost)}
+	if dir := os.Getenv(client.EnvOverrideCertPath); dir != "" {
+		opts = append(opts, client.WithTLSClientConfig(
+			filepath.Join(dir, "ca.pem"), filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")))
+	}
+	opts = append(opts, client.WithHostFromEnv(), client.WithVersionFromEnv(), client.WithAPIVersionNegotiation())
+	cli, err := client.NewClientWithOpts(opts...)
+	if err != nil {
+		return nil, err
+	}
+	if tr.TLSClientConfig != nil && os.Getenv(client.EnvTLSVerify) == "" {
+		tr.TLSClientConfig.InsecureSkipVerify = true // as client.FromEnv does
+	}
+	// NewClientWithOpts wrapped hc.Transport for tracing; count outside it.
+	hc.Transport = &countingTransport{next: hc.Transport, calls: calls}
+	return cli, nil
+}
+
+func (d *Docker) ping(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	_, err := d.cli.Ping(ctx)
+	if err == nil {
+		return nil
+	}
+	cause := d.calls.lastError()
+	if cause == nil {
+		cause = err
+	}
+	return &DaemonError{Host: d.cli.DaemonHost(), Reason: pingReason(ctx, cause), Err: cause}
+}
+
+func pingReason(ctx context.Context, err error) string {
+	switch {
+	case errors.Is(err, syscall.EACCES) || errors.Is(err, os.ErrPermission):
+		return "permission denied on the socket (is this user in the docker group?)"
+	case errors.Is(err, syscall.ENOENT):
+		return "not reachable (no such socket)"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "not reachable (connection refused)"
+	case ctx.Err() != nil:
+		return "not reachable (no answer to ping)"
+	default:
+		return "not reachable"
+	}
+}
+
+// Close releases the client's idle connections.
+func (d *Docker) Close() error {
+	if err := d.cli.Close(); err != nil {
+		return fmt.Errorf("close docker client: %w", err)
+	}
+	return nil
+}
+
+// DaemonHost is the address of the daemon, as in DOCKER_HOST.
+func (d *Docker) DaemonHost() string { return d.cli.DaemonHost() }
+
+// APIVersion is the negotiated API version.
+func (d *Docker) APIVersion() string { return d.cli.ClientVersion() }
+
+// apiAtLeast reports whether the negotiated API version is at least v.
+func (d *Docker) apiAtLeast(v string) bool {
+	return versions.GreaterThanOrEqualTo(d.cli.ClientVersion(), v)
+}
+
+func isManaged(labels map[string]string) bool {
+	return labels[fleets.LabelManaged] == "true"
+}
+
+func defaultDockerConfigDir() string {
+	if dir := os.Getenv("DOCKER_CONFIG"); dir != "" {
+		return dir
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(home, ".docker")
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}

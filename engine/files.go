@@ -1,0 +1,75 @@
+package engine
+
+import (
+	"archive/tar"
+	"bytes"
+	"fmt"
+	"os"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/fleetd/fleetd/fleets"
+)
+
+// defaultFileMode is the mode of a secret or config without one.
+const defaultFileMode = 0o444
+
+// file is a secret or config to copy into a container. Data is secret:
+// it never enters an error message or a log line.
+type file struct {
+	Target string
+	Mode   int64
+	Data   []byte
+}
+
+// readFiles reads the secrets and configs of spec from their sources.
+func readFiles(spec fleets.Spec) ([]file, error) {
+	var out []file
+	for _, ref := range slices.Concat(spec.Secrets, spec.Configs) {
+		data, err := os.ReadFile(ref.Source)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", ref.Name, err)
+		}
+		mode := int64(ref.Mode)
+		if mode == 0 {
+			mode = defaultFileMode
+		}
+		out = append(out, file{Target: ref.Target, Mode: mode, Data: data})
+	}
+	return out, nil
+}
+
+// fileBinds bind-mounts secret and config sources read-only, for
+// containers with a read-only root filesystem where copying is refused.
+func fileBinds(spec fleets.Spec) []string {
+	var out []string
+	for _, ref := range slices.Concat(spec.Secrets, spec.Configs) {
+		out = append(out, ref.Source+":"+ref.Target+":ro")
+	}
+	return out
+}
+
+// tarFiles archives files at their absolute targets, relative to "/". It
+// writes no directory entries: the daemon creates missing parents (0755,
+// root) and an entry would reset the mode of an existing one, like /tmp.
+func tarFiles(files []file) (*bytes.Buffer, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	now := time.Now()
+	for _, f := range files {
+		name := strings.TrimPrefix(path.Clean("/"+f.Target), "/")
+		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: f.Mode, Size: int64(len(f.Data)), ModTime: now}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return nil, fmt.Errorf("archive %s: %w", f.Target, err)
+		}
+		if _, err := tw.Write(f.Data); err != nil {
+			return nil, fmt.Errorf("archive %s: %w", f.Target, err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, fmt.Errorf("archive: %w", err)
+	}
+	return &buf, nil
+}

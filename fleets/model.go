@@ -277,6 +277,10 @@ type FileRef struct {
 	Mode   uint32 `json:"mode,omitempty"`
 	Digest string `json:"digest"`
 	Source string `json:"-"`
+	// Content holds the contents when there is no file to read them from
+	// (a secret from environment:, a config from content:); Source is then
+	// empty. It never enters JSON, a label or a log (see SecretBytes).
+	Content SecretBytes `json:"-"`
 }
 
 // Ulimit is one ulimit; Soft and Hard are equal for a single value.

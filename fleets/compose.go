@@ -1,0 +1,90 @@
+package fleets
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/compose-spec/compose-go/v2/loader"
+	"github.com/compose-spec/compose-go/v2/types"
+)
+
+// loadProject runs compose-go over a fleet's files (already read, size
+// checked and parsed once for positions) with fleetd's options:
+//
+//   - interpolation sees env only (the fleet's .env and the host's facts),
+//     never the agent's process environment;
+//   - no profile is active, so services with profiles are left out, as
+//     `docker compose up` does;
+//   - compose-go's consistency check is off: validate reports all such
+//     problems at once instead of the first;
+//   - env_file and label_file are not read here: checkProjectFiles confines
+//     and size-checks them first, then resolveFiles reads them;
+//   - include is off (reported as unsupported), and every file compose-go
+//     opens by itself (extends.file) passes guard first.
+func loadProject(ctx context.Context, ft fleetTree, name string, files []*composeFile, env map[string]string, unsupported func([]loader.UnsupportedAttribute)) (*types.Project, error) {
+	details := types.ConfigDetails{
+		WorkingDir:  ft.dir,
+		Environment: env,
+	}
+	for _, f := range files {
+		details.ConfigFiles = append(details.ConfigFiles, types.ConfigFile{Filename: f.abs, Content: f.data})
+	}
+	opts := func(o *loader.Options) {
+		o.SetProjectName(name, false)
+		o.SkipConsistencyCheck = true
+		o.SkipResolveEnvironment = true
+		o.SkipResolveLabels = true
+		o.SkipInclude = true
+		o.Profiles = nil
+		o.KnownExtensions = map[string]any{extensionKey: xFleetd{}}
+		o.ResourceLoaders = []loader.ResourceLoader{guard{ft}}
+	}
+	project, err := loader.LoadWithContext(ctx, details, opts,
+		loader.WithUnsupportedAttributesCheck(unsupportedPatterns, unsupported))
+	if err != nil {
+		return nil, err
+	}
+	return project, nil
+}
+
+// resolveFiles reads env_file and label_file into each service's
+// environment and labels. It must run only after checkProjectFiles.
+func resolveFiles(project *types.Project) (*types.Project, error) {
+	project, err := project.WithServicesEnvironmentResolved(true)
+	if err != nil {
+		return nil, fmt.Errorf("env_file: %w", err)
+	}
+	project, err = project.WithServicesLabelsResolved(true)
+	if err != nil {
+		return nil, fmt.Errorf("label_file: %w", err)
+	}
+	return project, nil
+}
+
+// guard is a compose-go ResourceLoader placed before the local one. It
+// claims every path that leaves the fleet's tree, or is too large, and
+// refuses to load it, so compose-go never opens such a file (extends.file).
+// Relative paths are taken relative to the fleet directory, which is where
+// compose-go resolves them from the fleet's own files.
+type guard struct{ ft fleetTree }
+
+func (g guard) Accept(p string) bool { return g.check(p) != nil }
+
+func (g guard) Load(_ context.Context, p string) (string, error) {
+	return "", g.check(p)
+}
+
+func (g guard) Dir(p string) string { return filepath.Dir(p) }
+
+func (g guard) check(p string) error {
+	abs, err := g.ft.resolve(p)
+	if err != nil {
+		return err
+	}
+	if info, err := os.Stat(abs); err == nil && info.Size() > maxComposeFileSize {
+		return fmt.Errorf("%s: %w (%d bytes, limit %d)", p, errTooLarge, info.Size(), maxComposeFileSize)
+	}
+	return nil
+}

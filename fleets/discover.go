@@ -1,0 +1,123 @@
+package fleets
+
+import (
+	"fmt"
+	"io/fs"
+	"maps"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/compose-spec/compose-go/v2/loader"
+)
+
+// File names Compose looks for, in its order of preference.
+var (
+	composeFileNames  = []string{"compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"}
+	overrideFileNames = []string{"compose.override.yaml", "compose.override.yml", "docker-compose.override.yaml", "docker-compose.override.yml"}
+)
+
+// fleetDir is one directory that holds a compose file.
+type fleetDir struct {
+	rel   string   // slash path relative to the repository path, "." for the root
+	name  string   // the directory's name, normalised as a Compose project name
+	files []string // compose files to merge, in order: main, override, host; relative to rel
+}
+
+// discover walks root for fleet directories, sorted by path. Hidden
+// directories (.git) are skipped, and symlinked directories are not
+// followed. A directory whose compose files are ambiguous is reported.
+func discover(root string, host Host) ([]fleetDir, ProblemList, error) {
+	names := map[string][]string{} // slash dir -> compose-related file names
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if p != root && strings.HasPrefix(d.Name(), ".") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if isComposeName(d.Name(), host) {
+			rel, err := filepath.Rel(root, filepath.Dir(p))
+			if err != nil {
+				return err
+			}
+			dir := filepath.ToSlash(rel)
+			names[dir] = append(names[dir], d.Name())
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("discover fleets: %w", err)
+	}
+	var dirs []fleetDir
+	var problems ProblemList
+	for _, dir := range slices.Sorted(maps.Keys(names)) {
+		fd, p := newFleetDir(root, dir, names[dir], host)
+		problems = append(problems, p...)
+		if p == nil && fd.files != nil {
+			dirs = append(dirs, fd)
+		}
+	}
+	return dirs, problems, nil
+}
+
+func newFleetDir(root, dir string, present []string, host Host) (fleetDir, ProblemList) {
+	fd := fleetDir{rel: dir, name: dirFleetName(root, dir)}
+	var problems ProblemList
+	groups := [][]string{composeFileNames, overrideFileNames, hostFileNames(host)}
+	for i, group := range groups {
+		found := intersect(group, present)
+		if i == 0 && len(found) == 0 {
+			return fleetDir{}, nil // an override without a compose file is not a fleet
+		}
+		if len(found) > 1 {
+			problems = append(problems, Problem{
+				File:    dir,
+				Fleet:   fd.name,
+				Message: fmt.Sprintf("several compose files where Compose reads one: %s", strings.Join(found, ", ")),
+			})
+			continue
+		}
+		fd.files = append(fd.files, found...)
+	}
+	return fd, problems
+}
+
+func dirFleetName(root, dir string) string {
+	base := path.Base(dir)
+	if dir == "." {
+		abs, err := filepath.Abs(root)
+		if err == nil {
+			base = filepath.Base(abs)
+		}
+	}
+	return loader.NormalizeProjectName(base)
+}
+
+func hostFileNames(host Host) []string {
+	if host.Name == "" {
+		return nil
+	}
+	return []string{"compose." + host.Name + ".yaml", "compose." + host.Name + ".yml"}
+}
+
+func isComposeName(name string, host Host) bool {
+	return slices.Contains(composeFileNames, name) ||
+		slices.Contains(overrideFileNames, name) ||
+		slices.Contains(hostFileNames(host), name)
+}
+
+// intersect returns the names in want that are present, in want's order.
+func intersect(want, present []string) []string {
+	var out []string
+	for _, n := range want {
+		if slices.Contains(present, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}

@@ -1,0 +1,104 @@
+package fleets
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// report collects the problems of one fleet and places each at the file
+// and line that define its field.
+type report struct {
+	fleet    string
+	dir      string // the fleet's directory, slash, relative to the repository path
+	absRoot  string // the repository path, absolute, to shorten paths in messages
+	files    []*composeFile
+	problems ProblemList
+}
+
+// fleetf reports a fleet-level problem; field is a dotted path from the top
+// of the compose file ("networks.front").
+func (r *report) fleetf(field, format string, args ...any) {
+	r.add("", field, splitPath(field), fmt.Sprintf(format, args...))
+}
+
+// servicef reports a problem of a service; field is a dotted path inside
+// the service ("deploy.replicas").
+func (r *report) servicef(service, field, format string, args ...any) {
+	path := append([]string{"services", service}, splitPath(field)...)
+	r.add(service, field, path, fmt.Sprintf(format, args...))
+}
+
+// fileErr reports a problem that concerns one file rather than a field.
+func (r *report) fileErr(rel string, line int, err error) {
+	r.problems = append(r.problems, Problem{File: rel, Line: line, Fleet: r.fleet, Message: r.shorten(err.Error())})
+}
+
+func (r *report) add(service, field string, path []string, msg string) {
+	file, line := locate(r.files, path)
+	if file == "" {
+		file = r.dir
+	}
+	r.problems = append(r.problems, Problem{
+		File: file, Line: line, Fleet: r.fleet, Service: service, Field: field,
+		Message: r.shorten(msg),
+	})
+}
+
+// shorten makes absolute paths in a message relative to the repository, so
+// that messages do not depend on where the revision is checked out.
+func (r *report) shorten(msg string) string {
+	if r.absRoot == "" {
+		return msg
+	}
+	return strings.ReplaceAll(msg, r.absRoot+"/", "")
+}
+
+func (r *report) failed() bool { return len(r.problems) > 0 }
+
+func splitPath(field string) []string {
+	if field == "" {
+		return nil
+	}
+	return strings.Split(field, ".")
+}
+
+var (
+	schemaError = regexp.MustCompile(`^validating (\S+): (\S+) (.*)$`)
+	interpError = regexp.MustCompile(`^error while interpolating (\S+): (.*)$`)
+	pathError   = regexp.MustCompile(`^(services\.[^ :]+|networks\.[^ :]+|volumes\.[^ :]+|secrets\.[^ :]+|configs\.[^ :]+)(?::)? (.*)$`)
+)
+
+// composeErr turns an error from compose-go into a problem, recovering the
+// field path its message names so that the problem gets a line.
+func (r *report) composeErr(err error) {
+	msg := err.Error()
+	if m := schemaError.FindStringSubmatch(msg); m != nil {
+		detail := m[3]
+		if detail == "false schema" {
+			detail = "unknown key (not in the Compose specification)"
+		}
+		r.atPath(m[2], detail)
+		return
+	}
+	if m := interpError.FindStringSubmatch(msg); m != nil {
+		r.atPath(m[1], "invalid value after interpolation: "+m[2])
+		return
+	}
+	if m := pathError.FindStringSubmatch(msg); m != nil {
+		r.atPath(m[1], m[2])
+		return
+	}
+	r.add("", "", nil, msg)
+}
+
+// atPath reports msg at a dotted compose path, as a service problem when the
+// path is inside a service.
+func (r *report) atPath(path, msg string) {
+	parts := splitPath(path)
+	if len(parts) >= 2 && parts[0] == "services" {
+		r.add(parts[1], strings.Join(parts[2:], "."), parts, msg)
+		return
+	}
+	r.add("", path, parts, msg)
+}

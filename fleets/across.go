@@ -15,6 +15,7 @@ import (
 // before.
 func checkAcross(loaded []*loadedFleet) {
 	checkFleetNames(loaded)
+	loaded = slices.DeleteFunc(slices.Clone(loaded), func(lf *loadedFleet) bool { return lf.r.failed() })
 	checkContainerNames(loaded)
 	checkHostPorts(loaded)
 }
@@ -110,7 +111,9 @@ func (p published) String() string {
 	if p.hi != p.lo {
 		port += "-" + strconv.Itoa(p.hi)
 	}
-	if p.hostIP != "" {
+	if ip, err := netip.ParseAddr(p.hostIP); err == nil && ip.Is6() {
+		port = "[" + p.hostIP + "]:" + port
+	} else if p.hostIP != "" {
 		port = p.hostIP + ":" + port
 	}
 	return "host port " + port + "/" + p.proto

@@ -48,7 +48,7 @@ func Load(ctx context.Context, root string, host Host) ([]Fleet, error) {
 	slices.SortFunc(fleets, func(a, b Fleet) int { return cmp.Compare(a.Name, b.Name) })
 	if len(problems) > 0 {
 		problems.sort()
-		return fleets, problems
+		return fleets, slices.Compact(problems)
 	}
 	return fleets, nil
 }
@@ -74,9 +74,11 @@ func loadFleet(ctx context.Context, absRoot string, fd fleetDir, host Host) *loa
 		return lf
 	}
 	project := loadChecked(ctx, ft, fd, host, r)
-	if r.failed() {
+	if project == nil {
 		return lf
 	}
+	// Converted even when validation found problems, so that conversion's
+	// own problems (constraints, secrets) are reported in the same pass.
 	lf.fleet = convertProject(project, fd, ft, absRoot, host, r)
 	return lf
 }
@@ -106,7 +108,9 @@ func readComposeFiles(ft fleetTree, fd fleetDir, r *report) []*composeFile {
 }
 
 // loadChecked runs compose-go and every check that needs its result, and
-// reads env_file and label_file once they are known to be safe.
+// reads env_file and label_file once they are known to be safe. It returns
+// nil when the project cannot be converted; a project it returns may still
+// have problems in r.
 func loadChecked(ctx context.Context, ft fleetTree, fd fleetDir, host Host, r *report) *types.Project {
 	env, err := interpolationEnv(ft, host)
 	if err != nil {
@@ -126,9 +130,10 @@ func loadChecked(ctx context.Context, ft fleetTree, fd fleetDir, host Host, r *r
 		return nil
 	}
 	checkExtensionKeys(r)
+	before := len(r.problems)
 	checkProjectFiles(project, ft, r)
-	if r.failed() {
-		return nil
+	if len(r.problems) > before {
+		return nil // an unsafe file must not be read
 	}
 	project, err = resolveFiles(project)
 	if err != nil {

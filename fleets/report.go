@@ -51,7 +51,8 @@ func (r *report) shorten(msg string) string {
 	if r.absRoot == "" {
 		return msg
 	}
-	return strings.ReplaceAll(msg, r.absRoot+"/", "")
+	msg = strings.ReplaceAll(msg, r.absRoot+"/", "")
+	return strings.ReplaceAll(msg, r.absRoot, ".")
 }
 
 func (r *report) failed() bool { return len(r.problems) > 0 }
@@ -83,6 +84,10 @@ func (r *report) composeErr(err error) {
 	}
 	if m := interpError.FindStringSubmatch(msg); m != nil {
 		r.atPath(m[1], "invalid value after interpolation: "+m[2])
+		return
+	}
+	if msg == "project name must not be empty" {
+		r.fleetf("name", "invalid fleet name \"\": the directory's name has no usable character; set name:")
 		return
 	}
 	if m := pathError.FindStringSubmatch(msg); m != nil {

@@ -1,6 +1,7 @@
 package fleets
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -14,18 +15,22 @@ import (
 // free), see matchSummary.
 func summary(t *testing.T, fleets []Fleet) string {
 	t.Helper()
-	var out []string
+	var out, names []string
 	for _, f := range fleets {
+		names = append(names, f.Name)
 		b, err := json.Marshal(f)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var v any
-		if err := json.Unmarshal(b, &v); err != nil {
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.UseNumber()
+		if err := dec.Decode(&v); err != nil {
 			t.Fatal(err)
 		}
 		flatten(&out, f.Name, v)
 	}
+	out = append(out, strings.TrimSpace("fleets = "+strings.Join(names, " ")))
 	sort.Strings(out)
 	return strings.Join(out, "\n")
 }

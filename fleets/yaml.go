@@ -6,7 +6,6 @@ import (
 	"io"
 	"regexp"
 	"strconv"
-	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -27,7 +26,10 @@ type composeFile struct {
 	root *yaml.Node // the first document's content, nil when empty
 }
 
-var yamlLine = regexp.MustCompile(`line (\d+)`)
+var (
+	yamlLine   = regexp.MustCompile(`line (\d+)`)
+	yamlPrefix = regexp.MustCompile(`^yaml: (line \d+: )?`)
+)
 
 // parseYAML parses data into f.root. It returns the line of a syntax error
 // when the parser names one.
@@ -40,7 +42,7 @@ func (f *composeFile) parseYAML() (line int, err error) {
 			return 0, nil
 		}
 		if err != nil {
-			return syntaxErrorLine(err), errors.New(strings.TrimPrefix(err.Error(), "yaml: "))
+			return syntaxErrorLine(err), errors.New(yamlPrefix.ReplaceAllString(err.Error(), ""))
 		}
 		if err := checkExpansion(&doc); err != nil {
 			return doc.Line, err

@@ -39,7 +39,7 @@ func TestDiff(t *testing.T) {
 			want:    "web/api#2 web-api-2 extra (slot 2 beyond replicas 1)\n",
 		},
 		{
-			name: "scale to zero",
+			name:    "scale to zero",
 			desired: []fleets.Fleet{fleet("web", service("api", 0), db)},
 			want: "web/api#1 web-api-1 extra (slot 1 beyond replicas 0)\n" +
 				"web/api#2 web-api-2 extra (slot 2 beyond replicas 0)\n",
@@ -161,7 +161,7 @@ func TestDiff(t *testing.T) {
 				*obs = snapshot(hostNet)
 				find(obs, "web-db-1").Networks = nil
 			},
-			want:   "",
+			want: "",
 		},
 		{
 			name: "docker update",

@@ -1,0 +1,79 @@
+package enginetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrTimeout is returned, wrapped, when a wait runs out of time.
+var ErrTimeout = errors.New("timed out")
+
+// pollInterval is how often a wait re-reads state that another goroutine
+// (a test's out-of-band helper) may change.
+const pollInterval = 5 * time.Millisecond
+
+// WaitHealthy waits until the container is up: running and healthy, or
+// running with no health status. It fails at once when the container is
+// unhealthy or not running, and after timeout otherwise.
+func (f *Fake) WaitHealthy(ctx context.Context, id string, timeout time.Duration) error {
+	return f.wait(ctx, "WaitHealthy", "wait healthy", id, timeout, func(x *ctr) (bool, error) {
+		switch {
+		case x.c.State != "running" && x.c.State != "restarting":
+			return false, fmt.Errorf("container is %s (exit code %d)", x.c.State, x.in.ExitCode)
+		case x.c.Health == "unhealthy":
+			return false, fmt.Errorf("container is unhealthy: %s", x.in.HealthLog)
+		}
+		return x.c.State == "running" && (x.c.Health == "" || x.c.Health == "healthy"), nil
+	})
+}
+
+// WaitExit waits until the container has exited with code 0; a non-zero
+// exit code is an error.
+func (f *Fake) WaitExit(ctx context.Context, id string, timeout time.Duration) error {
+	return f.wait(ctx, "WaitExit", "wait exit", id, timeout, func(x *ctr) (bool, error) {
+		switch x.c.State {
+		case "exited", "dead":
+			if x.in.ExitCode != 0 {
+				return false, fmt.Errorf("container exited with code %d", x.in.ExitCode)
+			}
+			return true, nil
+		}
+		return false, nil
+	})
+}
+
+// wait logs op once, then polls done on the managed container until it
+// reports true or an error, the timeout passes or ctx ends.
+func (f *Fake) wait(ctx context.Context, op, verb, id string, timeout time.Duration, done func(*ctr) (bool, error)) error {
+	if err := f.withManaged(ctx, op, verb, id, func(*ctr) error { return nil }); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		ok, err := f.check(id, done)
+		switch {
+		case err != nil:
+			return fmt.Errorf("%s container %s: %w", verb, id, err)
+		case ok:
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s container %s: %w after %s", verb, id, ErrTimeout, timeout)
+		case <-time.After(pollInterval):
+		}
+	}
+}
+
+func (f *Fake) check(id string, done func(*ctr) (bool, error)) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	x := f.lookup(id)
+	if x == nil {
+		return false, fmt.Errorf("container %s: %w", id, ErrNotFound)
+	}
+	return done(x)
+}

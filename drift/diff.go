@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strconv"
 
 	"github.com/fleetd/fleetd/fleets"
 )
@@ -48,8 +49,10 @@ func Diff(desired []fleets.Fleet, obs Observed) []Item {
 
 type serviceKey struct{ fleet, service string }
 
+// slotKey is one replica of a wanted service; the pointer (into desired)
+// hashes faster than names.
 type slotKey struct {
-	serviceKey
+	svc  *fleets.Service
 	slot int
 }
 
@@ -60,18 +63,29 @@ type differ struct {
 	services map[serviceKey]*fleets.Service
 	byName   map[string]*Container
 	networks map[string]*Network
-	claims   map[slotKey][]*Container
-	items    []Item
+	// claims holds the first container claiming each slot, more the
+	// others (duplicates are rare; this keeps the common case allocation
+	// free).
+	claims  map[slotKey]*Container
+	more    map[slotKey][]*Container
+	scratch []*Container
+	nameBuf []byte
+	items   []Item
 }
 
 func newDiffer(desired []fleets.Fleet, obs Observed) *differ {
+	nsvc := 0
+	for i := range desired {
+		nsvc += len(desired[i].Services)
+	}
 	d := &differ{
 		obs:      obs,
 		fleets:   make(map[string]*fleets.Fleet, len(desired)),
-		services: make(map[serviceKey]*fleets.Service),
+		services: make(map[serviceKey]*fleets.Service, nsvc),
 		byName:   make(map[string]*Container, len(obs.Containers)),
 		networks: make(map[string]*Network, len(obs.Networks)),
-		claims:   make(map[slotKey][]*Container, len(obs.Containers)),
+		claims:   make(map[slotKey]*Container, len(obs.Containers)),
+		more:     map[slotKey][]*Container{},
 	}
 	for i := range desired {
 		f := &desired[i]
@@ -106,56 +120,61 @@ func (d *differ) classify(c *Container) {
 		d.add(with(base, Modified, "labels tampered: "+err.Error()))
 		return
 	}
-	if why := d.orphaned(o); why != "" {
+	svc, why := d.wanted(o)
+	switch {
+	case why != "":
 		d.add(with(base, Orphan, why))
-		return
-	}
-	if err != nil {
+	case err != nil:
 		d.add(with(base, Modified, "labels tampered: "+err.Error()))
-		return
-	}
-	svc := d.services[serviceKey{o.Fleet, o.Service}]
-	if o.Slot > svc.Replicas {
+	case o.Slot > svc.Replicas:
 		d.add(with(base, Extra, fmt.Sprintf("slot %d beyond replicas %d", o.Slot, svc.Replicas)))
-		return
+	default:
+		k := slotKey{svc, o.Slot}
+		if d.claims[k] == nil {
+			d.claims[k] = c
+		} else {
+			d.more[k] = append(d.more[k], c)
+		}
 	}
-	k := slotKey{serviceKey{o.Fleet, o.Service}, o.Slot}
-	d.claims[k] = append(d.claims[k], c)
 }
 
-// orphaned says why the owner's fleet or service is not wanted on this host,
-// or "" when it is.
-func (d *differ) orphaned(o Owner) string {
+// wanted returns the owner's service, or says why its fleet or service is
+// not wanted on this host.
+func (d *differ) wanted(o Owner) (*fleets.Service, string) {
 	f := d.fleets[o.Fleet]
 	switch {
 	case f == nil:
-		return fmt.Sprintf("fleet %s is not in the spec", o.Fleet)
+		return nil, fmt.Sprintf("fleet %s is not in the spec", o.Fleet)
 	case !f.Targets:
-		return fmt.Sprintf("fleet %s does not target this host", o.Fleet)
+		return nil, fmt.Sprintf("fleet %s does not target this host", o.Fleet)
 	}
 	svc := d.services[serviceKey{o.Fleet, o.Service}]
 	switch {
 	case svc == nil:
-		return fmt.Sprintf("service %s is not in fleet %s", o.Service, o.Fleet)
+		return nil, fmt.Sprintf("service %s is not in fleet %s", o.Service, o.Fleet)
 	case !svc.Targets:
-		return fmt.Sprintf("service %s does not target this host", o.Service)
+		return nil, fmt.Sprintf("service %s does not target this host", o.Service)
 	}
-	return ""
+	return svc, ""
 }
 
 // checkSlot reports on one wanted replica: missing, duplicated, or the
 // drift of the container that holds it.
 func (d *differ) checkSlot(fleetName string, svc *fleets.Service, slot int) {
-	name := ContainerName(fleetName, *svc, slot)
+	k := slotKey{svc, slot}
+	first := d.claims[k]
+	name := d.slotName(fleetName, svc, slot, first)
 	base := Item{Fleet: fleetName, Service: svc.Name, Container: name, Slot: slot}
-	cs := d.claims[slotKey{serviceKey{fleetName, svc.Name}, slot}]
-	holder := d.byName[name]
+	holder := first
+	if first == nil || first.Name != name {
+		holder = d.byName[name]
+	}
 	if holder != nil && !holder.Managed() {
 		it := with(base, Conflict, "an unmanaged container holds the name; fleetd will not remove it")
 		it.ContainerID = holder.ID
 		d.add(it)
 	}
-	if len(cs) == 0 {
+	if first == nil {
 		it := with(base, Missing, "")
 		if holder != nil && holder.Managed() {
 			it.Detail = "name held by managed container " + shortID(holder.ID)
@@ -163,6 +182,8 @@ func (d *differ) checkSlot(fleetName string, svc *fleets.Service, slot int) {
 		d.add(it)
 		return
 	}
+	cs := append(append(d.scratch[:0], first), d.more[k]...)
+	d.scratch = cs
 	ci := canonical(cs, name)
 	for i, c := range cs {
 		if i != ci {
@@ -170,6 +191,22 @@ func (d *differ) checkSlot(fleetName string, svc *fleets.Service, slot int) {
 		}
 	}
 	d.checkContainer(base, svc, cs[ci])
+}
+
+// slotName is ContainerName without an allocation when the slot's first
+// claimant already has that name, the common case.
+func (d *differ) slotName(fleetName string, svc *fleets.Service, slot int, first *Container) string {
+	if svc.Spec.ContainerName != "" {
+		return svc.Spec.ContainerName
+	}
+	b := append(d.nameBuf[:0], fleetName...)
+	b = append(append(append(b, '-'), svc.Name...), '-')
+	b = strconv.AppendInt(b, int64(slot), 10)
+	d.nameBuf = b
+	if first != nil && first.Name == string(b) {
+		return first.Name
+	}
+	return string(b)
 }
 
 // canonical picks the container that holds a slot when several claim it:

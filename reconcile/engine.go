@@ -39,4 +39,12 @@ type Engine interface {
 	// UpdateResources resets the limits and restart policy `docker update`
 	// can change to the spec's.
 	UpdateResources(ctx context.Context, id string, spec fleets.Spec) error
+
+	// WaitHealthy returns when the container is healthy (or, without a
+	// healthcheck, running), and an error naming the reason when it exits,
+	// turns unhealthy or the timeout passes first.
+	WaitHealthy(ctx context.Context, id string, timeout time.Duration) error
+	// WaitExit returns when the container has exited with code 0, and an
+	// error when it exits otherwise or the timeout passes first.
+	WaitExit(ctx context.Context, id string, timeout time.Duration) error
 }

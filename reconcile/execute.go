@@ -74,7 +74,7 @@ type ExecOptions struct {
 // skipped when one of them failed, so a failing service does not stop
 // unrelated ones. Progress lives in the engine's objects (names and labels),
 // so a killed fleetd resumes from a fresh observation.
-func Execute(ctx context.Context, eng Engine, p Plan, opts ExecOptions) Report {
+func Execute(ctx context.Context, eng Engine, p ActionPlan, opts ExecOptions) Report {
 	limit := opts.Parallelism
 	if limit <= 0 {
 		limit = 4

@@ -57,9 +57,9 @@ type Action struct {
 	ImageFrom int `json:"image_from,omitempty"`
 }
 
-// Plan is the ordered list of actions that converges a host, plus what was
+// ActionPlan is the ordered list of actions that converges a host, plus what was
 // found and deliberately not acted on.
-type Plan struct {
+type ActionPlan struct {
 	Actions []Action `json:"actions"`
 	// Drift is every drift item the plan was computed from.
 	Drift []drift.Item `json:"drift"`
@@ -83,7 +83,7 @@ type Blocked struct {
 }
 
 // Empty reports whether the plan changes nothing.
-func (p Plan) Empty() bool { return len(p.Actions) == 0 }
+func (p ActionPlan) Empty() bool { return len(p.Actions) == 0 }
 
 // Policy is everything besides desired and observed state that a plan
 // depends on. It is plain data so that Plan stays pure.

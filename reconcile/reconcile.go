@@ -15,7 +15,7 @@ import (
 // Order: per fleet, networks and volumes, images, then services in
 // depends_on order; then removals of what left the spec, then networks that
 // end up empty. Each action lists the actions it must wait for.
-func Plan(desired []fleets.Fleet, obs drift.Observed, pol Policy) Plan {
+func Plan(desired []fleets.Fleet, obs drift.Observed, pol Policy) ActionPlan {
 	items := drift.Diff(desired, obs)
 	b := newBuilder(obs, pol)
 	byService := groupItems(items)
@@ -34,7 +34,7 @@ func Plan(desired []fleets.Fleet, obs drift.Observed, pol Policy) Plan {
 	b.planOrphans(desired, items)
 	b.planNetworkRemovals(desired)
 	b.guardMassPrune(desired)
-	return Plan{Actions: b.actions, Drift: items, Blocked: b.blocked, Refused: b.refused}
+	return ActionPlan{Actions: b.actions, Drift: items, Blocked: b.blocked, Refused: b.refused}
 }
 
 // groupItems indexes drift items by fleet and service.

@@ -10,7 +10,7 @@ import (
 // planner's tests compare: actions grouped by fleet in plan order, each with
 // its number, operation, target, cause and the actions it waits for; then
 // what was left alone and why.
-func (p Plan) String() string {
+func (p ActionPlan) String() string {
 	var sb strings.Builder
 	if p.Empty() && len(p.Blocked) == 0 && p.Refused == "" {
 		return "nothing to do\n"

@@ -77,7 +77,7 @@ func targetOf(a reconcile.Action) string {
 
 // summarize prints the outcome and returns an error (exit 1) when the host
 // does not match the spec.
-func summarize(w io.Writer, p reconcile.Plan, rep reconcile.Report, took time.Duration) error {
+func summarize(w io.Writer, p reconcile.ActionPlan, rep reconcile.Report, took time.Duration) error {
 	counts := map[reconcile.Status]int{}
 	for _, r := range rep.Results {
 		counts[r.Status]++

@@ -55,7 +55,7 @@ func (st *liveState) policy(allowMassPrune bool) reconcile.Policy {
 	return reconcile.Policy{Now: time.Now(), RepoDir: st.repoDir, AllowMassPrune: allowMassPrune}
 }
 
-func writePlan(w io.Writer, format string, p reconcile.Plan) error {
+func writePlan(w io.Writer, format string, p reconcile.ActionPlan) error {
 	if format == "json" {
 		if p.Actions == nil {
 			p.Actions = []reconcile.Action{}

@@ -141,7 +141,7 @@ func (r validateReport) writeText(w io.Writer) error {
 		return fmt.Errorf("write report: %w", err)
 	}
 	for _, p := range r.Problems {
-		fmt.Fprintln(w, p.Error())
+		fmt.Fprintln(w, p.String())
 	}
 	_, err := fmt.Fprintf(w, "%d fleets valid, %d problems\n", len(r.Fleets), len(r.Problems))
 	return err

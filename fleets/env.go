@@ -61,11 +61,11 @@ func readDotEnv(ft fleetTree, hostVars map[string]string) (map[string]string, er
 	}
 	abs, err := ft.resolve(".env")
 	if err != nil {
-		return nil, fmt.Errorf(".env: %w", err)
+		return nil, err
 	}
 	data, err := readFile(abs, maxDataFileSize)
 	if err != nil {
-		return nil, fmt.Errorf(".env: %w", err)
+		return nil, err
 	}
 	env, err := dotenv.UnmarshalBytesWithLookup(data, func(k string) (string, bool) {
 		v, ok := hostVars[k]

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"path"
 	"path/filepath"
+	"runtime"
 	"slices"
 
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
+	"golang.org/x/sync/errgroup"
 )
 
 // Load discovers the fleets under root and loads each for host. It returns
@@ -26,12 +28,12 @@ func Load(ctx context.Context, root string, host Host) ([]Fleet, error) {
 	if err != nil {
 		return nil, err
 	}
+	all, err := loadAll(ctx, absRoot, dirs, host)
+	if err != nil {
+		return nil, err
+	}
 	var loaded []*loadedFleet
-	for _, fd := range dirs {
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("load fleets: %w", err)
-		}
-		lf := loadFleet(ctx, absRoot, fd, host)
+	for _, lf := range all {
 		problems = append(problems, lf.r.problems...)
 		if !lf.r.failed() {
 			loaded = append(loaded, lf)
@@ -51,6 +53,27 @@ func Load(ctx context.Context, root string, host Host) ([]Fleet, error) {
 		return fleets, slices.Compact(problems)
 	}
 	return fleets, nil
+}
+
+// loadAll loads the fleet directories in parallel, one worker per CPU;
+// fleets are independent until checkAcross.
+func loadAll(ctx context.Context, absRoot string, dirs []fleetDir, host Host) ([]*loadedFleet, error) {
+	out := make([]*loadedFleet, len(dirs))
+	var g errgroup.Group
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for i, fd := range dirs {
+		g.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("load fleets: %w", err)
+			}
+			out[i] = loadFleet(ctx, absRoot, fd, host)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // loadedFleet is a fleet with the report that places its problems; a

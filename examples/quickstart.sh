@@ -13,3 +13,7 @@ done
 go build -o bin/fleetd ./cmd/fleetd
 
 bin/fleetd validate examples/fleets "$@"
+bin/fleetd apply --repo examples/fleets "$@"
+bin/fleetd diff --repo examples/fleets "$@"
+echo
+echo "Try it: curl -s http://$(docker port shop-web-1 8080)/ ; edit examples/fleets/shop/compose.yaml and rerun bin/fleetd apply --repo examples/fleets"

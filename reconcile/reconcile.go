@@ -50,6 +50,14 @@ func groupItems(items []drift.Item) map[string]map[string][]drift.Item {
 }
 
 func (b *builder) planFleet(f fleets.Fleet, items map[string][]drift.Item) {
+	// Fleet-level items (Service "") are network conflicts: an unmanaged
+	// network holds a name the fleet needs, so none of it can be deployed.
+	for _, it := range items[""] {
+		if it.Kind == drift.Conflict {
+			b.block(f.Name, "", it.Container, "name conflict: "+it.Detail+"; fleetd never touches objects it did not create", true)
+			return
+		}
+	}
 	for _, svc := range dependencyOrder(f.Services) {
 		if !svc.Targets {
 			continue

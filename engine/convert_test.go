@@ -123,7 +123,7 @@ func TestConvertHostConfig(t *testing.T) {
 // (highest priority) one, and the rest are connected before start.
 func TestConvertNetworks(t *testing.T) {
 	for _, tc := range []struct {
-		api              string
+		api               string
 		atCreate, connect []string
 	}{
 		{"1.44", []string{"shop_back", "shop_front"}, nil},

@@ -37,7 +37,10 @@
 // filtered list as well, so the extra cost of the unfiltered list is only the
 // JSON of unmanaged entries (about 1 KiB each): on a host with thousands of
 // unmanaged containers that is a few MiB per observation, paid once per
-// resync, not per event. Unmanaged entries are kept as listed, never
+// resync, not per event. Measured on Docker 20.10 with 200 containers, a
+// label-filtered list took 60-140 ms and an unfiltered one 85-125 ms: the
+// daemon's per-container work dominates, and BenchmarkObserve (4 calls, no
+// inspect) runs at about 150 ms per observation. Unmanaged entries are kept as listed, never
 // inspected, and drift ignores them except for name conflicts. If that ever
 // matters, the fix is to pass the wanted names in ObserveOptions and list
 // with a label filter plus one name filter.

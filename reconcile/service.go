@@ -199,6 +199,10 @@ func (b *builder) heal(sc serviceCtx, c containerItems) {
 		return
 	}
 	if it, ok := c.kinds[drift.Modified]; ok {
+		if needsRecreate(it) {
+			b.replace(sc, c, causeOf(it)+"; docker update cannot lift a limit, so the container is recreated")
+			return
+		}
 		b.healModified(sc, c, it)
 	}
 	switch {
@@ -307,4 +311,16 @@ func kindList(c containerItems) string {
 	}
 	slices.Sort(ks)
 	return strings.Join(ks, ", ")
+}
+
+// needsRecreate reports whether an out-of-band change can only be undone by
+// recreating the container: `docker update` cannot set a limit back to
+// unlimited (0 means "leave unchanged" in the update API).
+func needsRecreate(it drift.Item) bool {
+	for _, fd := range it.Fields {
+		if strings.HasPrefix(fd.Field, "resources.") && (fd.Want == "0" || fd.Want == "") {
+			return true
+		}
+	}
+	return false
 }

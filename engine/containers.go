@@ -9,6 +9,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 
+	"github.com/fleetd/fleetd/drift"
 	"github.com/fleetd/fleetd/fleets"
 )
 
@@ -199,13 +200,14 @@ func (d *Docker) ConnectNetwork(ctx context.Context, id string, att fleets.Netwo
 	})
 }
 
-// InspectContainer returns the raw inspect of a container, managed or not.
-func (d *Docker) InspectContainer(ctx context.Context, id string) (container.InspectResponse, error) {
+// InspectContainer inspects a container, managed or not, and returns it as
+// Observe would with Inspected filled in.
+func (d *Docker) InspectContainer(ctx context.Context, id string) (drift.Container, error) {
 	ctr, err := d.cli.ContainerInspect(ctx, id)
 	if err != nil {
-		return container.InspectResponse{}, fmt.Errorf("inspect container %s: %w", id, err)
+		return drift.Container{}, fmt.Errorf("inspect container %s: %w", id, err)
 	}
-	return ctr, nil
+	return containerFromInspect(ctr), nil
 }
 
 func containerName(ctr container.InspectResponse, id string) string {

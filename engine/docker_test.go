@@ -170,6 +170,16 @@ func TestObserveFleet(t *testing.T) {
 	if !hasNetwork(obs, back) || !hasVolume(obs, fleet+"_data") {
 		t.Errorf("observed networks/volumes lack %s / %s_data", back, fleet)
 	}
+	in, err := d.InspectContainer(ctx, webID)
+	if err != nil || in.Name != web.Name || in.Health != "healthy" || in.ImageID != imageID ||
+		!slices.Equal(in.Networks, []string{back}) || in.Inspected == nil || in.Inspected.StartedAt.IsZero() {
+		t.Errorf("InspectContainer(web) = %+v, %v", in, err)
+	}
+	d.ResetCalls()
+	obs, err = d.Observe(ctx, drift.ObserveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	// Inspected: the unhealthy container, and whatever other tests on this
 	// daemon left unsettled; never the in-sync ones.
 	if n, want := inspects(d.Calls()), unsettled(obs); n != want {

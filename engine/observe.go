@@ -214,6 +214,33 @@ func (d *Docker) inspectState(ctx context.Context, id string) (*drift.Inspected,
 	return inspectedFrom(resp), nil
 }
 
+// containerFromInspect is the list entry an inspect implies, with
+// Inspected filled in. Status is left empty: only a list renders it.
+func containerFromInspect(resp container.InspectResponse) drift.Container {
+	c := drift.Container{ID: resp.ID, Image: resp.Image, Inspected: inspectedFrom(resp)}
+	if resp.ContainerJSONBase != nil {
+		c.Name = strings.TrimPrefix(resp.Name, "/")
+		c.ImageID = resp.Image
+		c.Created = parseDockerTime(resp.Created)
+	}
+	if resp.Config != nil {
+		c.Image, c.Labels = resp.Config.Image, resp.Config.Labels
+	}
+	if st := resp.State; st != nil {
+		c.State = st.Status
+		if st.Health != nil && st.Health.Status != "none" {
+			c.Health = st.Health.Status
+		}
+	}
+	if resp.NetworkSettings != nil {
+		for name := range resp.NetworkSettings.Networks {
+			c.Networks = append(c.Networks, name)
+		}
+		slices.Sort(c.Networks)
+	}
+	return c
+}
+
 func inspectedFrom(resp container.InspectResponse) *drift.Inspected {
 	in := &drift.Inspected{}
 	if resp.ContainerJSONBase == nil {

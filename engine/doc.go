@@ -56,7 +56,10 @@
 // (CopyToContainer of a tar, mode FileRef.Mode or 0444) after create and
 // before start. Their contents never enter a label, an environment variable
 // or a bind mount of the repository, and the file lives in the container's
-// writable layer, so it disappears with the container.
+// writable layer, so it disappears with the container. A container with a
+// read-only root filesystem cannot be copied into (the daemon refuses); its
+// files are bind-mounted read-only from their sources instead, and then keep
+// the source file's mode and owner rather than FileRef.Mode.
 //
 // # Call counting
 //

@@ -322,6 +322,15 @@ func TestSecretsCopiedIn(t *testing.T) {
 		}
 	}
 	createStarted(t, d, instance(fleet, "db", 2, ref)) // and the image still starts
+
+	// Docker refuses to copy into a read-only rootfs: the file is bound.
+	ro := instance(fleet, "db", 3, ref)
+	ro.Spec.ReadOnly = true
+	ro.Spec.Secrets = inst.Spec.Secrets
+	roID := createStarted(t, d, ro)
+	if data, _ := copyOut(t, cli, roID, "/run/secrets/db_password"); data != "hunter2" {
+		t.Errorf("read-only rootfs: secret = %q", data)
+	}
 }
 
 func copyOut(t *testing.T, cli *client.Client, id, path string) (string, int64) {

@@ -24,6 +24,9 @@ type builder struct {
 	// service's new or healed containers are started, by dependency
 	// condition.
 	ready map[string]map[string][]int
+	// freedBy maps a container name to the action that frees it (a
+	// removal or a rename away); a create of that name waits for it.
+	freedBy map[string]int
 	// pruned are the actions that remove what left the spec; the prune
 	// guard counts them.
 	pruned  []int
@@ -38,6 +41,7 @@ func newBuilder(obs drift.Observed, pol Policy) *builder {
 		volumes:  map[string]int{},
 		images:   map[string]int{},
 		ready:    map[string]map[string][]int{},
+		freedBy:  map[string]int{},
 	}
 }
 
@@ -144,13 +148,21 @@ func fleetVolume(f fleets.Fleet, name string) (fleets.Volume, bool) {
 	return fleets.Volume{}, false
 }
 
+// imageObtainable returns an error when svc's image is not present and the
+// service's pull policy forbids getting it.
+func (b *builder) imageObtainable(svc fleets.Service) error {
+	if _, present := b.obs.Images[svc.Spec.Image]; !present && svc.Build == nil && svc.PullPolicy == "never" {
+		return fmt.Errorf("image %s is not present and pull_policy is never", svc.Spec.Image)
+	}
+	return nil
+}
+
 // ensureImage returns the pull or build action svc's new containers wait
-// for (0 when the image is present), or an error when the image cannot be
-// had under the service's pull policy.
-func (b *builder) ensureImage(f fleets.Fleet, svc fleets.Service) (int, error) {
+// for (0 when the image is present). imageObtainable has been checked.
+func (b *builder) ensureImage(f fleets.Fleet, svc fleets.Service) int {
 	ref := svc.Spec.Image
 	if id, ok := b.images[ref]; ok {
-		return id, nil
+		return id
 	}
 	_, present := b.obs.Images[ref]
 	var a Action
@@ -158,19 +170,17 @@ func (b *builder) ensureImage(f fleets.Fleet, svc fleets.Service) (int, error) {
 	case svc.Build != nil && !present:
 		a = Action{Op: OpBuild, Fleet: f.Name, Service: svc.Name, Target: ref, Cause: "image not built for this build context", Build: svc.Build}
 	case svc.Build != nil:
-		return 0, nil
+		return 0
 	case svc.PullPolicy == "always":
 		a = Action{Op: OpPull, Fleet: f.Name, Service: svc.Name, Target: ref, Cause: "pull_policy always"}
 	case present:
-		return 0, nil
-	case svc.PullPolicy == "never":
-		return 0, fmt.Errorf("image %s is not present and pull_policy is never", ref)
+		return 0
 	default:
 		a = Action{Op: OpPull, Fleet: f.Name, Service: svc.Name, Target: ref, Cause: "image not present"}
 	}
 	id := b.add(a)
 	b.images[ref] = id
-	return id, nil
+	return id
 }
 
 // instance is the container fleetd wants in slot of svc, named name.

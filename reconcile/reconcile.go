@@ -66,9 +66,7 @@ func (b *builder) planFleet(f fleets.Fleet, items map[string][]drift.Item) {
 		if len(svcItems) == 0 {
 			continue
 		}
-		deps := append(b.ensureNetworks(f, svc), b.ensureVolumes(f, svc)...)
-		deps = append(deps, b.readiness(f, svc)...)
-		b.planService(serviceCtx{fleet: f, svc: svc, items: svcItems, deps: deps})
+		b.planService(serviceCtx{fleet: f, svc: svc, items: svcItems})
 	}
 }
 

@@ -38,20 +38,33 @@ func (b *builder) planService(sc serviceCtx) {
 			return
 		}
 	}
-	if needsImage(sc.items) {
-		id, err := b.ensureImage(f, svc)
-		if err != nil {
+	// A blocked service gets no actions at all, not even its networks.
+	image := needsImage(sc.items)
+	if image {
+		if err := b.imageObtainable(svc); err != nil {
 			b.block(f.Name, svc.Name, "", err.Error(), true)
 			return
 		}
-		sc.image = id
+	}
+	sc.deps = append(b.ensureNetworks(f, svc), b.ensureVolumes(f, svc)...)
+	sc.deps = append(sc.deps, b.readiness(f, svc)...)
+	if image {
+		sc.image = b.ensureImage(f, svc)
 	}
 	resumed := b.resumeReplacements(sc)
-	for _, c := range groupByContainer(sc.items) {
-		if resumed[c.name] {
-			continue
+	// Removals first, creates last: a create waits for the action that
+	// frees the name it takes (a leftover -next removed as extra, a
+	// renamed container renamed back), and that action must come first.
+	for _, pass := range []func(containerItems) bool{
+		func(c containerItems) bool { return c.has(drift.Extra) && !c.has(drift.Missing) },
+		func(c containerItems) bool { return !c.has(drift.Extra) && !c.has(drift.Missing) },
+		func(c containerItems) bool { return c.has(drift.Missing) },
+	} {
+		for _, c := range groupByContainer(sc.items) {
+			if !resumed[c.name] && pass(c) {
+				b.planContainer(sc, c)
+			}
 		}
-		b.planContainer(sc, c)
 	}
 }
 
@@ -116,7 +129,7 @@ func (b *builder) planContainer(sc serviceCtx, c containerItems) {
 func (b *builder) createAndStart(sc serviceCtx, slot int, name, replaces, cause string) int {
 	inst := b.instance(sc.fleet, sc.svc, slot, name, replaces)
 	create := b.add(Action{Op: OpCreate, Fleet: sc.fleet.Name, Service: sc.svc.Name, Target: name, Cause: cause,
-		After: append(slices.Clone(sc.deps), sc.image), Instance: inst, ImageFrom: sc.image})
+		After: append(slices.Clone(sc.deps), sc.image, b.freedBy[name]), Instance: inst, ImageFrom: sc.image})
 	start := b.add(Action{Op: OpStart, Fleet: sc.fleet.Name, Service: sc.svc.Name, Target: name, Cause: "new container", After: []int{create}})
 	b.markStarted(sc, name, start)
 	return start
@@ -131,7 +144,7 @@ func (b *builder) replace(sc serviceCtx, c containerItems, cause string) {
 	temp := c.name + tempSuffix
 	inst := b.instance(f, svc, c.slot, temp, c.name)
 	create := b.add(Action{Op: OpCreate, Fleet: f.Name, Service: svc.Name, Target: temp, Cause: cause,
-		After: append(slices.Clone(sc.deps), sc.image), Instance: inst, ImageFrom: sc.image})
+		After: append(slices.Clone(sc.deps), sc.image, b.freedBy[temp]), Instance: inst, ImageFrom: sc.image})
 	b.finishReplace(sc, c.id, c.name, temp, b.running(c.id), create)
 }
 
@@ -190,6 +203,14 @@ func (b *builder) heal(sc serviceCtx, c containerItems) {
 		b.block(f.Name, svc.Name, c.name, "Docker is restarting it (restart policy); not acted on", false)
 		return
 	}
+	if ctr := b.container(c.id); ctr != nil && ctr.State == "created" && len(c.kinds) == 1 {
+		// Never started: a deploy or replacement fleetd was killed in
+		// the middle of. Finishing it is deploying, not healing, so
+		// neither self_heal nor the heal backoff applies.
+		id := b.add(Action{Op: OpStart, Fleet: f.Name, Service: svc.Name, Target: c.name, ContainerID: c.id, Cause: "created but never started"})
+		b.markStarted(sc, c.name, id)
+		return
+	}
 	if !f.Policy.SelfHeal {
 		b.block(f.Name, svc.Name, c.name, "self_heal is off: "+kindList(c), false)
 		return
@@ -226,7 +247,7 @@ func (b *builder) healModified(sc serviceCtx, c containerItems, it drift.Item) {
 	for _, fd := range it.Fields {
 		switch {
 		case fd.Field == "name":
-			b.add(Action{Op: OpRename, Fleet: f.Name, Service: svc.Name, Target: fd.Have, ContainerID: c.id, NewName: fd.Want, Cause: cause, Heal: true})
+			b.freedBy[fd.Have] = b.add(Action{Op: OpRename, Fleet: f.Name, Service: svc.Name, Target: fd.Have, ContainerID: c.id, NewName: fd.Want, Cause: cause, Heal: true})
 		case strings.HasPrefix(fd.Field, "networks"):
 			for _, att := range svc.Spec.Networks {
 				if b.attached(c.id, att.Network) {
@@ -251,7 +272,9 @@ func (b *builder) removeContainer(fleet string, svc fleets.Service, id, name, ca
 	if running {
 		prev = b.add(Action{Op: OpStop, Fleet: fleet, Service: svc.Name, Target: name, ContainerID: id, Cause: cause, Timeout: stopTimeout(svc)})
 	}
-	return b.add(Action{Op: OpRemove, Fleet: fleet, Service: svc.Name, Target: name, ContainerID: id, Cause: cause, After: []int{prev}})
+	rm := b.add(Action{Op: OpRemove, Fleet: fleet, Service: svc.Name, Target: name, ContainerID: id, Cause: cause, After: []int{prev}})
+	b.freedBy[name] = rm
+	return rm
 }
 
 // markStarted records that a container of the service is (re)started by

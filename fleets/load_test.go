@@ -127,6 +127,7 @@ func checkErrors(t *testing.T, err error, tc loadCase) {
 		t.Fatalf("Load error = %v, want a ProblemList", err)
 	}
 	msg := pl.Error()
+	t.Logf("problems:\n%s", msg)
 	for _, want := range tc.errors {
 		if !strings.Contains(msg, want) {
 			t.Errorf("no problem contains %q; problems:\n%s", want, msg)

@@ -47,7 +47,9 @@ func (r *report) add(service, field string, path []string, msg string) {
 
 // shorten makes absolute paths in a message relative to the repository, so
 // that messages do not depend on where the revision is checked out.
+// It also folds a multi-line message (mapstructure's) onto one line.
 func (r *report) shorten(msg string) string {
+	msg = newlines.ReplaceAllString(strings.TrimSpace(msg), ": ")
 	if r.absRoot == "" {
 		return msg
 	}
@@ -65,6 +67,7 @@ func splitPath(field string) []string {
 }
 
 var (
+	newlines    = regexp.MustCompile(`:?\s*\n\s*`)
 	schemaError = regexp.MustCompile(`^validating (\S+): (\S+) (.*)$`)
 	interpError = regexp.MustCompile(`^error while interpolating (\S+): (.*)$`)
 	pathError   = regexp.MustCompile(`^(services\.[^ :]+|networks\.[^ :]+|volumes\.[^ :]+|secrets\.[^ :]+|configs\.[^ :]+)(?::)? (.*)$`)

@@ -151,6 +151,12 @@ func TestPlanHeal(t *testing.T) {
 					t.Errorf("update action = %+v, spec %+v; want the applied spec, the container ID and Heal", a, a.Spec)
 				}
 			}},
+		{name: "renamed onto a removed container's name: rename back before create", before: fl(web(2)), desired: fl(web(2)), want: `fleet web
+  1  rename  web-api-1 → web-api-2  modified (name: web-api-1 → web-api-2)
+  2  create  web-api-1              missing (name held by managed container ac53170c8e83) [after 1]
+  3  start   web-api-1              new container [after 2]
+`,
+			oob: func(t *testing.T, e *enginetest.Fake) { e.Remove("web-api-1"); e.Rename("web-api-2", "web-api-1") }},
 		{name: "self_heal off: left alone", before: fl(noHeal), desired: fl(noHeal), want: `left alone: web/api web-api-1: self_heal is off: stopped
 left alone: web/api web-api-2: self_heal is off: paused
 `,
@@ -315,6 +321,11 @@ func TestPlanResume(t *testing.T) {
   4  remove  web-api-1                   replaced by web-api-1-next [after 3]
   5  rename  web-api-1-next → web-api-1  takes the place of the replaced container [after 4]
   6  start   web-api-1                   replacement [after 5]
+`},
+		{"killed after remove, spec changed again: replace the -next", 4, v3, `fleet web
+  1  create  web-api-1       spec (environment.LOG_LEVEL: info → debug)
+  2  remove  web-api-1-next  replaced by web-api-1 [after 1]
+  3  start   web-api-1       replacement [after 2]
 `},
 	}
 	for _, tc := range cases {

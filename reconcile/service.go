@@ -142,10 +142,35 @@ func (b *builder) createAndStart(sc serviceCtx, slot int, name, replaces, cause 
 func (b *builder) replace(sc serviceCtx, c containerItems, cause string) {
 	f, svc := sc.fleet, sc.svc
 	temp := c.name + tempSuffix
+	if old := b.container(c.id); old != nil && old.Name == temp {
+		b.replaceUnderSlotName(sc, c, cause)
+		return
+	}
 	inst := b.instance(f, svc, c.slot, temp, c.name)
 	create := b.add(Action{Op: OpCreate, Fleet: f.Name, Service: svc.Name, Target: temp, Cause: cause,
 		After: append(slices.Clone(sc.deps), sc.image, b.freedBy[temp]), Instance: inst, ImageFrom: sc.image})
 	b.finishReplace(sc, c.id, c.name, temp, b.running(c.id), create)
+}
+
+// replaceUnderSlotName replaces a container that holds its slot under the
+// temporary name (a killed fleetd's replacement, outdated by a newer spec):
+// the slot's name is free, so the new container is created under it, and
+// started once the old one is gone. Creating it under the temporary name
+// would collide with the old one.
+func (b *builder) replaceUnderSlotName(sc serviceCtx, c containerItems, cause string) {
+	f, svc := sc.fleet, sc.svc
+	inst := b.instance(f, svc, c.slot, c.name, "")
+	prev := b.add(Action{Op: OpCreate, Fleet: f.Name, Service: svc.Name, Target: c.name, Cause: cause,
+		After: append(slices.Clone(sc.deps), sc.image, b.freedBy[c.name]), Instance: inst, ImageFrom: sc.image})
+	oldName := b.container(c.id).Name
+	if b.running(c.id) {
+		prev = b.add(Action{Op: OpStop, Fleet: f.Name, Service: svc.Name, Target: oldName, ContainerID: c.id,
+			Cause: "replaced by " + c.name, After: []int{prev}, Timeout: stopTimeout(svc)})
+	}
+	prev = b.add(Action{Op: OpRemove, Fleet: f.Name, Service: svc.Name, Target: oldName, ContainerID: c.id,
+		Cause: "replaced by " + c.name, After: []int{prev}})
+	start := b.add(Action{Op: OpStart, Fleet: f.Name, Service: svc.Name, Target: c.name, Cause: "replacement", After: []int{prev}})
+	b.markStarted(sc, c.name, start)
 }
 
 // finishReplace stops and removes the old container, renames its

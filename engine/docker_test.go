@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
@@ -311,7 +312,8 @@ func TestSecretsCopiedIn(t *testing.T) {
 	if err := os.WriteFile(src, []byte("hunter2"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	inst := instance(fleet, "db", 1, ref)
+	net := ensureNetwork(t, d, fleet, "default")
+	inst := instance(fleet, "db", 1, ref, net)
 	inst.Spec.Secrets = []fleets.FileRef{{Name: "db_password", Target: "/run/secrets/db_password", Mode: 0o400, Source: src}}
 	inst.Spec.Configs = []fleets.FileRef{{Name: "conf", Target: "/etc/app/app.conf", Source: src}}
 	id := create(t, d, inst)
@@ -321,10 +323,10 @@ func TestSecretsCopiedIn(t *testing.T) {
 			t.Errorf("%s: %q mode %o, want the secret with mode %o", target, data, gotMode, mode)
 		}
 	}
-	createStarted(t, d, instance(fleet, "db", 2, ref)) // and the image still starts
+	createStarted(t, d, instance(fleet, "db", 2, ref, net)) // and the image still starts
 
 	// Docker refuses to copy into a read-only rootfs: the file is bound.
-	ro := instance(fleet, "db", 3, ref)
+	ro := instance(fleet, "db", 3, ref, net)
 	ro.Spec.ReadOnly = true
 	ro.Spec.Secrets = inst.Spec.Secrets
 	roID := createStarted(t, d, ro)
@@ -349,6 +351,23 @@ func copyOut(t *testing.T, cli *client.Client, id, path string) (string, int64) 
 	return string(data), hdr.Mode & 0o7777
 }
 
+// runUnmanaged creates and starts a container without fleetd's labels, as a
+// user would, on a network of its own (not the default bridge).
+func runUnmanaged(t *testing.T, cli *client.Client, d *engine.Docker, name, ref string) string {
+	t.Helper()
+	net := ensureNetwork(t, d, name, "raw")
+	labels := map[string]string{dockertest.LabelTestRun: dockertest.RunID()}
+	created, err := cli.ContainerCreate(t.Context(), &container.Config{Image: ref, Labels: labels},
+		&container.HostConfig{NetworkMode: container.NetworkMode(net)}, nil, nil, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.ContainerStart(t.Context(), created.ID, container.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return created.ID
+}
+
 // fleetd refuses to change a container it did not create and leaves it as
 // it was.
 func TestUnmanagedContainerRefused(t *testing.T) {
@@ -357,7 +376,7 @@ func TestUnmanagedContainerRefused(t *testing.T) {
 	ctx := t.Context()
 	ref, _ := dockertest.TestImage(t, cli, "v1")
 	name := dockertest.Name(t, "unmanaged")
-	id := dockertest.Run(t, cli, name, ref)
+	id := runUnmanaged(t, cli, d, name, ref)
 
 	ops := map[string]func() error{
 		"stop":    func() error { return d.StopContainer(ctx, id, time.Second) },
@@ -435,7 +454,7 @@ func TestLifecycle(t *testing.T) {
 	ctx := t.Context()
 	ref, _ := dockertest.TestImage(t, cli, "v1")
 	fleet := dockertest.Name(t, "life")
-	inst := instance(fleet, "web", 1, ref)
+	inst := instance(fleet, "web", 1, ref, ensureNetwork(t, d, fleet, "default"))
 	id := createStarted(t, d, inst)
 	steps := []struct {
 		name string
@@ -490,7 +509,8 @@ func TestUpdateResources(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	ref, _ := dockertest.TestImage(t, cli, "v1")
-	inst := instance(dockertest.Name(t, "update"), "web", 1, ref)
+	fleet := dockertest.Name(t, "update")
+	inst := instance(fleet, "web", 1, ref, ensureNetwork(t, d, fleet, "default"))
 	inst.Spec.Resources = fleets.Resources{Memory: 64 << 20, NanoCPUs: 5e8, PidsLimit: 50}
 	id := createStarted(t, d, inst)
 
@@ -602,8 +622,8 @@ func TestEvents(t *testing.T) {
 	defer cancel()
 	events, errs := d.Events(ctx)
 	raw := dockertest.Name(t, "events-raw")
-	dockertest.Run(t, cli, raw, ref) // unmanaged: must not show up
-	id := createStarted(t, d, instance(fleet, "web", 1, ref))
+	runUnmanaged(t, cli, d, raw, ref) // must not show up
+	id := createStarted(t, d, instance(fleet, "web", 1, ref, ensureNetwork(t, d, fleet, "default")))
 	if err := d.StopContainer(ctx, id, time.Second); err != nil {
 		t.Fatal(err)
 	}

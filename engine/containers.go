@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -19,6 +20,8 @@ import (
 // container is removed so that a retry starts clean. A name held by an
 // unmanaged container is a *ConflictError.
 func (d *Docker) CreateContainer(ctx context.Context, inst fleets.Instance) (string, error) {
+	inst.Labels = maps.Clone(inst.Labels)
+	inst.Labels[fleets.LabelInstance] = d.instance
 	cc, err := convert(inst, d.cli.ClientVersion())
 	if err != nil {
 		return "", fmt.Errorf("create container %s: %w", inst.Name, err)
@@ -45,7 +48,7 @@ func (d *Docker) CreateContainer(ctx context.Context, inst fleets.Instance) (str
 
 func (d *Docker) createError(ctx context.Context, name string, err error) error {
 	if cerrdefs.IsConflict(err) {
-		if holder, ierr := d.cli.ContainerInspect(ctx, name); ierr == nil && !isManaged(holder.Config.Labels) {
+		if holder, ierr := d.cli.ContainerInspect(ctx, name); ierr == nil && !d.isManaged(holder.Config.Labels) {
 			return fmt.Errorf("create container: %w", &ConflictError{Kind: "container", Name: name})
 		}
 	}
@@ -89,7 +92,7 @@ func (d *Docker) managedContainer(ctx context.Context, id string) (container.Ins
 	if err != nil {
 		return container.InspectResponse{}, err
 	}
-	if ctr.Config == nil || !isManaged(ctr.Config.Labels) {
+	if ctr.Config == nil || !d.isManaged(ctr.Config.Labels) {
 		return container.InspectResponse{}, fmt.Errorf("container %s: %w", containerName(ctr, id), ErrNotManaged)
 	}
 	return ctr, nil
@@ -158,7 +161,7 @@ func (d *Docker) RenameContainer(ctx context.Context, id, name string) error {
 	return d.withManaged(ctx, "rename", id, func(container.InspectResponse) error {
 		err := d.cli.ContainerRename(ctx, id, name)
 		if cerrdefs.IsConflict(err) {
-			if holder, ierr := d.cli.ContainerInspect(ctx, name); ierr == nil && !isManaged(holder.Config.Labels) {
+			if holder, ierr := d.cli.ContainerInspect(ctx, name); ierr == nil && !d.isManaged(holder.Config.Labels) {
 				return &ConflictError{Kind: "container", Name: name}
 			}
 		}

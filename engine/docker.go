@@ -29,10 +29,13 @@ type Docker struct {
 	log   *slog.Logger
 	// dockerConfigDir holds config.json with registry credentials.
 	dockerConfigDir string
+	// instance names this agent; see WithInstance.
+	instance string
 }
 
 type config struct {
 	pingTimeout     time.Duration
+	instance        string
 	log             *slog.Logger
 	dockerConfigDir string
 }
@@ -52,6 +55,14 @@ func WithLogger(l *slog.Logger) Option {
 
 // WithDockerConfigDir sets the directory holding config.json with registry
 // credentials (default $DOCKER_CONFIG, else ~/.docker).
+// WithInstance names the fleetd agent (default fleets.DefaultInstance). The
+// engine labels what it creates with it and treats managed objects of other
+// instances as unmanaged: it never changes them, and Observe reports them
+// without fleetd's labels.
+func WithInstance(name string) Option {
+	return func(c *config) { c.instance = name }
+}
+
 func WithDockerConfigDir(dir string) Option {
 	return func(c *config) { c.dockerConfigDir = dir }
 }
@@ -61,7 +72,7 @@ func WithDockerConfigDir(dir string) Option {
 // API version and pings it. Its error is one line naming the daemon address
 // and the cause, and wraps ErrUnreachable when the daemon cannot be reached.
 func New(ctx context.Context, opts ...Option) (*Docker, error) {
-	cfg := config{pingTimeout: 5 * time.Second, log: slog.Default(), dockerConfigDir: defaultDockerConfigDir()}
+	cfg := config{pingTimeout: 5 * time.Second, log: slog.Default(), dockerConfigDir: defaultDockerConfigDir(), instance: fleets.DefaultInstance}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -70,7 +81,7 @@ func New(ctx context.Context, opts ...Option) (*Docker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("docker client: %w", err)
 	}
-	d := &Docker{cli: cli, calls: calls, log: cfg.log, dockerConfigDir: cfg.dockerConfigDir}
+	d := &Docker{cli: cli, calls: calls, log: cfg.log, dockerConfigDir: cfg.dockerConfigDir, instance: cfg.instance}
 	if err := d.ping(ctx, cfg.pingTimeout); err != nil {
 		cli.Close()
 		return nil, err
@@ -151,8 +162,10 @@ func (d *Docker) apiAtLeast(v string) bool {
 	return versions.GreaterThanOrEqualTo(d.cli.ClientVersion(), v)
 }
 
-func isManaged(labels map[string]string) bool {
-	return labels[fleets.LabelManaged] == "true"
+// isManaged reports whether this agent owns an object: managed by fleetd
+// and of this agent's instance.
+func (d *Docker) isManaged(labels map[string]string) bool {
+	return fleets.OwnedBy(labels, d.instance)
 }
 
 func defaultDockerConfigDir() string {

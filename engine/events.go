@@ -53,6 +53,9 @@ func (d *Docker) Events(ctx context.Context) (<-chan Event, <-chan error) {
 		for {
 			select {
 			case m := <-msgs:
+				if !d.isManaged(m.Actor.Attributes) {
+					continue // another fleetd instance's container
+				}
 				select {
 				case out <- eventFrom(m):
 				case <-ctx.Done():

@@ -25,12 +25,12 @@ func (d *Docker) EnsureNetwork(ctx context.Context, fleet string, n fleets.Netwo
 		return nil
 	case n.External:
 		return fmt.Errorf("external network %s: %w", n.Name, ErrNotFound)
-	case found && isManaged(existing.Labels):
+	case found && d.isManaged(existing.Labels):
 		return nil
 	case found:
 		return fmt.Errorf("ensure network: %w", &ConflictError{Kind: "network", Name: n.Name})
 	}
-	if _, err := d.cli.NetworkCreate(ctx, n.Name, networkCreateOptions(fleet, n)); err != nil {
+	if _, err := d.cli.NetworkCreate(ctx, n.Name, d.networkCreateOptions(fleet, n)); err != nil {
 		if cerrdefs.IsConflict(err) {
 			return d.EnsureNetwork(ctx, fleet, fleets.Network{Name: n.Name, External: true}) // created meanwhile
 		}
@@ -39,13 +39,13 @@ func (d *Docker) EnsureNetwork(ctx context.Context, fleet string, n fleets.Netwo
 	return nil
 }
 
-func networkCreateOptions(fleet string, n fleets.Network) network.CreateOptions {
+func (d *Docker) networkCreateOptions(fleet string, n fleets.Network) network.CreateOptions {
 	opts := network.CreateOptions{
 		Driver:     n.Driver,
 		Options:    n.DriverOpts,
 		Internal:   n.Internal,
 		Attachable: n.Attachable,
-		Labels:     ownedLabels(n.Labels, fleet, fleets.LabelComposeNetwork, n.Key),
+		Labels:     d.ownedLabels(n.Labels, fleet, fleets.LabelComposeNetwork, n.Key),
 	}
 	if n.EnableIPv6 {
 		opts.EnableIPv6 = &n.EnableIPv6
@@ -61,12 +61,13 @@ func networkCreateOptions(fleet string, n fleets.Network) network.CreateOptions 
 
 // ownedLabels returns user labels overlaid with fleetd's ownership labels
 // and Compose's project label plus keyLabel=key.
-func ownedLabels(user map[string]string, fleet, keyLabel, key string) map[string]string {
+func (d *Docker) ownedLabels(user map[string]string, fleet, keyLabel, key string) map[string]string {
 	out := maps.Clone(user)
 	if out == nil {
 		out = map[string]string{}
 	}
 	out[fleets.LabelManaged] = "true"
+	out[fleets.LabelInstance] = d.instance
 	out[fleets.LabelFleet] = fleet
 	out[fleets.LabelComposeProject] = fleet
 	out[keyLabel] = key
@@ -97,7 +98,7 @@ func (d *Docker) RemoveNetwork(ctx context.Context, name string) error {
 		return fmt.Errorf("remove network %s: %w", name, err)
 	case !found:
 		return nil
-	case !isManaged(nw.Labels):
+	case !d.isManaged(nw.Labels):
 		return fmt.Errorf("remove network %s: %w", name, ErrNotManaged)
 	}
 	if err := d.cli.NetworkRemove(ctx, nw.ID); err != nil && !cerrdefs.IsNotFound(err) {
@@ -119,7 +120,7 @@ func (d *Docker) EnsureVolume(ctx context.Context, fleet string, v fleets.Volume
 		return nil
 	case v.External:
 		return fmt.Errorf("external volume %s: %w", v.Name, ErrNotFound)
-	case found && isManaged(existing.Labels):
+	case found && d.isManaged(existing.Labels):
 		return nil
 	case found:
 		return fmt.Errorf("ensure volume: %w", &ConflictError{Kind: "volume", Name: v.Name})
@@ -128,7 +129,7 @@ func (d *Docker) EnsureVolume(ctx context.Context, fleet string, v fleets.Volume
 		Name:       v.Name,
 		Driver:     v.Driver,
 		DriverOpts: v.DriverOpts,
-		Labels:     ownedLabels(v.Labels, fleet, fleets.LabelComposeVolume, v.Key),
+		Labels:     d.ownedLabels(v.Labels, fleet, fleets.LabelComposeVolume, v.Key),
 	})
 	if err != nil {
 		return fmt.Errorf("create volume %s: %w", v.Name, err)

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/fleetd/fleetd/drift"
+	"github.com/fleetd/fleetd/fleets"
 )
 
 // inspectParallelism bounds concurrent inspects in one observation.
@@ -35,10 +37,35 @@ func (d *Docker) Observe(ctx context.Context, opts drift.ObserveOptions) (drift.
 	if err := g.Wait(); err != nil {
 		return drift.Observed{}, fmt.Errorf("observe: %w", err)
 	}
+	d.scope(&obs)
 	if err := d.inspectUnsettled(ctx, obs.Containers, opts); err != nil {
 		return drift.Observed{}, fmt.Errorf("observe: %w", err)
 	}
 	return obs, nil
+}
+
+// scope hides the objects of other fleetd instances on this host: they keep
+// their names (a clash is still a conflict) but lose io.fleetd.managed, so
+// nothing downstream can mistake them for this agent's.
+func (d *Docker) scope(obs *drift.Observed) {
+	for i := range obs.Containers {
+		obs.Containers[i].Labels = d.unmanagedIfForeign(obs.Containers[i].Labels)
+	}
+	for i := range obs.Networks {
+		obs.Networks[i].Labels = d.unmanagedIfForeign(obs.Networks[i].Labels)
+	}
+	for i := range obs.Volumes {
+		obs.Volumes[i].Labels = d.unmanagedIfForeign(obs.Volumes[i].Labels)
+	}
+}
+
+func (d *Docker) unmanagedIfForeign(labels map[string]string) map[string]string {
+	if labels[fleets.LabelManaged] != "true" || d.isManaged(labels) {
+		return labels
+	}
+	out := maps.Clone(labels)
+	delete(out, fleets.LabelManaged)
+	return out
 }
 
 func (d *Docker) listContainers(ctx context.Context) ([]drift.Container, error) {
@@ -190,7 +217,7 @@ func (d *Docker) inspectUnsettled(ctx context.Context, ctrs []drift.Container, o
 }
 
 func needsInspect(c drift.Container, opts drift.ObserveOptions) bool {
-	if !isManaged(c.Labels) {
+	if c.Labels[fleets.LabelManaged] != "true" {
 		return false
 	}
 	switch {

@@ -14,6 +14,7 @@ const (
 	LabelImageID     = "io.fleetd.image-id"     // image ID the container was created from
 	LabelRevision    = "io.fleetd.revision"     // Git commit, informational
 	LabelReplaces    = "io.fleetd.replaces"     // name of the container a mid-rollout container replaces
+	LabelInstance    = "io.fleetd.instance"     // the fleetd agent that owns the object (see DefaultInstance)
 
 	// Compose's own labels, so that `docker compose ls/ps` show fleetd's
 	// containers as the stacks they are.
@@ -25,6 +26,24 @@ const (
 	LabelComposeVolume     = "com.docker.compose.volume"
 	LabelComposeConfigHash = "com.docker.compose.config-hash"
 )
+
+// DefaultInstance names the agent of a host that runs one fleetd. Objects
+// without an io.fleetd.instance label belong to it.
+const DefaultInstance = "default"
+
+// OwnedBy reports whether an object with these labels is managed by the
+// fleetd agent named instance. Objects of another agent on the same host (a
+// second repository, or a test run) are as untouchable as unmanaged ones.
+func OwnedBy(labels map[string]string, instance string) bool {
+	if labels[LabelManaged] != "true" {
+		return false
+	}
+	got := labels[LabelInstance]
+	if got == "" {
+		got = DefaultInstance
+	}
+	return got == instance
+}
 
 // Instance is one replica fleetd wants: the container's name, its complete
 // label set and the spec it is created from. It is what the engine's

@@ -60,7 +60,7 @@ func loadLive(ctx context.Context, l *liveFlags, opts drift.ObserveOptions) (*li
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", l.repo, err)
 	}
-	eng, err := engine.New(ctx)
+	eng, err := engine.New(ctx, engine.WithInstance(instanceName()))
 	if err != nil {
 		return nil, err
 	}

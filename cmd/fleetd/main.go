@@ -12,6 +12,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/fleetd/fleetd/fleets"
 )
 
 // Exit codes shared by every command.
@@ -60,6 +62,22 @@ func run(ctx context.Context, args []string) int {
 	return exitFailure
 }
 
+// instanceFlag is the --instance flag; see instanceName.
+var instanceFlag string
+
+// instanceName names this agent: --instance, else $FLEETD_INSTANCE, else
+// fleets.DefaultInstance. Two agents on one host (two repositories, or test
+// runs) each see only their own objects.
+func instanceName() string {
+	if instanceFlag != "" {
+		return instanceFlag
+	}
+	if env := os.Getenv("FLEETD_INSTANCE"); env != "" {
+		return env
+	}
+	return fleets.DefaultInstance
+}
+
 func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "fleetd",
@@ -67,6 +85,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.PersistentFlags().StringVar(&instanceFlag, "instance", "", "name of this fleetd agent on the host (default $FLEETD_INSTANCE or \"default\"); objects of other instances are never touched")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &exitError{code: exitChanges, err: err}
 	})

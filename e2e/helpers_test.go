@@ -28,6 +28,16 @@ import (
 // instead of the whole package timing out.
 const runTimeout = 3 * time.Minute
 
+// healthcheck is the test image's own check with a timeout that a loaded CI
+// machine meets (the image's 1s makes healthy containers flap to
+// unhealthy), indented for a service. Three failed probes a second apart
+// still turn a failing container unhealthy within seconds.
+const healthcheck = `    healthcheck:
+      test: ["CMD", "/testapp", "-health"]
+      interval: 1s
+      timeout: 10s
+      retries: 3`
+
 // result is one run of the fleetd binary.
 type result struct {
 	args           []string

@@ -33,6 +33,14 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e: build fleetd:", err)
 		return 1
 	}
+	if os.Getenv(dockerModeEnv) != "ambient" {
+		d, err := startDaemon()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: FAILING: cannot start a private Docker daemon:", err)
+			return 1
+		}
+		defer d.stop()
+	}
 	code := m.Run()
 	lastResortSweep()
 	return code

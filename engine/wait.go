@@ -35,6 +35,79 @@ func (d *Docker) WaitHealthy(ctx context.Context, id string, timeout time.Durati
 	return d.waitFor(ctx, id, timeout, "healthy", healthyState)
 }
 
+// WaitUp is the health gate of a rollout: it waits until the container is
+// up — healthy when it has a healthcheck, else still running after
+// readiness — and then watches it for monitor; it fails, naming the reason,
+// when the container exits, restarts or turns unhealthy before that ends,
+// or when timeout passes before it is up.
+func (d *Docker) WaitUp(ctx context.Context, id string, readiness, monitor, timeout time.Duration) error {
+	if err := d.WaitHealthy(ctx, id, timeout); err != nil {
+		return err
+	}
+	ins, err := d.cli.ContainerInspect(ctx, id)
+	if err != nil {
+		return fmt.Errorf("wait up for %s: inspect: %w", id, err)
+	}
+	watch := monitor
+	if ins.State == nil || ins.State.Health == nil {
+		watch = max(watch, readiness)
+	}
+	return d.watch(ctx, id, watch)
+}
+
+// watch fails when the container stops running or turns unhealthy within
+// d; it follows events and inspects only when one arrives.
+func (d *Docker) watch(ctx context.Context, id string, dur time.Duration) error {
+	if dur <= 0 {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	msgs, errs := d.cli.Events(ctx, events.ListOptions{Filters: filters.NewArgs(
+		filters.Arg("type", string(events.ContainerEventType)),
+		filters.Arg("container", id),
+	)})
+	timer := time.NewTimer(dur)
+	defer timer.Stop()
+	for {
+		ins, err := d.cli.ContainerInspect(ctx, id)
+		if err != nil {
+			return fmt.Errorf("monitor %s: inspect: %w", id, err)
+		}
+		if reason := failedWhileUp(ins); reason != "" {
+			return fmt.Errorf("monitor %s: %s within %s of becoming ready", strings.TrimPrefix(ins.Name, "/"), reason, dur)
+		}
+		select {
+		case <-msgs:
+		case err := <-errs:
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("monitor %s: events: %w", id, err)
+		case <-timer.C:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// failedWhileUp names why a container that was up no longer is, or "".
+func failedWhileUp(ins container.InspectResponse) string {
+	st := ins.State
+	switch {
+	case st == nil:
+		return ""
+	case st.Restarting:
+		return fmt.Sprintf("restarting after exit code %d", st.ExitCode)
+	case !st.Running:
+		return fmt.Sprintf("exited with code %d%s", st.ExitCode, oomNote(st.OOMKilled))
+	case st.Health != nil && st.Health.Status == "unhealthy":
+		return "unhealthy: " + lastHealthOutput(st.Health)
+	}
+	return ""
+}
+
 // WaitExit returns when the container has exited with code 0; it fails when
 // it exits with another code or timeout passes.
 func (d *Docker) WaitExit(ctx context.Context, id string, timeout time.Duration) error {

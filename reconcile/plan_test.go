@@ -168,6 +168,23 @@ func TestPlanHeal(t *testing.T) {
   3  start   web-api-1              new container [after 2]
 `,
 			oob: func(t *testing.T, e *enginetest.Fake) { e.Remove("web-api-1"); e.Rename("web-api-2", "web-api-1") }},
+		{name: "renamed onto a name another fleet now wants: the create waits for the rename back",
+			before: fl(web(1), cache()), desired: fl(web(2), cache()), want: `fleet cache
+  1  rename  web-api-2 → cache-redis-1  modified (name: web-api-2 → cache-redis-1)
+fleet web
+  2  create  web-api-2  missing (name held by managed container ID(web-api-2)) [after 1]
+  3  start   web-api-2  new container [after 2]
+`,
+			oob: func(t *testing.T, e *enginetest.Fake) { e.Rename("cache-redis-1", "web-api-2") }},
+		{name: "two containers swapped names: renames back, no cycle", before: fl(web(2)), desired: fl(web(2)), want: `fleet web
+  1  rename  web-api-1 → web-api-2  modified (name: web-api-1 → web-api-2)
+  2  rename  web-api-2 → web-api-1  modified (name: web-api-2 → web-api-1) [after 1]
+`,
+			oob: func(t *testing.T, e *enginetest.Fake) {
+				e.Rename("web-api-1", "tmp")
+				e.Rename("web-api-2", "web-api-1")
+				e.Rename("tmp", "web-api-2")
+			}},
 		{name: "self_heal off: left alone", before: fl(noHeal), desired: fl(noHeal), want: `left alone: web/api web-api-1: self_heal is off: stopped
 left alone: web/api web-api-2: self_heal is off: paused
 `,

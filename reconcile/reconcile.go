@@ -34,6 +34,7 @@ func Plan(desired []fleets.Fleet, obs drift.Observed, pol Policy) ActionPlan {
 	b.planOrphans(desired, items)
 	b.planNetworkRemovals(desired)
 	b.guardMassPrune(desired)
+	b.orderNameReuse()
 	return ActionPlan{Actions: b.actions, Drift: items, Blocked: b.blocked, Refused: b.refused}
 }
 
@@ -50,6 +51,9 @@ func groupItems(items []drift.Item) map[string]map[string][]drift.Item {
 }
 
 func (b *builder) planFleet(f fleets.Fleet, items map[string][]drift.Item) {
+	if len(items) == 0 {
+		return // in sync: the common case, and ordering services copies them
+	}
 	// Fleet-level items (Service "") are network conflicts: an unmanaged
 	// network holds a name the fleet needs, so none of it can be deployed.
 	for _, it := range items[""] {

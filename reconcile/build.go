@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/fleetd/fleetd/drift"
 	"github.com/fleetd/fleetd/fleets"
@@ -31,6 +32,10 @@ type builder struct {
 	// guard counts them.
 	pruned  []int
 	refused string
+	// rollouts are the rollout batches planned; nextAt the earliest time a
+	// delayed batch is due.
+	rollouts []RolloutStep
+	nextAt   time.Time
 }
 
 func newBuilder(obs drift.Observed, pol Policy) *builder {

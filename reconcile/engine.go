@@ -44,6 +44,10 @@ type Engine interface {
 	// healthcheck, running), and an error naming the reason when it exits,
 	// turns unhealthy or the timeout passes first.
 	WaitHealthy(ctx context.Context, id string, timeout time.Duration) error
+	// WaitUp is a rollout's health gate: it returns once the container is
+	// up (healthy with a healthcheck; else running for readiness) and
+	// stayed up for monitor, and fails naming the reason otherwise.
+	WaitUp(ctx context.Context, id string, readiness, monitor, timeout time.Duration) error
 	// WaitExit returns when the container has exited with code 0, and an
 	// error when it exits otherwise or the timeout passes first.
 	WaitExit(ctx context.Context, id string, timeout time.Duration) error

@@ -20,6 +20,7 @@ const (
 	OpStart         Op = "start"
 	OpWaitHealthy   Op = "wait-healthy"
 	OpWaitExit      Op = "wait-exit"
+	OpWaitUp        Op = "wait-up" // a rollout's health gate
 	OpStop          Op = "stop"
 	OpRemove        Op = "remove"
 	OpRename        Op = "rename"
@@ -39,6 +40,7 @@ type Action struct {
 	Fleet   string `json:"fleet"`
 	Service string `json:"service,omitempty"`
 	Target  string `json:"target"`
+	Slot    int    `json:"slot,omitempty"`
 	Cause   string `json:"cause"`
 	After   []int  `json:"after,omitempty"`
 
@@ -51,7 +53,10 @@ type Action struct {
 	Attachment  *fleets.NetworkAttachment `json:"-"`                  // connect
 	Spec        *fleets.Spec              `json:"-"`                  // update
 	Timeout     time.Duration             `json:"timeout,omitempty"`  // stop, restart, waits
-	Heal        bool                      `json:"heal,omitempty"`     // counts as a self-heal attempt for its container
+	Heal        bool                      `json:"heal,omitempty"`
+	Rollout     bool                      `json:"rollout,omitempty"`   // part of a rollout batch (Slot names the replica)
+	Readiness   time.Duration             `json:"readiness,omitempty"` // wait-up
+	Monitor     time.Duration             `json:"monitor,omitempty"`   // wait-up     // counts as a self-heal attempt for its container
 	// ImageFrom is the ID of the pull or build action whose image ID the
 	// created container is labelled with.
 	ImageFrom int `json:"image_from,omitempty"`
@@ -68,6 +73,12 @@ type ActionPlan struct {
 	Blocked []Blocked `json:"blocked,omitempty"`
 	// Refused is set when the prune guard refused the plan's removals.
 	Refused string `json:"refused,omitempty"`
+	// Rollouts are the rollout batches the plan carries, one per service
+	// whose containers are replaced because its spec or image changed.
+	Rollouts []RolloutStep `json:"rollouts,omitempty"`
+	// NextAt, when set, is when a rollout's next batch is due (its
+	// update_config delay); nothing in this plan waits for it.
+	NextAt time.Time `json:"next_at,omitzero"`
 }
 
 // Blocked is a fleet or service the plan leaves alone, and why.
@@ -98,6 +109,9 @@ type Policy struct {
 	MassPruneRatio float64
 	// Heals records past self-heal attempts per container name, for backoff.
 	Heals map[string]HealRecord
+	// Rollouts is the rollout state: batches in progress, paused and
+	// rolled-back rollouts (see Advance).
+	Rollouts Rollouts
 	// HealBackoff is the first backoff after a heal (default 10s), doubled
 	// per attempt up to HealBackoffMax (default 5m).
 	HealBackoff    time.Duration

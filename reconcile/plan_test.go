@@ -100,25 +100,28 @@ func TestPlanDeploy(t *testing.T) {
 `},
 		{name: "spec change", before: fl(web(2)),
 			desired: fl(withService(web(2), "api", func(s *fleets.Service) { s.Spec.Environment["LOG_LEVEL"] = "debug" })), want: `fleet web
-  1   create  web-api-1-next              spec (environment.LOG_LEVEL: info → debug)
-  2   stop    web-api-1                   replaced by web-api-1-next [after 1]
-  3   remove  web-api-1                   replaced by web-api-1-next [after 2]
-  4   rename  web-api-1-next → web-api-1  takes the place of the replaced container [after 3]
-  5   start   web-api-1                   replacement [after 4]
-  6   create  web-api-2-next              spec (environment.LOG_LEVEL: info → debug)
-  7   stop    web-api-2                   replaced by web-api-2-next [after 6]
-  8   remove  web-api-2                   replaced by web-api-2-next [after 7]
-  9   rename  web-api-2-next → web-api-2  takes the place of the replaced container [after 8]
-  10  start   web-api-2                   replacement [after 9]
+  1   create   web-api-1-next              spec (environment.LOG_LEVEL: info → debug); rollout 1/2, stop-first
+  2   stop     web-api-1                   replaced by web-api-1-next [after 1]
+  3   remove   web-api-1                   replaced by web-api-1-next [after 2]
+  4   rename   web-api-1-next → web-api-1  takes the place of the replaced container [after 3]
+  5   start    web-api-1                   replacement [after 4]
+  6   wait-up  web-api-1                   health gate: up within 5s, then monitored 0s [after 5]
+  7   create   web-api-2-next              spec (environment.LOG_LEVEL: info → debug); rollout 2/2, stop-first
+  8   stop     web-api-2                   replaced by web-api-2-next [after 7]
+  9   remove   web-api-2                   replaced by web-api-2-next [after 8]
+  10  rename   web-api-2-next → web-api-2  takes the place of the replaced container [after 9]
+  11  start    web-api-2                   replacement [after 10]
+  12  wait-up  web-api-2                   health gate: up within 5s, then monitored 0s [after 11]
 `},
 		{name: "image drift", before: fl(web(1)),
 			oob:     func(t *testing.T, e *enginetest.Fake) { e.AddImage("app:v1", "sha256:feedfacefeedfacefeedface") },
 			desired: fl(web(1)), want: `fleet web
-  1  create  web-api-1-next              image (image_id: 6170703a7631 → feedfacefeed)
-  2  stop    web-api-1                   replaced by web-api-1-next [after 1]
-  3  remove  web-api-1                   replaced by web-api-1-next [after 2]
-  4  rename  web-api-1-next → web-api-1  takes the place of the replaced container [after 3]
-  5  start   web-api-1                   replacement [after 4]
+  1  create   web-api-1-next              image (image_id: 6170703a7631 → feedfacefeed); rollout 1/1, stop-first
+  2  stop     web-api-1                   replaced by web-api-1-next [after 1]
+  3  remove   web-api-1                   replaced by web-api-1-next [after 2]
+  4  rename   web-api-1-next → web-api-1  takes the place of the replaced container [after 3]
+  5  start    web-api-1                   replacement [after 4]
+  6  wait-up  web-api-1                   health gate: up within 5s, then monitored 0s [after 5]
 `},
 	})
 }
@@ -322,19 +325,22 @@ func TestPlanResume(t *testing.T) {
 		want    string
 	}{
 		{"killed after create: resume", 2, v2, `fleet web
-  1  stop    web-api-1                   replaced by web-api-1-next
-  2  remove  web-api-1                   replaced by web-api-1-next [after 1]
-  3  rename  web-api-1-next → web-api-1  takes the place of the replaced container [after 2]
-  4  start   web-api-1                   replacement [after 3]
+  1  stop     web-api-1                   replaced by web-api-1-next
+  2  remove   web-api-1                   replaced by web-api-1-next [after 1]
+  3  rename   web-api-1-next → web-api-1  takes the place of the replaced container [after 2]
+  4  start    web-api-1                   replacement [after 3]
+  5  wait-up  web-api-1                   health gate: up within 5s, then monitored 0s [after 4]
 `},
 		{"killed after stop: resume", 3, v2, `fleet web
-  1  remove  web-api-1                   replaced by web-api-1-next
-  2  rename  web-api-1-next → web-api-1  takes the place of the replaced container [after 1]
-  3  start   web-api-1                   replacement [after 2]
+  1  remove   web-api-1                   replaced by web-api-1-next
+  2  rename   web-api-1-next → web-api-1  takes the place of the replaced container [after 1]
+  3  start    web-api-1                   replacement [after 2]
+  4  wait-up  web-api-1                   health gate: up within 5s, then monitored 0s [after 3]
 `},
 		{"killed after remove: rename and start", 4, v2, `fleet web
-  1  rename  web-api-1-next → web-api-1  takes the place of the replaced container
-  2  start   web-api-1                   replacement [after 1]
+  1  rename   web-api-1-next → web-api-1  takes the place of the replaced container
+  2  start    web-api-1                   replacement [after 1]
+  3  wait-up  web-api-1                   health gate: up within 5s, then monitored 0s [after 2]
 `},
 		{"killed after rename: start", 5, v2, `fleet web
   1  start  web-api-1  created but never started
@@ -343,17 +349,19 @@ func TestPlanResume(t *testing.T) {
   1  start  web-api-1  created but never started
 `},
 		{"killed after create, spec changed again: replace again", 2, v3, `fleet web
-  1  remove  web-api-1-next              extra (duplicate in slot 1, held by web-api-1; replaces web-api-1 (rollout in progress))
-  2  create  web-api-1-next              spec (environment.LOG_LEVEL: info → debug; image: app:v1 → app:v2) [after 1]
-  3  stop    web-api-1                   replaced by web-api-1-next [after 2]
-  4  remove  web-api-1                   replaced by web-api-1-next [after 3]
-  5  rename  web-api-1-next → web-api-1  takes the place of the replaced container [after 4]
-  6  start   web-api-1                   replacement [after 5]
+  1  remove   web-api-1-next              extra (duplicate in slot 1, held by web-api-1; replaces web-api-1 (rollout in progress))
+  2  create   web-api-1-next              spec (environment.LOG_LEVEL: info → debug; image: app:v1 → app:v2); rollout 1/1, stop-first [after 1]
+  3  stop     web-api-1                   replaced by web-api-1-next [after 2]
+  4  remove   web-api-1                   replaced by web-api-1-next [after 3]
+  5  rename   web-api-1-next → web-api-1  takes the place of the replaced container [after 4]
+  6  start    web-api-1                   replacement [after 5]
+  7  wait-up  web-api-1                   health gate: up within 5s, then monitored 0s [after 6]
 `},
 		{"killed after remove, spec changed again: replace the -next", 4, v3, `fleet web
-  1  create  web-api-1       spec (environment.LOG_LEVEL: info → debug)
-  2  remove  web-api-1-next  replaced by web-api-1 [after 1]
-  3  start   web-api-1       replacement [after 2]
+  1  create   web-api-1       spec (environment.LOG_LEVEL: info → debug); rollout 1/1, stop-first
+  2  remove   web-api-1-next  replaced by web-api-1 [after 1]
+  3  start    web-api-1       replacement [after 2]
+  4  wait-up  web-api-1       health gate: up within 5s, then monitored 0s [after 3]
 `},
 	}
 	for _, tc := range cases {

@@ -16,6 +16,8 @@ import (
 // depends_on order; then removals of what left the spec, then networks that
 // end up empty. Each action lists the actions it must wait for.
 func Plan(desired []fleets.Fleet, obs drift.Observed, pol Policy) ActionPlan {
+	pol.Rollouts = Forget(pol.Rollouts, desired)
+	desired = withRollbacks(desired, pol.Rollouts)
 	items := drift.Diff(desired, obs)
 	b := newBuilder(obs, pol)
 	byService := groupItems(items)
@@ -35,7 +37,7 @@ func Plan(desired []fleets.Fleet, obs drift.Observed, pol Policy) ActionPlan {
 	b.planNetworkRemovals(desired)
 	b.guardMassPrune(desired)
 	b.orderNameReuse()
-	return ActionPlan{Actions: b.actions, Drift: items, Blocked: b.blocked, Refused: b.refused}
+	return ActionPlan{Actions: b.actions, Drift: items, Blocked: b.blocked, Refused: b.refused, Rollouts: b.rollouts, NextAt: b.nextAt}
 }
 
 // groupItems indexes drift items by fleet and service.

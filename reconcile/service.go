@@ -51,7 +51,10 @@ func (b *builder) planService(sc serviceCtx) {
 	if image {
 		sc.image = b.ensureImage(f, svc)
 	}
-	resumed := b.resumeReplacements(sc)
+	rec, hasRec := b.pol.Rollouts[rolloutKey(f.Name, svc.Name)]
+	stalled := hasRec && rec.Stalled() && rec.Target == svc.Hash
+	resumable, resumed := b.resumable(sc, stalled)
+	var stale []containerItems
 	// Removals first, creates last: a create waits for the action that
 	// frees the name it takes (a leftover -next removed as extra, a
 	// renamed container renamed back), and that action must come first.
@@ -61,11 +64,24 @@ func (b *builder) planService(sc serviceCtx) {
 		func(c containerItems) bool { return c.has(drift.Missing) },
 	} {
 		for _, c := range groupByContainer(sc.items) {
-			if !resumed[c.name] && pass(c) {
+			switch {
+			case resumed[c.name] || !pass(c):
+			case isStale(c):
+				stale = append(stale, c)
+			default:
 				b.planContainer(sc, c)
 			}
 		}
 	}
+	if len(stale) > 0 || len(resumable) > 0 {
+		b.planRollout(sc, stale, resumable)
+	}
+}
+
+// isStale reports whether a container runs an outdated spec or image and
+// is therefore replaced by the service's rollout.
+func isStale(c containerItems) bool {
+	return !c.has(drift.Extra) && !c.has(drift.Missing) && (c.has(drift.SpecChange) || c.has(drift.Image))
 }
 
 func needsImage(items []drift.Item) bool {
@@ -115,10 +131,6 @@ func (b *builder) planContainer(sc serviceCtx, c containerItems) {
 		b.createAndStart(sc, c.slot, c.name, "", causeOf(c.kinds[drift.Missing]))
 	case c.has(drift.Extra):
 		b.removeContainer(sc.fleet.Name, sc.svc, c.id, c.name, causeOf(c.kinds[drift.Extra]), b.running(c.id))
-	case c.has(drift.SpecChange):
-		b.replace(sc, c, causeOf(c.kinds[drift.SpecChange]))
-	case c.has(drift.Image):
-		b.replace(sc, c, causeOf(c.kinds[drift.Image]))
 	default:
 		b.heal(sc, c)
 	}
@@ -139,17 +151,16 @@ func (b *builder) createAndStart(sc serviceCtx, slot int, name, replaces, cause 
 // one under a temporary name (labelled with the one it replaces), stop and
 // remove the old, rename the new, start it. The next issue's rollout
 // strategies replace this sequence per batch.
-func (b *builder) replace(sc serviceCtx, c containerItems, cause string) {
+func (b *builder) replace(sc serviceCtx, c containerItems, cause string) int {
 	f, svc := sc.fleet, sc.svc
 	temp := c.name + tempSuffix
 	if old := b.container(c.id); old != nil && old.Name == temp {
-		b.replaceUnderSlotName(sc, c, cause)
-		return
+		return b.replaceUnderSlotName(sc, c, cause)
 	}
 	inst := b.instance(f, svc, c.slot, temp, c.name)
 	create := b.add(Action{Op: OpCreate, Fleet: f.Name, Service: svc.Name, Target: temp, Cause: cause,
 		After: append(slices.Clone(sc.deps), sc.image, b.freedBy[temp]), Instance: inst, ImageFrom: sc.image})
-	b.finishReplace(sc, c.id, c.name, temp, b.running(c.id), create)
+	return b.finishReplace(sc, c.id, c.name, temp, b.running(c.id), create)
 }
 
 // replaceUnderSlotName replaces a container that holds its slot under the
@@ -157,7 +168,7 @@ func (b *builder) replace(sc serviceCtx, c containerItems, cause string) {
 // the slot's name is free, so the new container is created under it, and
 // started once the old one is gone. Creating it under the temporary name
 // would collide with the old one.
-func (b *builder) replaceUnderSlotName(sc serviceCtx, c containerItems, cause string) {
+func (b *builder) replaceUnderSlotName(sc serviceCtx, c containerItems, cause string) int {
 	f, svc := sc.fleet, sc.svc
 	inst := b.instance(f, svc, c.slot, c.name, "")
 	prev := b.add(Action{Op: OpCreate, Fleet: f.Name, Service: svc.Name, Target: c.name, Cause: cause,
@@ -171,11 +182,12 @@ func (b *builder) replaceUnderSlotName(sc serviceCtx, c containerItems, cause st
 		Cause: "replaced by " + c.name, After: []int{prev}})
 	start := b.add(Action{Op: OpStart, Fleet: f.Name, Service: svc.Name, Target: c.name, Cause: "replacement", After: []int{prev}})
 	b.markStarted(sc, c.name, start)
+	return start
 }
 
 // finishReplace stops and removes the old container, renames its
 // replacement to the old name and starts it.
-func (b *builder) finishReplace(sc serviceCtx, oldID, name, temp string, oldRunning bool, after int) {
+func (b *builder) finishReplace(sc serviceCtx, oldID, name, temp string, oldRunning bool, after int) int {
 	f, svc := sc.fleet, sc.svc
 	prev := after
 	if oldID != "" {
@@ -190,14 +202,29 @@ func (b *builder) finishReplace(sc serviceCtx, oldID, name, temp string, oldRunn
 		Cause: "takes the place of the replaced container", After: []int{prev}})
 	start := b.add(Action{Op: OpStart, Fleet: f.Name, Service: svc.Name, Target: name, Cause: "replacement", After: []int{rename}})
 	b.markStarted(sc, name, start)
+	return start
 }
 
-// resumeReplacements finishes replacements a killed fleetd left half done:
-// a container labelled io.fleetd.replaces=<name> that already runs the
-// desired spec takes over its slot instead of being removed as extra. It
-// returns the names of the containers it planned for.
-func (b *builder) resumeReplacements(sc serviceCtx) map[string]bool {
+// resumption is a replacement a killed fleetd left half done: a container
+// labelled io.fleetd.replaces=<name> that already runs the desired spec.
+type resumption struct {
+	c          containerItems
+	temp       string // its current name
+	replaces   string
+	oldID      string
+	oldRunning bool
+}
+
+// resumable finds the replacements to resume; the rollout finishes them
+// (gate, remove the old, rename) instead of removing them as extra. When
+// the service's rollout is stalled, a leftover replacement is not resumed:
+// it is removed as the extra it is.
+func (b *builder) resumable(sc serviceCtx, stalled bool) ([]resumption, map[string]bool) {
 	done := map[string]bool{}
+	if stalled {
+		return nil, done
+	}
+	var out []resumption
 	for _, c := range groupByContainer(sc.items) {
 		ctr := b.container(c.id)
 		if ctr == nil {
@@ -207,16 +234,15 @@ func (b *builder) resumeReplacements(sc serviceCtx) map[string]bool {
 		if replaces == "" || ctr.Labels[fleets.LabelSpecHash] != sc.svc.Hash || ctr.Name == replaces {
 			continue
 		}
-		old := b.managedByName(replaces)
-		oldID, oldRunning := "", false
-		if old != nil {
-			oldID, oldRunning = old.ID, old.State == "running" || old.State == "paused" || old.State == "restarting"
+		r := resumption{c: c, temp: ctr.Name, replaces: replaces}
+		if old := b.managedByName(replaces); old != nil {
+			r.oldID, r.oldRunning = old.ID, old.State == "running" || old.State == "paused" || old.State == "restarting"
 		}
-		b.finishReplace(sc, oldID, replaces, ctr.Name, oldRunning, 0)
+		out = append(out, r)
 		done[c.name] = true
 		done[replaces] = true
 	}
-	return done
+	return out, done
 }
 
 // heal answers drift that happened out of band: stopped, paused, unhealthy

@@ -77,3 +77,19 @@ func (f *Fake) check(id string, done func(*ctr) (bool, error)) (bool, error) {
 	}
 	return done(x)
 }
+
+// WaitUp is the rollout gate: the fake has no clock to watch a readiness
+// delay or monitor period pass, so a container is up once WaitHealthy
+// would return; a container the OnStart hook made unhealthy or exited
+// fails the gate at once.
+func (f *Fake) WaitUp(ctx context.Context, id string, readiness, monitor, timeout time.Duration) error {
+	return f.wait(ctx, "WaitUp", "wait up", id, timeout, func(x *ctr) (bool, error) {
+		switch {
+		case x.c.State != "running" && x.c.State != "restarting":
+			return false, fmt.Errorf("container is %s (exit code %d)", x.c.State, x.in.ExitCode)
+		case x.c.Health == "unhealthy":
+			return false, fmt.Errorf("container is unhealthy: %s", x.in.HealthLog)
+		}
+		return x.c.State == "running" && (x.c.Health == "" || x.c.Health == "healthy"), nil
+	})
+}

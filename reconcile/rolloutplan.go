@@ -1,0 +1,185 @@
+package reconcile
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/fleetd/fleetd/drift"
+	"github.com/fleetd/fleetd/fleets"
+)
+
+// planRollout plans the next batch of a service's rolling update: the
+// containers whose spec or image is outdated are replaced update_config
+// parallelism at a time, each gated on the new replica being up. Resumed
+// replacements (left by a killed fleetd) are finished first and count
+// towards the batch. The plan carries a RolloutStep so that Advance can
+// judge the batch once it has run; the loop re-plans for the next batch.
+func (b *builder) planRollout(sc serviceCtx, stale []containerItems, resumable []resumption) {
+	f, svc := sc.fleet, sc.svc
+	rec, hasRec := b.pol.Rollouts[rolloutKey(f.Name, svc.Name)]
+	if hasRec && rec.Stalled() && rec.Target == svc.Hash {
+		b.block(f.Name, svc.Name, "", fmt.Sprintf("rollout of %s %s: %s; not retried until a new commit or a manual sync",
+			short(rec.Target), rec.Status, rec.Reason), false)
+		for _, c := range stale {
+			b.heal(sc, c) // the old replicas still get healed
+		}
+		return
+	}
+	rollback := hasRec && rec.Status == RolloutRollingBack && rec.From == svc.Hash
+	inProgress := rollback || (hasRec && rec.Status == RolloutRunning && rec.Target == svc.Hash)
+	if due := rec.LastBatchAt.Add(svc.Update.Delay); inProgress && svc.Update.Delay > 0 && b.pol.Now.Before(due) {
+		b.block(f.Name, svc.Name, "", fmt.Sprintf("rollout: next batch at %s (update_config delay %s)", due.UTC().Format(time.TimeOnly), svc.Update.Delay), false)
+		b.noteNext(due)
+		return
+	}
+	order, forced := effectiveOrder(svc)
+	step := RolloutStep{
+		Fleet: f.Name, Service: svc.Name, Target: svc.Hash,
+		Remaining: len(stale) + len(resumable), Replicas: svc.Replicas,
+		Policy: svc.Update, Order: order, Forced: forced, Rollback: rollback,
+	}
+	if !rollback {
+		step.From, step.FromSpec = b.previousSpec(stale)
+	}
+	size := svc.Update.Parallelism
+	if size <= 0 {
+		size = step.Remaining
+	}
+	slices.SortFunc(stale, func(x, y containerItems) int { return x.slot - y.slot })
+	for _, r := range resumable {
+		b.inSlot(r.c.slot, func() { b.resume(sc, r) })
+		step.Slots = append(step.Slots, r.c.slot)
+	}
+	for _, c := range stale[:max(0, min(len(stale), size-len(resumable)))] {
+		cause := rolloutCause(c, len(step.Slots)+1, step)
+		if order == fleets.OrderStartFirst {
+			b.inSlot(c.slot, func() { b.startFirst(sc, c, cause) })
+		} else {
+			b.inSlot(c.slot, func() { b.gate(sc, c.name, b.replace(sc, c, cause)) })
+		}
+		step.Slots = append(step.Slots, c.slot)
+	}
+	b.rollouts = append(b.rollouts, step)
+}
+
+// effectiveOrder is the update order a service gets: start-first only when
+// old and new replicas can run side by side, i.e. it publishes no fixed
+// host port and sets no container_name.
+func effectiveOrder(svc fleets.Service) (order, forced string) {
+	order = svc.Update.Order
+	if order != fleets.OrderStartFirst {
+		return fleets.OrderStopFirst, ""
+	}
+	if svc.Spec.ContainerName != "" {
+		return fleets.OrderStopFirst, "container_name is set"
+	}
+	for _, p := range svc.Spec.Ports {
+		if p.Published != "" && p.Published != "0" {
+			return fleets.OrderStopFirst, "publishes fixed host port " + p.Published
+		}
+	}
+	return order, ""
+}
+
+// startFirst replaces one container start-first: the new one starts under a
+// temporary name and must pass the gate before the old one is stopped,
+// removed, and its name handed over.
+func (b *builder) startFirst(sc serviceCtx, c containerItems, cause string) {
+	f, svc := sc.fleet, sc.svc
+	temp := c.name + tempSuffix
+	if old := b.container(c.id); old != nil && old.Name == temp {
+		b.gate(sc, c.name, b.replaceUnderSlotName(sc, c, cause))
+		return
+	}
+	inst := b.instance(f, svc, c.slot, temp, c.name)
+	create := b.add(Action{Op: OpCreate, Fleet: f.Name, Service: svc.Name, Target: temp, Cause: cause,
+		After: append(slices.Clone(sc.deps), sc.image, b.freedBy[temp]), Instance: inst, ImageFrom: sc.image})
+	start := b.add(Action{Op: OpStart, Fleet: f.Name, Service: svc.Name, Target: temp, Cause: "new replica, start-first", After: []int{create}})
+	gate := b.gate(sc, temp, start)
+	b.handOver(sc, c.id, c.name, temp, b.running(c.id), gate)
+}
+
+// resume finishes a replacement a killed fleetd left behind. A replacement
+// that already runs passes the gate again before the old one goes.
+func (b *builder) resume(sc serviceCtx, r resumption) {
+	if tmp := b.container(r.c.id); tmp != nil && tmp.State == "running" {
+		gate := b.gate(sc, r.temp, 0)
+		b.handOver(sc, r.oldID, r.replaces, r.temp, r.oldRunning, gate)
+		return
+	}
+	b.gate(sc, r.replaces, b.finishReplace(sc, r.oldID, r.replaces, r.temp, r.oldRunning, 0))
+}
+
+// handOver stops and removes the old container after the new one passed
+// its gate, then gives the new one the old name.
+func (b *builder) handOver(sc serviceCtx, oldID, name, temp string, oldRunning bool, after int) {
+	f, svc := sc.fleet, sc.svc
+	prev := after
+	if oldID != "" {
+		if oldRunning {
+			prev = b.add(Action{Op: OpStop, Fleet: f.Name, Service: svc.Name, Target: name, ContainerID: oldID,
+				Cause: "replaced by " + temp, After: []int{prev}, Timeout: stopTimeout(svc)})
+		}
+		prev = b.add(Action{Op: OpRemove, Fleet: f.Name, Service: svc.Name, Target: name, ContainerID: oldID,
+			Cause: "replaced by " + temp, After: []int{prev}})
+	}
+	rename := b.add(Action{Op: OpRename, Fleet: f.Name, Service: svc.Name, Target: temp, NewName: name,
+		Cause: "takes the place of the replaced container", After: []int{prev}})
+	b.markStarted(sc, name, rename)
+}
+
+// gate adds the health gate of a new replica: up (healthy, or running
+// after the readiness delay) and still up after monitor.
+func (b *builder) gate(sc serviceCtx, name string, after int) int {
+	svc := sc.svc
+	return b.add(Action{Op: OpWaitUp, Fleet: sc.fleet.Name, Service: svc.Name, Target: name,
+		Cause: fmt.Sprintf("health gate: up within %s, then monitored %s", svc.HealthTimeout, svc.Update.Monitor), After: []int{after},
+		Timeout: svc.HealthTimeout, Readiness: svc.Readiness, Monitor: svc.Update.Monitor})
+}
+
+// inSlot marks every action plan adds as part of the rollout of slot, so
+// that Advance can count failures per replica.
+func (b *builder) inSlot(slot int, plan func()) {
+	first := len(b.actions)
+	plan()
+	for i := first; i < len(b.actions); i++ {
+		b.actions[i].Slot = slot
+		b.actions[i].Rollout = true
+	}
+}
+
+// previousSpec is the spec the stale containers were created from (their
+// spec label), for a rollback. Containers that disagree leave it empty.
+func (b *builder) previousSpec(stale []containerItems) (string, *fleets.Spec) {
+	for _, c := range stale {
+		ctr := b.container(c.id)
+		if ctr == nil {
+			continue
+		}
+		spec, err := fleets.DecodeSpec(ctr.Labels[fleets.LabelSpec])
+		if err != nil {
+			continue
+		}
+		return ctr.Labels[fleets.LabelSpecHash], &spec
+	}
+	return "", nil
+}
+
+func (b *builder) noteNext(t time.Time) {
+	if b.nextAt.IsZero() || t.Before(b.nextAt) {
+		b.nextAt = t
+	}
+}
+
+func rolloutCause(c containerItems, n int, step RolloutStep) string {
+	it, ok := c.kinds[drift.SpecChange]
+	if !ok {
+		it = c.kinds[drift.Image]
+	}
+	what := "rollout"
+	if step.Rollback {
+		what = "rollback"
+	}
+	return fmt.Sprintf("%s; %s %d/%d, %s%s", causeOf(it), what, n, step.Remaining, step.Order, forcedNote(step.Forced))
+}

@@ -36,6 +36,7 @@ func Plan(desired []fleets.Fleet, obs drift.Observed, pol Policy) ActionPlan {
 	b.planOrphans(desired, items)
 	b.planNetworkRemovals(desired)
 	b.guardMassPrune(desired)
+	b.finishRollouts(desired, items)
 	b.orderNameReuse()
 	return ActionPlan{Actions: b.actions, Drift: items, Blocked: b.blocked, Refused: b.refused, Rollouts: b.rollouts, NextAt: b.nextAt}
 }

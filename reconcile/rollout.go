@@ -232,8 +232,10 @@ func advanceOne(prev RolloutRecord, step RolloutStep, rep Report, now time.Time)
 	if step.Rollback {
 		what = "rollback"
 	}
-	events = append(events, ev(EventRolloutBatch, reason, "%s batch %d: %d of %d replaced, %d failed; %d left",
-		what, r.Batches, done, len(step.Slots), failed, step.Remaining-len(step.Slots)))
+	if len(step.Slots) > 0 {
+		events = append(events, ev(EventRolloutBatch, reason, "%s batch %d: %d of %d replaced, %d failed; %d left",
+			what, r.Batches, done, len(step.Slots), failed, step.Remaining-len(step.Slots)))
+	}
 	if failed > 0 && float64(r.Failures) > step.Policy.MaxFailureRatio*float64(step.Replicas) {
 		return failRollout(r, step, reason, ev, events)
 	}
@@ -304,4 +306,23 @@ func forcedNote(forced string) string {
 		return ""
 	}
 	return " (forced: " + forced + ")"
+}
+
+// RecordHeals counts the self-heal attempts an executed plan made, per
+// container, so that the next plan backs off (Policy.Heals).
+func RecordHeals(heals map[string]HealRecord, rep Report, now time.Time) map[string]HealRecord {
+	out := maps.Clone(heals)
+	if out == nil {
+		out = map[string]HealRecord{}
+	}
+	for _, res := range rep.Results {
+		if !res.Action.Heal || res.Status == Skipped {
+			continue
+		}
+		h := out[res.Action.Target]
+		h.Attempts++
+		h.Last = now
+		out[res.Action.Target] = h
+	}
+	return out
 }

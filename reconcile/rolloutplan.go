@@ -183,3 +183,35 @@ func rolloutCause(c containerItems, n int, step RolloutStep) string {
 	}
 	return fmt.Sprintf("%s; %s %d/%d, %s%s", causeOf(it), what, n, step.Remaining, step.Order, forcedNote(step.Forced))
 }
+
+// finishRollouts closes rollouts whose replicas all run their target
+// already (the last batch ran, or a killed fleetd finished it, or a
+// start-first rollback only had to drop the new replicas): a step without
+// slots lets Advance record the outcome.
+func (b *builder) finishRollouts(desired []fleets.Fleet, items []drift.Item) {
+	planned := map[string]bool{}
+	for _, st := range b.rollouts {
+		planned[rolloutKey(st.Fleet, st.Service)] = true
+	}
+	stale := map[string]bool{}
+	for _, it := range items {
+		if it.Kind == drift.SpecChange || it.Kind == drift.Image || it.Kind == drift.Missing {
+			stale[rolloutKey(it.Fleet, it.Service)] = true
+		}
+	}
+	for _, f := range desired {
+		for _, svc := range f.Services {
+			key := rolloutKey(f.Name, svc.Name)
+			rec, ok := b.pol.Rollouts[key]
+			if !ok || planned[key] || stale[key] || !svc.Targets || !f.Targets {
+				continue
+			}
+			rollback := rec.Status == RolloutRollingBack && rec.From == svc.Hash
+			running := rec.Status == RolloutRunning && rec.Target == svc.Hash
+			if rollback || running {
+				b.rollouts = append(b.rollouts, RolloutStep{Fleet: f.Name, Service: svc.Name, Target: svc.Hash,
+					Replicas: svc.Replicas, Policy: svc.Update, Rollback: rollback})
+			}
+		}
+	}
+}

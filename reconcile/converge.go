@@ -1,0 +1,137 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/fleetd/fleetd/drift"
+	"github.com/fleetd/fleetd/fleets"
+)
+
+// ConvergeOptions tunes Converge.
+type ConvergeOptions struct {
+	Exec ExecOptions
+	// OnPlan is called with each pass's plan before it executes.
+	OnPlan func(ActionPlan)
+	// OnEvent is called with each rollout event as it happens.
+	OnEvent func(Event)
+	// Save persists the rollout state after every pass that changed it, so
+	// that a killed fleetd resumes (and never retries a failed spec).
+	Save func(Rollouts) error
+	// MaxPasses bounds the passes (default: enough for every replica to be
+	// rolled out one at a time, plus slack).
+	MaxPasses int
+	// Now and Sleep are the clock (defaults: time.Now, a timer).
+	Now   func() time.Time
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// Outcome is what one Converge did.
+type Outcome struct {
+	Passes   int          `json:"passes"`
+	Plans    []ActionPlan `json:"plans"`
+	Reports  []Report     `json:"reports"`
+	Events   []Event      `json:"events"`
+	Rollouts Rollouts     `json:"rollouts"`
+	// Last is the plan of the final pass: empty when the host converged,
+	// else what is still left (blocked, refused or failed).
+	Last ActionPlan `json:"last"`
+}
+
+// Converge brings the host to the desired state: observe, plan, execute,
+// judge the rollout batches, and again, until a plan is empty, a pass makes
+// no progress, or a rollout is stalled. It decides nothing itself: Plan and
+// Advance do. pol.Rollouts is the starting rollout state.
+func Converge(ctx context.Context, eng Engine, desired []fleets.Fleet, pol Policy, opts ConvergeOptions) (Outcome, error) {
+	opts = opts.withDefaults(desired)
+	out := Outcome{Rollouts: Forget(pol.Rollouts, desired)}
+	for waits := 0; out.Passes < opts.MaxPasses && waits <= opts.MaxPasses; {
+		obs, err := eng.Observe(ctx, drift.ObserveOptions{InspectAll: out.Passes == 0})
+		if err != nil {
+			return out, fmt.Errorf("observe: %w", err)
+		}
+		pol.Now, pol.Rollouts = opts.Now(), out.Rollouts
+		p := Plan(desired, obs, pol)
+		out.Last = p
+		if p.Empty() && len(p.Rollouts) == 0 {
+			if p.NextAt.IsZero() {
+				return out, nil
+			}
+			waits++
+			if err := opts.Sleep(ctx, p.NextAt.Sub(opts.Now())); err != nil {
+				return out, err
+			}
+			continue
+		}
+		out.Passes++
+		if opts.OnPlan != nil {
+			opts.OnPlan(p)
+		}
+		rep := Execute(ctx, eng, p, opts.Exec)
+		next, events := Advance(out.Rollouts, p, rep, opts.Now())
+		out.Plans, out.Reports = append(out.Plans, p), append(out.Reports, rep)
+		out.Events = append(out.Events, events...)
+		for _, e := range events {
+			if opts.OnEvent != nil {
+				opts.OnEvent(e)
+			}
+		}
+		out.Rollouts = next
+		pol.Heals = RecordHeals(pol.Heals, rep, opts.Now())
+		if opts.Save != nil && (len(p.Rollouts) > 0 || len(next) != len(pol.Rollouts)) {
+			if err := opts.Save(next); err != nil {
+				return out, fmt.Errorf("save rollout state: %w", err)
+			}
+		}
+		if ctx.Err() != nil {
+			return out, ctx.Err()
+		}
+		if !worthAnotherPass(p, rep) {
+			return out, nil
+		}
+	}
+	return out, nil
+}
+
+// worthAnotherPass reports whether re-planning can get further: a rollout
+// batch ran (its next batch, or its rollback, comes in the next plan), or
+// every action succeeded (what follows from them, such as a freed name, is
+// planned next). A pass with failures outside rollouts would only fail the
+// same way again.
+func worthAnotherPass(p ActionPlan, rep Report) bool {
+	return len(p.Rollouts) > 0 || rep.OK()
+}
+
+func (o ConvergeOptions) withDefaults(desired []fleets.Fleet) ConvergeOptions {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Sleep == nil {
+		o.Sleep = sleep
+	}
+	if o.MaxPasses <= 0 {
+		replicas := 0
+		for _, f := range desired {
+			for _, s := range f.Services {
+				replicas += s.Replicas
+			}
+		}
+		o.MaxPasses = 2*replicas + 5
+	}
+	return o
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,213 @@
+package reconcile_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleetd/fleetd/drift"
+	"github.com/fleetd/fleetd/fleets"
+	"github.com/fleetd/fleetd/reconcile"
+)
+
+// rolling is web with n replicas and the given update_config, on image.
+func rolling(n int, image string, update fleets.Rollout) fleets.Fleet {
+	return fleet("web", service("web", "api", n, func(s *fleets.Service) {
+		s.Spec.Image = image
+		s.Update = update
+		s.Rollback = fleets.Rollout{Parallelism: 1, Order: fleets.OrderStopFirst, FailureAction: fleets.FailurePause}
+	}))
+}
+
+// convergeOpts records events and plans and never sleeps for real.
+type recorder struct {
+	events []reconcile.Event
+	saved  reconcile.Rollouts
+	slept  time.Duration
+}
+
+func (r *recorder) opts() reconcile.ConvergeOptions {
+	return reconcile.ConvergeOptions{
+		OnEvent: func(e reconcile.Event) { r.events = append(r.events, e) },
+		Save:    func(s reconcile.Rollouts) error { r.saved = s; return nil },
+		Now:     func() time.Time { return now.Add(r.slept) },
+		Sleep:   func(_ context.Context, d time.Duration) error { r.slept += d; return nil },
+	}
+}
+
+func (r *recorder) kinds() []string {
+	var out []string
+	for _, e := range r.events {
+		out = append(out, string(e.Kind))
+	}
+	return out
+}
+
+// images returns the image each replica of web/api runs, by name.
+func images(t *testing.T, obs drift.Observed) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, c := range obs.Containers {
+		if c.Labels[fleets.LabelService] == "api" {
+			out[c.Name] = c.Image
+		}
+	}
+	return out
+}
+
+func TestRolloutInBatches(t *testing.T) {
+	e := newFake(t)
+	update := fleets.Rollout{Parallelism: 2, Order: fleets.OrderStartFirst, FailureAction: fleets.FailureRollback, Delay: 10 * time.Second}
+	converge(t, e, rolling(4, "app:v1", update))
+
+	var rec recorder
+	out, err := reconcile.Converge(t.Context(), e, []fleets.Fleet{rolling(4, "app:v2", update)}, policy(), rec.opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Passes != 2 || len(out.Plans[0].Rollouts[0].Slots) != 2 || len(out.Plans[1].Rollouts[0].Slots) != 2 {
+		t.Fatalf("passes = %d; want two batches of two\n%v", out.Passes, out.Plans)
+	}
+	if rec.slept != update.Delay {
+		t.Errorf("slept %s between batches, want the update delay %s", rec.slept, update.Delay)
+	}
+	want := []string{"rollout-started", "rollout-batch", "rollout-batch", "rollout-succeeded"}
+	if got := rec.kinds(); !slices.Equal(got, want) {
+		t.Errorf("events = %v, want %v", got, want)
+	}
+	if len(out.Rollouts) != 0 || len(rec.saved) != 0 {
+		t.Errorf("a finished rollout leaves records: %v", out.Rollouts)
+	}
+	for name, img := range images(t, observe(t, e)) {
+		if img != "app:v2" || strings.HasSuffix(name, "-next") {
+			t.Errorf("%s runs %s", name, img)
+		}
+	}
+	// start-first: each batch's new replicas pass the gate before an old
+	// one stops.
+	p := out.Plans[0].String()
+	if strings.Index(p, "wait-up") > strings.Index(p, "stop ") {
+		t.Errorf("start-first batch stops an old replica before the gate:\n%s", p)
+	}
+	assertConverged(t, e, []fleets.Fleet{rolling(4, "app:v2", update)})
+}
+
+// failOnImage makes every container of image fail its health check.
+func failOnImage(image string) func(c *drift.Container) {
+	return func(c *drift.Container) {
+		if c.Image == image {
+			c.Health = "unhealthy"
+		}
+	}
+}
+
+func TestRolloutRollsBackAndDoesNotRetry(t *testing.T) {
+	e := newFake(t)
+	update := fleets.Rollout{Parallelism: 2, Order: fleets.OrderStartFirst, FailureAction: fleets.FailureRollback}
+	converge(t, e, rolling(4, "app:v1", update))
+	e.OnStart(failOnImage("app:v2"))
+
+	var rec recorder
+	broken := []fleets.Fleet{rolling(4, "app:v2", update)}
+	out, err := reconcile.Converge(t.Context(), e, broken, policy(), rec.opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"rollout-started", "rollout-batch", "rollout-failed", "rollout-rolled-back"}
+	if got := rec.kinds(); !slices.Equal(got, want) {
+		t.Fatalf("events = %v, want %v\nplans:\n%v", got, want, out.Plans)
+	}
+	if r := rec.events[2].Reason; !strings.Contains(r, "unhealthy") {
+		t.Errorf("failure reason %q does not say why", r)
+	}
+	for name, img := range images(t, observe(t, e)) {
+		if img != "app:v1" || strings.HasSuffix(name, "-next") {
+			t.Errorf("after rollback %s runs %s", name, img)
+		}
+	}
+	rec2 := recorder{}
+	again, err := reconcile.Converge(t.Context(), e, broken, reconcile.Policy{Now: now, Rollouts: out.Rollouts}, rec2.opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Passes != 0 || len(again.Last.Blocked) != 1 || !strings.Contains(again.Last.Blocked[0].Reason, "rolled-back") {
+		t.Fatalf("second apply of the broken revision: passes %d, plan:\n%s", again.Passes, again.Last)
+	}
+	// A manual retry tries it again (and fails again).
+	retry, _ := reconcile.Converge(t.Context(), e, broken, reconcile.Policy{Now: now, Rollouts: reconcile.Retry(out.Rollouts)}, (&recorder{}).opts())
+	if retry.Passes == 0 {
+		t.Errorf("a retry did not try the rollout again")
+	}
+}
+
+func TestRolloutPauses(t *testing.T) {
+	e := newFake(t)
+	update := fleets.Rollout{Parallelism: 1, Order: fleets.OrderStopFirst, FailureAction: fleets.FailurePause}
+	converge(t, e, rolling(3, "app:v1", update))
+	e.OnStart(failOnImage("app:v2"))
+
+	var rec recorder
+	out, err := reconcile.Converge(t.Context(), e, []fleets.Fleet{rolling(3, "app:v2", update)}, policy(), rec.opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	batches := 0
+	for _, p := range out.Plans {
+		batches += len(p.Rollouts)
+	}
+	if batches != 1 || rec.kinds()[len(rec.events)-1] != "rollout-paused" {
+		t.Fatalf("%d batches, events %v; want a pause after the first batch", batches, rec.kinds())
+	}
+	got := images(t, observe(t, e))
+	v1, v2 := 0, 0
+	for _, img := range got {
+		if img == "app:v1" {
+			v1++
+		} else {
+			v2++
+		}
+	}
+	if v1 != 2 || v2 != 1 {
+		t.Errorf("paused rollout leaves %v; want two old and one new replica", got)
+	}
+	if r := out.Rollouts["web/api"]; r.Status != reconcile.RolloutPaused {
+		t.Errorf("record = %+v, want paused", r)
+	}
+}
+
+func TestRolloutForcedStopFirst(t *testing.T) {
+	update := fleets.Rollout{Parallelism: 1, Order: fleets.OrderStartFirst, FailureAction: fleets.FailurePause}
+	before := rolling(1, "app:v1", update)
+	before.Services[0].Spec.Ports = []fleets.Port{{Target: 80, Published: "8080", Protocol: "tcp"}}
+	before.Services[0] = rehash(before.Services[0])
+	after := withService(before, "api", func(s *fleets.Service) { s.Spec.Image = "app:v2" })
+	e := newFake(t)
+	converge(t, e, before)
+	p := reconcile.Plan([]fleets.Fleet{after}, observe(t, e), policy())
+	if s := p.String(); !strings.Contains(s, "stop-first (forced: publishes fixed host port 8080)") {
+		t.Errorf("plan does not say stop-first is forced:\n%s", s)
+	}
+}
+
+func TestAdvanceContinue(t *testing.T) {
+	step := reconcile.RolloutStep{Fleet: "web", Service: "api", Target: "new", From: "old", Slots: []int{1}, Remaining: 3, Replicas: 3,
+		Policy: fleets.Rollout{Parallelism: 1, FailureAction: fleets.FailureContinue}, Order: fleets.OrderStopFirst}
+	rep := reconcile.Report{Results: []reconcile.Result{{Action: reconcile.Action{Op: reconcile.OpWaitUp, Fleet: "web", Service: "api", Slot: 1, Rollout: true}, Status: reconcile.Failed, Error: "exited with code 3"}}}
+	state, events := reconcile.Advance(nil, reconcile.ActionPlan{Rollouts: []reconcile.RolloutStep{step}}, rep, now)
+	r := state["web/api"]
+	if r.Status != reconcile.RolloutRunning || r.Failures != 1 {
+		t.Errorf("continue: record %+v, want running with one failure", r)
+	}
+	if events[len(events)-1].Kind != reconcile.EventRolloutFailed || !strings.Contains(events[len(events)-1].Message, "continuing") {
+		t.Errorf("events %+v", events)
+	}
+}
+
+func TestForgetOnNewCommit(t *testing.T) {
+	state := reconcile.Rollouts{"web/api": {Fleet: "web", Service: "api", Target: "old-target", Status: reconcile.RolloutPaused}}
+	if got := reconcile.Forget(state, []fleets.Fleet{rolling(1, "app:v3", fleets.Rollout{})}); len(got) != 0 {
+		t.Errorf("a new spec did not supersede the paused rollout: %v", got)
+	}
+}

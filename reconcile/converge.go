@@ -68,15 +68,11 @@ func Converge(ctx context.Context, eng Engine, desired []fleets.Fleet, pol Polic
 		if opts.OnPlan != nil {
 			opts.OnPlan(p)
 		}
+		out.tell(opts, Started(out.Rollouts, p, opts.Now()))
 		rep := Execute(ctx, eng, p, opts.Exec)
 		next, events := Advance(out.Rollouts, p, rep, opts.Now())
 		out.Plans, out.Reports = append(out.Plans, p), append(out.Reports, rep)
-		out.Events = append(out.Events, events...)
-		for _, e := range events {
-			if opts.OnEvent != nil {
-				opts.OnEvent(e)
-			}
-		}
+		out.tell(opts, events)
 		out.Rollouts = next
 		pol.Heals = RecordHeals(pol.Heals, rep, opts.Now())
 		if opts.Save != nil && (len(p.Rollouts) > 0 || len(next) != len(pol.Rollouts)) {
@@ -92,6 +88,16 @@ func Converge(ctx context.Context, eng Engine, desired []fleets.Fleet, pol Polic
 		}
 	}
 	return out, nil
+}
+
+func (o *Outcome) tell(opts ConvergeOptions, events []Event) {
+	o.Events = append(o.Events, events...)
+	if opts.OnEvent == nil {
+		return
+	}
+	for _, e := range events {
+		opts.OnEvent(e)
+	}
 }
 
 // worthAnotherPass reports whether re-planning can get further: a rollout

@@ -182,6 +182,22 @@ func withSources(prev, cur fleets.Spec) fleets.Spec {
 	return prev
 }
 
+// Started returns the events of the rollouts a plan starts (its first
+// batch), to be told before the plan executes.
+func Started(state Rollouts, p ActionPlan, now time.Time) []Event {
+	var events []Event
+	for _, step := range p.Rollouts {
+		r, ok := state[rolloutKey(step.Fleet, step.Service)]
+		if step.Rollback || len(step.Slots) == 0 || (ok && r.Target == step.Target) {
+			continue
+		}
+		events = append(events, Event{Time: now, Kind: EventRolloutStarted, Fleet: step.Fleet, Service: step.Service,
+			Message: fmt.Sprintf("rolling out %s over %d replicas: %s, %s%s",
+				short(step.Target), step.Replicas, batchWord(step.Policy.Parallelism), step.Order, forcedNote(step.Forced))})
+	}
+	return events
+}
+
 // Advance judges the rollout batches of an executed plan and returns the
 // new rollout state with the events people should hear about. It is pure:
 // now is an argument. A batch fails when its failures, added to the
@@ -220,8 +236,6 @@ func advanceOne(prev RolloutRecord, step RolloutStep, rep Report, now time.Time)
 	} else if r.Target != step.Target || r.Status == "" {
 		r = RolloutRecord{Fleet: step.Fleet, Service: step.Service, Target: step.Target, From: step.From, FromSpec: step.FromSpec,
 			Status: RolloutRunning, StartedAt: now}
-		events = append(events, ev(EventRolloutStarted, "", "rolling out %s over %d replicas: %s, %s%s",
-			short(step.Target), step.Replicas, batchWord(step.Policy.Parallelism), step.Order, forcedNote(step.Forced)))
 	}
 	failed, reason := batchFailures(step, rep)
 	r.Failures += failed

@@ -20,7 +20,7 @@ func (b *builder) planRollout(sc serviceCtx, stale []containerItems, resumable [
 	rec, hasRec := b.pol.Rollouts[rolloutKey(f.Name, svc.Name)]
 	if hasRec && rec.Stalled() && rec.Target == svc.Hash {
 		b.block(f.Name, svc.Name, "", fmt.Sprintf("rollout of %s %s: %s; not retried until a new commit or a manual sync",
-			short(rec.Target), rec.Status, rec.Reason), false)
+			short(rec.Target), rec.Status, rec.Reason), true)
 		for _, c := range stale {
 			b.heal(sc, c) // the old replicas still get healed
 		}

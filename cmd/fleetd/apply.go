@@ -16,15 +16,20 @@ import (
 
 func newApplyCmd() *cobra.Command {
 	var l liveFlags
-	var dryRun, allowMassPrune bool
+	var dryRun, allowMassPrune, retry bool
 	var parallelism int
 	cmd := &cobra.Command{
 		Use:   "apply",
 		Short: "Converge this host to the fleets in --repo once",
 		Long: `apply loads the fleets in --repo for this host, observes the local Docker
-engine, plans and executes the actions that converge it, printing each with
-its result and duration, then a summary. Exit 0 when the host matches the
-spec, 1 otherwise (naming what failed).`,
+engine, plans and executes the actions that converge it — changed services
+are rolled out batch by batch behind a health gate, with automatic rollback
+as their update_config says — printing each action with its result and
+duration, each rollout event, then a summary. Exit 0 when the host matches
+the spec, 1 otherwise (naming what failed).
+
+A rollout that failed (rolled back or paused) is not retried until the spec
+changes again, or --retry asks for it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := loadLive(cmd.Context(), &l, drift.ObserveOptions{InspectAll: true})
@@ -32,40 +37,69 @@ spec, 1 otherwise (naming what failed).`,
 				return err
 			}
 			defer st.engine.Close()
+			rollouts, err := loadRollouts()
+			if err != nil {
+				return err
+			}
+			if retry {
+				rollouts = reconcile.Retry(rollouts)
+			}
+			pol := st.policy(allowMassPrune)
+			pol.Rollouts = rollouts
 			out := cmd.OutOrStdout()
-			p := reconcile.Plan(st.desired, st.observed, st.policy(allowMassPrune))
 			if dryRun {
-				return writePlan(out, "text", p)
+				return writePlan(out, "text", reconcile.Plan(st.desired, st.observed, pol))
 			}
 			started := time.Now()
-			rep := reconcile.Execute(cmd.Context(), st.engine, p, reconcile.ExecOptions{
-				Parallelism: parallelism,
-				Progress:    progressPrinter(out),
+			p := newPrinter(out)
+			outcome, err := reconcile.Converge(cmd.Context(), st.engine, st.desired, pol, reconcile.ConvergeOptions{
+				Exec:    reconcile.ExecOptions{Parallelism: parallelism, Progress: p.result},
+				OnEvent: p.event,
+				Save:    saveRollouts,
 			})
-			return summarize(out, p, rep, time.Since(started))
+			if err != nil {
+				return err
+			}
+			return summarize(out, outcome, time.Since(started))
 		},
 	}
 	l.register(cmd)
+	registerStateDir(cmd)
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan, change nothing")
 	cmd.Flags().BoolVar(&allowMassPrune, "allow-mass-prune", false, "lift the prune guard for this run")
+	cmd.Flags().BoolVar(&retry, "retry", false, "retry rollouts that failed (rolled back or paused) on the current spec")
 	cmd.Flags().IntVar(&parallelism, "parallelism", 4, "actions in flight at once")
 	return cmd
 }
 
-// progressPrinter prints one line per finished action. Actions finish
-// concurrently; the lock keeps lines whole.
-func progressPrinter(w io.Writer) func(reconcile.Result) {
-	var mu sync.Mutex
-	return func(r reconcile.Result) {
-		mu.Lock()
-		defer mu.Unlock()
-		a := r.Action
-		line := fmt.Sprintf("%-8s %-15s %s/%s %s (%s)", r.Status, a.Op, a.Fleet, a.Service, targetOf(a), r.Duration.Round(time.Millisecond))
-		if r.Error != "" {
-			line += ": " + r.Error
-		}
-		fmt.Fprintln(w, line)
+// printer prints finished actions and rollout events as they happen.
+// Actions finish concurrently; the lock keeps lines whole.
+type printer struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func newPrinter(w io.Writer) *printer { return &printer{w: w} }
+
+func (p *printer) result(r reconcile.Result) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	a := r.Action
+	line := fmt.Sprintf("%-8s %-15s %s/%s %s (%s)", r.Status, a.Op, a.Fleet, a.Service, targetOf(a), r.Duration.Round(time.Millisecond))
+	if r.Error != "" {
+		line += ": " + r.Error
 	}
+	fmt.Fprintln(p.w, line)
+}
+
+func (p *printer) event(e reconcile.Event) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	line := fmt.Sprintf("%-8s %s/%s: %s", "rollout", e.Fleet, e.Service, e.Message)
+	if e.Reason != "" && e.Kind != reconcile.EventRolloutBatch {
+		line += " — " + e.Reason
+	}
+	fmt.Fprintln(p.w, line)
 }
 
 func targetOf(a reconcile.Action) string {
@@ -77,25 +111,31 @@ func targetOf(a reconcile.Action) string {
 
 // summarize prints the outcome and returns an error (exit 1) when the host
 // does not match the spec.
-func summarize(w io.Writer, p reconcile.ActionPlan, rep reconcile.Report, took time.Duration) error {
+func summarize(w io.Writer, o reconcile.Outcome, took time.Duration) error {
 	counts := map[reconcile.Status]int{}
-	for _, r := range rep.Results {
-		counts[r.Status]++
+	total := 0
+	for _, rep := range o.Reports {
+		for _, r := range rep.Results {
+			counts[r.Status]++
+			total++
+		}
 	}
-	fmt.Fprintf(w, "%d actions in %s: %d done, %d failed, %d skipped\n",
-		len(rep.Results), took.Round(time.Millisecond), counts[reconcile.Done], counts[reconcile.Failed], counts[reconcile.Skipped])
+	fmt.Fprintf(w, "%d actions in %d passes, %s: %d done, %d failed, %d skipped\n",
+		total, o.Passes, took.Round(time.Millisecond), counts[reconcile.Done], counts[reconcile.Failed], counts[reconcile.Skipped])
 	var problems []string
-	for _, r := range rep.Failed() {
-		problems = append(problems, fmt.Sprintf("%s %s/%s %s: %s", r.Action.Op, r.Action.Fleet, r.Action.Service, r.Action.Target, r.Error))
+	if n := len(o.Reports); n > 0 {
+		for _, r := range o.Reports[n-1].Failed() {
+			problems = append(problems, fmt.Sprintf("%s %s/%s %s: %s", r.Action.Op, r.Action.Fleet, r.Action.Service, r.Action.Target, r.Error))
+		}
 	}
-	for _, b := range p.Blocked {
+	for _, b := range o.Last.Blocked {
 		fmt.Fprintf(w, "left alone: %s/%s %s: %s\n", b.Fleet, b.Service, b.Container, b.Reason)
 		if b.Error {
 			problems = append(problems, fmt.Sprintf("%s/%s: %s", b.Fleet, b.Service, b.Reason))
 		}
 	}
-	if p.Refused != "" {
-		problems = append(problems, p.Refused)
+	if o.Last.Refused != "" {
+		problems = append(problems, o.Last.Refused)
 	}
 	if len(problems) == 0 {
 		return nil

@@ -35,7 +35,11 @@ error.`,
 				return err
 			}
 			defer st.engine.Close()
-			p := reconcile.Plan(st.desired, st.observed, st.policy(allowMassPrune))
+			pol := st.policy(allowMassPrune)
+			if pol.Rollouts, err = loadRollouts(); err != nil {
+				return err
+			}
+			p := reconcile.Plan(st.desired, st.observed, pol)
 			if err := writePlan(cmd.OutOrStdout(), l.format, p); err != nil {
 				return err
 			}
@@ -48,6 +52,7 @@ error.`,
 	l.register(cmd)
 	cmd.Flags().BoolVar(&live, "live", false, "plan against this host's Docker engine")
 	cmd.Flags().BoolVar(&allowMassPrune, "allow-mass-prune", false, "plan as if the prune guard were lifted")
+	registerStateDir(cmd)
 	return cmd
 }
 

@@ -28,9 +28,9 @@ type file struct {
 func readFiles(spec fleets.Spec) ([]file, error) {
 	var out []file
 	for _, ref := range slices.Concat(spec.Secrets, spec.Configs) {
-		data, err := os.ReadFile(ref.Source)
+		data, err := fileContents(ref)
 		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", ref.Name, err)
+			return nil, err
 		}
 		mode := int64(ref.Mode)
 		if mode == 0 {
@@ -39,6 +39,23 @@ func readFiles(spec fleets.Spec) ([]file, error) {
 		out = append(out, file{Target: ref.Target, Mode: mode, Data: data})
 	}
 	return out, nil
+}
+
+// fileContents reads a secret or config from its source file, or takes
+// the contents the spec carries (secrets from environment:, configs from
+// content:). A rollback to a spec whose file has changed since has neither.
+func fileContents(ref fleets.FileRef) ([]byte, error) {
+	switch {
+	case ref.Source != "":
+		data, err := os.ReadFile(ref.Source)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", ref.Name, err)
+		}
+		return data, nil
+	case ref.Content != nil:
+		return ref.Content, nil
+	}
+	return nil, fmt.Errorf("%s: contents not available (digest %s); its file changed since this spec was applied", ref.Name, ref.Digest)
 }
 
 // fileBinds bind-mounts secret and config sources read-only, for

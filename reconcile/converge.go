@@ -12,6 +12,10 @@ import (
 // ConvergeOptions tunes Converge.
 type ConvergeOptions struct {
 	Exec ExecOptions
+	// InspectAll makes the first observation inspect every managed
+	// container, so that `docker update` changes are seen (a full resync);
+	// otherwise observations are list calls plus what they cannot settle.
+	InspectAll bool
 	// OnPlan is called with each pass's plan before it executes.
 	OnPlan func(ActionPlan)
 	// OnEvent is called with each rollout event as it happens.
@@ -34,6 +38,8 @@ type Outcome struct {
 	Reports  []Report     `json:"reports"`
 	Events   []Event      `json:"events"`
 	Rollouts Rollouts     `json:"rollouts"`
+	// Heals is the self-heal history afterwards (the next Policy.Heals).
+	Heals map[string]HealRecord `json:"-"`
 	// Last is the plan of the final pass: empty when the host converged,
 	// else what is still left (blocked, refused or failed).
 	Last ActionPlan `json:"last"`
@@ -43,11 +49,13 @@ type Outcome struct {
 // judge the rollout batches, and again, until a plan is empty, a pass makes
 // no progress, or a rollout is stalled. It decides nothing itself: Plan and
 // Advance do. pol.Rollouts is the starting rollout state.
-func Converge(ctx context.Context, eng Engine, desired []fleets.Fleet, pol Policy, opts ConvergeOptions) (Outcome, error) {
+func Converge(ctx context.Context, eng Engine, desired []fleets.Fleet, pol Policy, opts ConvergeOptions) (out Outcome, err error) {
 	opts = opts.withDefaults(desired)
-	out := Outcome{Rollouts: Forget(pol.Rollouts, desired)}
+	out.Rollouts = Forget(pol.Rollouts, desired)
+	defer func() { out.Heals = pol.Heals }()
 	for waits := 0; out.Passes < opts.MaxPasses && waits <= opts.MaxPasses; {
-		obs, err := eng.Observe(ctx, drift.ObserveOptions{InspectAll: out.Passes == 0})
+		var obs drift.Observed
+		obs, err = eng.Observe(ctx, drift.ObserveOptions{InspectAll: opts.InspectAll && out.Passes == 0})
 		if err != nil {
 			return out, fmt.Errorf("observe: %w", err)
 		}

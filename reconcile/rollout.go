@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fleetd/fleetd/drift"
 	"github.com/fleetd/fleetd/fleets"
 )
 
@@ -78,16 +79,30 @@ const (
 	EventRolloutFailed     EventKind = "rollout-failed"
 	EventRolloutRolledBack EventKind = "rollout-rolled-back"
 	EventRolloutPaused     EventKind = "rollout-paused"
+
+	// Events of the daemon loop.
+	EventRevisionApplied   EventKind = "revision-applied"
+	EventDriftDetected     EventKind = "drift-detected"
+	EventDriftResolved     EventKind = "drift-resolved"
+	EventInvalidRevision   EventKind = "invalid-revision"
+	EventSourceUnreachable EventKind = "source-unreachable"
+	EventSourceRecovered   EventKind = "source-recovered"
+	EventPruneRefused      EventKind = "prune-refused"
+	EventDaemonStarted     EventKind = "daemon-started"
 )
 
-// Event is one thing a rollout did.
+// Event is one thing that happened that people may want to hear about.
 type Event struct {
-	Time    time.Time `json:"time"`
-	Kind    EventKind `json:"kind"`
-	Fleet   string    `json:"fleet"`
-	Service string    `json:"service"`
-	Message string    `json:"message"`
-	Reason  string    `json:"reason,omitempty"`
+	Time     time.Time `json:"time"`
+	Kind     EventKind `json:"kind"`
+	Host     string    `json:"host,omitempty"`
+	Fleet    string    `json:"fleet,omitempty"`
+	Service  string    `json:"service,omitempty"`
+	Revision *Revision `json:"revision,omitempty"`
+	Message  string    `json:"message"`
+	Reason   string    `json:"reason,omitempty"`
+	// Drift lists the drift items of a drift event.
+	Drift []drift.Item `json:"drift,omitempty"`
 }
 
 // Forget drops the records of rollouts whose target is no longer the

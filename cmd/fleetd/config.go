@@ -1,0 +1,249 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	"gopkg.in/yaml.v3"
+)
+
+// daemonConfig is the configuration file of `fleetd run`, documented key by
+// key in docs/operations.md. Secrets are never in it: only paths of files
+// that hold them.
+type daemonConfig struct {
+	Host      hostConfig      `yaml:"host"`
+	Source    sourceConfig    `yaml:"source"`
+	Webhook   webhookConfig   `yaml:"webhook"`
+	API       apiConfig       `yaml:"api"`
+	Listen    string          `yaml:"listen"`
+	StateDir  string          `yaml:"state_dir"`
+	Instance  string          `yaml:"instance"`
+	Notify    notifyConfig    `yaml:"notify"`
+	Reconcile reconcileConfig `yaml:"reconcile"`
+	Log       logConfig       `yaml:"log"`
+}
+
+type hostConfig struct {
+	Name   string            `yaml:"name"`
+	Labels map[string]string `yaml:"labels"`
+}
+
+type sourceConfig struct {
+	URL      string     `yaml:"url"`
+	Ref      string     `yaml:"ref"`
+	Path     string     `yaml:"path"`
+	Interval string     `yaml:"interval"`
+	Schedule string     `yaml:"schedule"`
+	Windows  []string   `yaml:"windows"`
+	Auth     authConfig `yaml:"auth"`
+	// WebURL is the repository's web address, for commit links in messages.
+	WebURL string `yaml:"web_url"`
+}
+
+type authConfig struct {
+	TokenFile            string `yaml:"token_file"`
+	Username             string `yaml:"username"`
+	PasswordFile         string `yaml:"password_file"`
+	SSHKeyFile           string `yaml:"ssh_key_file"`
+	SSHKeyPassphraseFile string `yaml:"ssh_key_passphrase_file"`
+	KnownHostsFile       string `yaml:"known_hosts_file"`
+}
+
+type webhookConfig struct {
+	SecretFile string `yaml:"secret_file"`
+}
+
+type apiConfig struct {
+	TokenFile string `yaml:"token_file"`
+}
+
+type notifyConfig struct {
+	Slack    slackConfig         `yaml:"slack"`
+	Webhooks []webhookSinkConfig `yaml:"webhooks"`
+	// QuietPeriod is how long a persisting drift alert stays quiet before
+	// it is repeated (default 1h).
+	QuietPeriod string `yaml:"quiet_period"`
+}
+
+type slackConfig struct {
+	WebhookURLFile string `yaml:"webhook_url_file"`
+	TokenFile      string `yaml:"token_file"`
+	Channel        string `yaml:"channel"`
+}
+
+type webhookSinkConfig struct {
+	URL        string `yaml:"url"`
+	SecretFile string `yaml:"secret_file"`
+}
+
+type reconcileConfig struct {
+	Parallelism    int    `yaml:"parallelism"`
+	Resync         string `yaml:"resync"`
+	AllowMassPrune bool   `yaml:"allow_mass_prune"`
+}
+
+type logConfig struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// maxConfigSize bounds the configuration file.
+const maxConfigSize = 1 << 20
+
+// readConfig parses a configuration file strictly: an unknown key or a
+// mistyped value is an error naming the file, line and key.
+func readConfig(path string) (daemonConfig, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return daemonConfig{}, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
+	if err != nil {
+		return daemonConfig{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	if len(data) > maxConfigSize {
+		return daemonConfig{}, fmt.Errorf("config %s: larger than %d bytes", path, maxConfigSize)
+	}
+	var cfg daemonConfig
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return daemonConfig{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// overrideFromEnv applies the FLEETD_* environment variables, which win
+// over the file (flags win over both).
+func (c *daemonConfig) overrideFromEnv(getenv func(string) string) {
+	set := func(dst *string, key string) {
+		if v := getenv(key); v != "" {
+			*dst = v
+		}
+	}
+	set(&c.Host.Name, "FLEETD_HOST_NAME")
+	set(&c.Source.URL, "FLEETD_SOURCE_URL")
+	set(&c.Source.Ref, "FLEETD_SOURCE_REF")
+	set(&c.Source.Path, "FLEETD_SOURCE_PATH")
+	set(&c.Source.Interval, "FLEETD_SOURCE_INTERVAL")
+	set(&c.Listen, "FLEETD_LISTEN")
+	set(&c.StateDir, "FLEETD_STATE_DIR")
+	set(&c.Instance, "FLEETD_INSTANCE")
+}
+
+// applyDefaults fills what the file left out.
+func (c *daemonConfig) applyDefaults() {
+	if c.Source.Ref == "" {
+		c.Source.Ref = "main"
+	}
+	if c.Source.Path == "" {
+		c.Source.Path = "."
+	}
+	if c.Source.Interval == "" && c.Source.Schedule == "" {
+		c.Source.Interval = "1m"
+	}
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:9750"
+	}
+	if c.Reconcile.Resync == "" {
+		c.Reconcile.Resync = "5m"
+	}
+	if c.Reconcile.Parallelism == 0 {
+		c.Reconcile.Parallelism = 4
+	}
+}
+
+// validate checks every value and names the key at fault. It reads the
+// secret files it names, so that --check catches a missing one.
+func (c *daemonConfig) validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if c.Source.URL == "" {
+		bad("source.url", "required")
+	}
+	if c.Source.Interval != "" && c.Source.Schedule != "" {
+		bad("source.schedule", "set either source.interval or source.schedule, not both")
+	}
+	if c.Source.Interval != "" {
+		if d, err := time.ParseDuration(c.Source.Interval); err != nil || d < time.Second {
+			bad("source.interval", "%q is not a duration of at least 1s", c.Source.Interval)
+		}
+	}
+	if c.Source.Schedule != "" {
+		if _, err := cron.ParseStandard(c.Source.Schedule); err != nil {
+			bad("source.schedule", "%v", err)
+		}
+	}
+	for i, w := range c.Source.Windows {
+		if _, err := cron.ParseStandard(w); err != nil {
+			bad(fmt.Sprintf("source.windows[%d]", i), "%v", err)
+		}
+	}
+	if d, err := time.ParseDuration(c.Reconcile.Resync); err != nil || d < 10*time.Second {
+		bad("reconcile.resync", "%q is not a duration of at least 10s", c.Reconcile.Resync)
+	}
+	if c.Reconcile.Parallelism < 1 {
+		bad("reconcile.parallelism", "must be at least 1")
+	}
+	if c.Notify.QuietPeriod != "" {
+		if _, err := time.ParseDuration(c.Notify.QuietPeriod); err != nil {
+			bad("notify.quiet_period", "%q is not a duration", c.Notify.QuietPeriod)
+		}
+	}
+	if c.Notify.Slack.TokenFile != "" && c.Notify.Slack.Channel == "" {
+		bad("notify.slack.channel", "required with notify.slack.token_file")
+	}
+	for i, w := range c.Notify.Webhooks {
+		if !strings.HasPrefix(w.URL, "http://") && !strings.HasPrefix(w.URL, "https://") {
+			bad(fmt.Sprintf("notify.webhooks[%d].url", i), "%q is not an http(s) URL", w.URL)
+		}
+	}
+	for key, path := range c.secretFiles() {
+		if path == "" {
+			continue
+		}
+		if _, err := readSecret(path); err != nil {
+			bad(key, "%v", err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c *daemonConfig) secretFiles() map[string]string {
+	files := map[string]string{
+		"source.auth.token_file":              c.Source.Auth.TokenFile,
+		"source.auth.password_file":           c.Source.Auth.PasswordFile,
+		"source.auth.ssh_key_file":            c.Source.Auth.SSHKeyFile,
+		"source.auth.ssh_key_passphrase_file": c.Source.Auth.SSHKeyPassphraseFile,
+		"source.auth.known_hosts_file":        c.Source.Auth.KnownHostsFile,
+		"webhook.secret_file":                 c.Webhook.SecretFile,
+		"api.token_file":                      c.API.TokenFile,
+		"notify.slack.webhook_url_file":       c.Notify.Slack.WebhookURLFile,
+		"notify.slack.token_file":             c.Notify.Slack.TokenFile,
+	}
+	for i, w := range c.Notify.Webhooks {
+		files[fmt.Sprintf("notify.webhooks[%d].secret_file", i)] = w.SecretFile
+	}
+	return files
+}
+
+// readSecret reads a secret from a file, trimming the trailing newline.
+func readSecret(path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
+}

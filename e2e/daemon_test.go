@@ -1,3 +1,5 @@
+//go:build linux
+
 package e2e
 
 import (
@@ -12,15 +14,6 @@ import (
 
 	"github.com/docker/docker/client"
 )
-
-// fleetd owns every container labelled io.fleetd.managed=true on its host:
-// a managed container of a fleet that is not in the repository is an orphan,
-// which diff reports and apply prunes. On a daemon shared with other test
-// processes (engine tests, benchmarks, the quickstart) the e2e tests would
-// see their containers as drift and prune them. So the tests run against a
-// private dockerd of their own, started by TestMain, unless
-// FLEETD_E2E_DOCKER=ambient says that DOCKER_HOST is a daemon nobody else uses.
-const dockerModeEnv = "FLEETD_E2E_DOCKER"
 
 // daemonStartTimeout bounds how long the private daemon may take to answer.
 const daemonStartTimeout = 60 * time.Second
@@ -69,7 +62,7 @@ func startDaemon() (*privateDaemon, error) {
 		"--default-address-pool", "base=10.213.0.0/16,size=24",
 	)
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM} // no daemon outlives a killed test binary
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start dockerd: %w", err)
 	}

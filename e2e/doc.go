@@ -6,5 +6,8 @@
 //
 // Every fleet is named with dockertest.Name, so parallel runs on one daemon
 // never collide, and dockertest.Cleanup removes everything a run created.
-// The package has no non-test code.
+// fleetd owns every managed container of its daemon (another fleet's are
+// orphans that apply prunes), so the tests run against a private dockerd
+// that TestMain starts (see daemon_test.go), and tests that deploy must not
+// run in parallel with each other. The package has no non-test code.
 package e2e

@@ -14,6 +14,15 @@ import (
 	"github.com/fleetd/fleetd/engine/dockertest"
 )
 
+// fleetd owns every container labelled io.fleetd.managed=true on its host:
+// a managed container of a fleet that is not in the repository is an orphan,
+// which diff reports and apply prunes. On a daemon shared with other test
+// processes (engine tests, benchmarks, the quickstart) the e2e tests would
+// see their containers as drift and prune them. So the tests run against a
+// private dockerd of their own, started by TestMain, unless
+// FLEETD_E2E_DOCKER=ambient says that DOCKER_HOST is a daemon nobody else uses.
+const dockerModeEnv = "FLEETD_E2E_DOCKER"
+
 // fleetdBin is the fleetd binary under test, built once by TestMain.
 var fleetdBin string
 

@@ -53,9 +53,10 @@ changes again, or --retry asks for it.`,
 			started := time.Now()
 			p := newPrinter(out)
 			outcome, err := reconcile.Converge(cmd.Context(), st.engine, st.desired, pol, reconcile.ConvergeOptions{
-				Exec:    reconcile.ExecOptions{Parallelism: parallelism, Progress: p.result},
-				OnEvent: p.event,
-				Save:    saveRollouts,
+				Exec:       reconcile.ExecOptions{Parallelism: parallelism, Progress: p.result},
+				InspectAll: true,
+				OnEvent:    p.event,
+				Save:       saveRollouts,
 			})
 			if err != nil {
 				return err

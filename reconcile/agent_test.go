@@ -3,6 +3,7 @@ package reconcile_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -113,7 +114,7 @@ func TestAgentFollowsSourceAndKeepsLastGoodRevision(t *testing.T) {
 	var n events
 	store := &memStore{}
 	a := reconcile.NewAgent(reconcile.AgentConfig{
-		Host: fleets.Host{Name: "h1"}, Load: load,
+		Host: fleets.Host{Name: "h1"}, Load: load, Log: quiet,
 		Poll: func(last time.Time) time.Time { return last.Add(time.Hour) },
 	}, e, src, &n, nil, store)
 	ctx, cancel := context.WithCancel(t.Context())
@@ -179,7 +180,7 @@ func TestAgentTriggersCoalesce(t *testing.T) {
 	src := &fakeSource{}
 	src.push("c1")
 	a := reconcile.NewAgent(reconcile.AgentConfig{
-		Host: fleets.Host{Name: "h1"},
+		Host: fleets.Host{Name: "h1"}, Log: quiet,
 		Load: func(context.Context, string) ([]fleets.Fleet, error) { return []fleets.Fleet{web(1)}, nil },
 		Poll: func(last time.Time) time.Time { return last.Add(time.Hour) },
 	}, e, src, nil, nil, &memStore{})
@@ -195,3 +196,6 @@ func TestAgentTriggersCoalesce(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// quiet keeps the agent's logs out of the test output.
+var quiet = slog.New(slog.DiscardHandler)

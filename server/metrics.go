@@ -1,0 +1,179 @@
+package server
+
+import (
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics holds fleetd's Prometheus collectors and the registry /metrics
+// serves. The daemon reports through its methods (it satisfies
+// reconcile.Metrics); the server counts webhook requests itself. All
+// methods are safe for concurrent use and do nothing on a nil *Metrics.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	reconciles        *prometheus.CounterVec
+	reconcileDuration *prometheus.HistogramVec
+	drift             *prometheus.GaugeVec
+	applied           *prometheus.GaugeVec
+	fetchDuration     prometheus.Histogram
+	fetchFailures     prometheus.Counter
+	backoff           prometheus.Gauge
+	rollouts          *prometheus.CounterVec
+	webhooks          *prometheus.CounterVec
+	dropped           prometheus.Counter
+
+	mu         sync.Mutex
+	driftKinds map[string]bool   // every kind ever set, to reset to 0
+	appliedRev map[string]string // fleet -> revision label in use
+}
+
+// NewMetrics returns fleetd's collectors registered in a new registry,
+// along with the Go runtime and process collectors.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		Registry:   prometheus.NewRegistry(),
+		driftKinds: map[string]bool{},
+		appliedRev: map[string]string{},
+	}
+	m.reconciles = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fleetd_reconcile_total", Help: "Reconciles by fleet and result.",
+	}, []string{"fleet", "result"})
+	m.reconcileDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "fleetd_reconcile_duration_seconds", Help: "Time to reconcile a fleet.",
+		Buckets: prometheus.ExponentialBuckets(0.05, 2, 12), // 50ms .. ~100s
+	}, []string{"fleet"})
+	m.drift = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "fleetd_drift_items", Help: "Drift items on this host by kind.",
+	}, []string{"kind"})
+	m.applied = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "fleetd_applied_revision_info", Help: "The revision applied per fleet (always 1).",
+	}, []string{"fleet", "revision"})
+	m.fetchDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "fleetd_git_fetch_duration_seconds", Help: "Time to ask the Git remote and fetch.",
+		Buckets: prometheus.ExponentialBuckets(0.01, 2, 12), // 10ms .. ~20s
+	})
+	m.fetchFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "fleetd_git_fetch_failures_total", Help: "Failed Git fetches.",
+	})
+	m.backoff = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "fleetd_git_backoff_seconds", Help: "Current wait before the next Git attempt after failures (0: none).",
+	})
+	m.rollouts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fleetd_rollouts_total", Help: "Finished rollouts by outcome.",
+	}, []string{"outcome"})
+	m.webhooks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fleetd_webhook_requests_total", Help: "Webhook requests by provider and result.",
+	}, []string{"provider", "result"})
+	m.dropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "fleetd_notifications_dropped_total", Help: "Notifications dropped because a sink was slow or down.",
+	})
+	m.Registry.MustRegister(
+		m.reconciles, m.reconcileDuration, m.drift, m.applied,
+		m.fetchDuration, m.fetchFailures, m.backoff, m.rollouts, m.webhooks, m.dropped,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+// ObserveReconcile counts one reconcile of fleet with result and its
+// duration.
+func (m *Metrics) ObserveReconcile(fleet, result string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.reconciles.WithLabelValues(fleet, result).Inc()
+	m.reconcileDuration.WithLabelValues(fleet).Observe(d.Seconds())
+}
+
+// SetDrift sets the drift items by kind; kinds seen before and absent now
+// go to 0.
+func (m *Metrics) SetDrift(byKind map[string]int) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for kind := range m.driftKinds {
+		if _, ok := byKind[kind]; !ok {
+			m.drift.WithLabelValues(kind).Set(0)
+		}
+	}
+	for kind, n := range byKind {
+		m.driftKinds[kind] = true
+		m.drift.WithLabelValues(kind).Set(float64(n))
+	}
+}
+
+// SetApplied records the revision applied to fleet, replacing the
+// previous one's series.
+func (m *Metrics) SetApplied(fleet, revision string) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if prev, ok := m.appliedRev[fleet]; ok && prev != revision {
+		m.applied.DeleteLabelValues(fleet, prev)
+	}
+	m.appliedRev[fleet] = revision
+	m.applied.WithLabelValues(fleet, revision).Set(1)
+}
+
+// ObserveFetch records one Git fetch (or head check) and whether it failed.
+func (m *Metrics) ObserveFetch(d time.Duration, err error) {
+	if m == nil {
+		return
+	}
+	m.fetchDuration.Observe(d.Seconds())
+	if err != nil {
+		m.fetchFailures.Inc()
+	}
+}
+
+// SetBackoff sets the current Git backoff; 0 when fetching works.
+func (m *Metrics) SetBackoff(d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.backoff.Set(d.Seconds())
+}
+
+// ObserveRollout counts a finished rollout by outcome.
+func (m *Metrics) ObserveRollout(outcome string) {
+	if m == nil {
+		return
+	}
+	m.rollouts.WithLabelValues(outcome).Inc()
+}
+
+// AddDropped counts n dropped notifications.
+func (m *Metrics) AddDropped(n int) {
+	if m == nil || n <= 0 {
+		return
+	}
+	m.dropped.Add(float64(n))
+}
+
+// webhook counts one webhook request.
+func (m *Metrics) webhook(provider, result string) {
+	if m == nil {
+		return
+	}
+	m.webhooks.WithLabelValues(provider, result).Inc()
+}
+
+// handler serves the registry in the Prometheus text format.
+func (m *Metrics) handler(log *slog.Logger) http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{
+		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelError),
+		ErrorHandling: promhttp.ContinueOnError,
+	})
+}

@@ -6,8 +6,8 @@
 //
 // Every fleet is named with dockertest.Name, so parallel runs on one daemon
 // never collide, and dockertest.Cleanup removes everything a run created.
-// fleetd owns every managed container of its daemon (another fleet's are
-// orphans that apply prunes), so the tests run against a private dockerd
-// that TestMain starts (see daemon_test.go), and tests that deploy must not
-// run in parallel with each other. The package has no non-test code.
+// Each top-level test runs fleetd as an instance of its own
+// (FLEETD_INSTANCE), so it neither reports nor prunes the managed containers
+// of other tests or other processes on the shared engine. The package has no
+// non-test code.
 package e2e

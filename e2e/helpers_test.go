@@ -55,7 +55,7 @@ func fleetd(t testing.TB, env []string, args ...string) result {
 	ctx, cancel := context.WithTimeout(t.Context(), runTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, fleetdBin, args...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(fleetdEnv(t), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -69,6 +69,20 @@ func fleetd(t testing.TB, env []string, args ...string) result {
 		t.Fatalf("%s\nrun: %v", res, err)
 	}
 	return res
+}
+
+// fleetdEnv is the environment every fleetd run of a test gets: its
+// instance and the run's state directory.
+func fleetdEnv(t testing.TB) []string {
+	return append(os.Environ(), "FLEETD_INSTANCE="+instanceFor(t), "FLEETD_STATE_DIR="+stateRoot)
+}
+
+// instanceFor names the fleetd instance of a top-level test: its subtests
+// share it (they build on each other's deployments), other tests and other
+// test processes on the same engine do not.
+func instanceFor(t testing.TB) string {
+	top, _, _ := strings.Cut(t.Name(), "/")
+	return dockertest.Name(t, top)
 }
 
 // repo is a fleet repository in a temporary directory: one folder per

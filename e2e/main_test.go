@@ -14,17 +14,16 @@ import (
 	"github.com/fleetd/fleetd/engine/dockertest"
 )
 
-// fleetd owns every container labelled io.fleetd.managed=true on its host:
-// a managed container of a fleet that is not in the repository is an orphan,
-// which diff reports and apply prunes. On a daemon shared with other test
-// processes (engine tests, benchmarks, the quickstart) the e2e tests would
-// see their containers as drift and prune them. So the tests run against a
-// private dockerd of their own, started by TestMain, unless
-// FLEETD_E2E_DOCKER=ambient says that DOCKER_HOST is a daemon nobody else uses.
-const dockerModeEnv = "FLEETD_E2E_DOCKER"
+// fleetd owns the managed containers of its instance: a managed container
+// of a fleet that is not in the repository is an orphan, which diff reports
+// and apply prunes. The Docker engine is shared with other test processes
+// (engine tests, benchmarks, a quickstart someone ran), so every test runs
+// fleetd as an instance of its own (FLEETD_INSTANCE, see instanceFor): the
+// others' containers are then not its to report or prune.
 
-// fleetdBin is the fleetd binary under test, built once by TestMain.
-var fleetdBin string
+// fleetdBin is the fleetd binary under test, built once by TestMain;
+// stateRoot holds the state directories of the fleetd runs.
+var fleetdBin, stateRoot string
 
 func TestMain(m *testing.M) { os.Exit(runMain(m)) }
 
@@ -42,14 +41,7 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e: build fleetd:", err)
 		return 1
 	}
-	if os.Getenv(dockerModeEnv) != "ambient" {
-		d, err := startDaemon()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "e2e: FAILING: cannot start a private Docker daemon:", err)
-			return 1
-		}
-		defer d.stop()
-	}
+	stateRoot = filepath.Join(dir, "state")
 	code := m.Run()
 	lastResortSweep()
 	return code

@@ -43,6 +43,7 @@ func killedApply(t *testing.T, cli *client.Client, r *repo, fleet string, k kill
 		filters.Arg("label", "io.fleetd.fleet="+fleet),
 	)})
 	cmd := exec.Command(fleetdBin, "apply", "--repo", r.dir)
+	cmd.Env = fleetdEnv(t)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

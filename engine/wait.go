@@ -108,6 +108,24 @@ func failedWhileUp(ins container.InspectResponse) string {
 	return ""
 }
 
+// WaitRecovered returns when the container is healthy again (or running,
+// without a healthcheck). Unlike WaitHealthy it tolerates "unhealthy" on the
+// way: after an unpause Docker keeps the verdict of the checks that failed
+// during the pause until one passes. It fails when the container exits or
+// timeout passes.
+func (d *Docker) WaitRecovered(ctx context.Context, id string, timeout time.Duration) error {
+	return d.waitFor(ctx, id, timeout, "recovery", recoveredState)
+}
+
+// recoveredState judges a container for WaitRecovered.
+func recoveredState(ins container.InspectResponse) (waitState, string) {
+	st, reason := healthyState(ins)
+	if st == waitFailed && ins.State != nil && ins.State.Running && !ins.State.Restarting {
+		return waitPending, "" // unhealthy, but running: a check may pass yet
+	}
+	return st, reason
+}
+
 // WaitExit returns when the container has exited with code 0; it fails when
 // it exits with another code or timeout passes.
 func (d *Docker) WaitExit(ctx context.Context, id string, timeout time.Duration) error {

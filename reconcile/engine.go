@@ -44,6 +44,9 @@ type Engine interface {
 	// healthcheck, running), and an error naming the reason when it exits,
 	// turns unhealthy or the timeout passes first.
 	WaitHealthy(ctx context.Context, id string, timeout time.Duration) error
+	// WaitRecovered returns when the container is healthy again, tolerating
+	// an "unhealthy" verdict until the timeout (after an unpause).
+	WaitRecovered(ctx context.Context, id string, timeout time.Duration) error
 	// WaitUp is a rollout's health gate: it returns once the container is
 	// up (healthy with a healthcheck; else running for readiness) and
 	// stayed up for monitor, and fails naming the reason otherwise.

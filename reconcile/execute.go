@@ -197,6 +197,8 @@ func apply(ctx context.Context, eng Engine, a Action) (string, error) {
 		return "", eng.RemoveNetwork(ctx, a.Target)
 	case OpWaitHealthy:
 		return "", eng.WaitHealthy(ctx, ref, a.Timeout)
+	case OpWaitRecovered:
+		return "", eng.WaitRecovered(ctx, ref, a.Timeout)
 	case OpWaitUp:
 		return "", eng.WaitUp(ctx, ref, a.Readiness, a.Monitor, a.Timeout)
 	case OpWaitExit:

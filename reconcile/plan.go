@@ -21,6 +21,7 @@ const (
 	OpWaitHealthy   Op = "wait-healthy"
 	OpWaitExit      Op = "wait-exit"
 	OpWaitUp        Op = "wait-up" // a rollout's health gate
+	OpWaitRecovered Op = "wait-recovered"
 	OpStop          Op = "stop"
 	OpRemove        Op = "remove"
 	OpRename        Op = "rename"

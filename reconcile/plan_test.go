@@ -137,8 +137,8 @@ func TestPlanHeal(t *testing.T) {
 `,
 			oob: func(t *testing.T, e *enginetest.Fake) { e.Kill("web-api-1", 137) }},
 		{name: "paused: unpause", before: fl(web(2)), desired: fl(web(2)), want: `fleet web
-  1  unpause       web-api-2  paused (Up (Paused))
-  2  wait-healthy  web-api-2  health checks failed while it was paused [after 1]
+  1  unpause         web-api-2  paused (Up (Paused))
+  2  wait-recovered  web-api-2  health checks failed while it was paused [after 1]
 `,
 			oob: func(t *testing.T, e *enginetest.Fake) { e.Pause("web-api-2") }},
 		{name: "unhealthy: restart", before: fl(web(2)), desired: fl(web(2)), want: `fleet web

@@ -200,7 +200,7 @@ var knownOps = []reconcile.Op{
 	reconcile.OpEnsureNetwork, reconcile.OpEnsureVolume, reconcile.OpPull, reconcile.OpBuild,
 	reconcile.OpCreate, reconcile.OpStart, reconcile.OpWaitHealthy, reconcile.OpWaitExit,
 	reconcile.OpStop, reconcile.OpRemove, reconcile.OpRename, reconcile.OpRestart,
-	reconcile.OpUnpause, reconcile.OpConnect, reconcile.OpUpdate, reconcile.OpRemoveNetwork, reconcile.OpWaitUp,
+	reconcile.OpUnpause, reconcile.OpConnect, reconcile.OpUpdate, reconcile.OpRemoveNetwork, reconcile.OpWaitUp, reconcile.OpWaitRecovered,
 }
 
 // checkPlanInvariants: the plan is a DAG in plan order, never touches an

@@ -286,7 +286,7 @@ func (b *builder) heal(sc serviceCtx, c containerItems) {
 		// Health checks fail while a container is paused, so Docker calls
 		// it unhealthy until one passes again: wait for that, or the next
 		// observation would restart a healthy container.
-		b.add(Action{Op: OpWaitHealthy, Fleet: f.Name, Service: svc.Name, Target: c.name, ContainerID: c.id,
+		b.add(Action{Op: OpWaitRecovered, Fleet: f.Name, Service: svc.Name, Target: c.name, ContainerID: c.id,
 			Cause: "health checks failed while it was paused", After: []int{id}, Timeout: svc.HealthTimeout})
 	case c.has(drift.Unhealthy):
 		id := b.add(Action{Op: OpRestart, Fleet: f.Name, Service: svc.Name, Target: c.name, ContainerID: c.id, Cause: causeOf(c.kinds[drift.Unhealthy]), Heal: true, Timeout: stopTimeout(svc)})

@@ -93,3 +93,15 @@ func (f *Fake) WaitUp(ctx context.Context, id string, readiness, monitor, timeou
 		return x.c.State == "running" && (x.c.Health == "" || x.c.Health == "healthy"), nil
 	})
 }
+
+// WaitRecovered waits until the container is running and healthy (or has
+// no health status), tolerating "unhealthy" until the timeout; an exited
+// container fails at once.
+func (f *Fake) WaitRecovered(ctx context.Context, id string, timeout time.Duration) error {
+	return f.wait(ctx, "WaitRecovered", "wait recovered", id, timeout, func(x *ctr) (bool, error) {
+		if x.c.State != "running" && x.c.State != "restarting" {
+			return false, fmt.Errorf("container is %s (exit code %d)", x.c.State, x.in.ExitCode)
+		}
+		return x.c.State == "running" && (x.c.Health == "" || x.c.Health == "healthy"), nil
+	})
+}

@@ -1,0 +1,31 @@
+// Package source follows the fleet repository with go-git: it keeps a clone
+// in fleetd's state directory, asks the remote for the configured ref's head
+// on every poll and fetches only when it moved, and materialises each
+// revision as an immutable directory tree that fleets.Load reads.
+//
+// It owns: the clone (Config.Dir), transport authentication (HTTPS token or
+// basic auth, SSH key with strict known_hosts checking), the resolution of a
+// ref (branch, tag or pinned commit) to a commit, the checked-out trees, and
+// the classification of its errors (ErrUnreachable, ErrAuth,
+// ErrRefNotFound, ErrConfig) so that the daemon can decide between backoff
+// and reporting.
+//
+// It must not: run the git binary (file:// and local paths are served by
+// go-git's in-process upload-pack, installed for the "file" scheme when this
+// package is initialised); import engine, notify, server or reconcile; read
+// credentials from anywhere but Auth; print a token or password (every error
+// it returns is redacted); prompt for anything (an unknown SSH host is an
+// error naming the host).
+//
+// Layout of Config.Dir:
+//
+//	git/             bare repository (objects and fetched refs)
+//	trees/<commit>/  the full tree of a checked-out commit, written under a
+//	                 temporary name and renamed when complete
+//	current          symlink to trees/<commit>, swapped atomically after a
+//	                 checkout; it is what Current reports after a restart
+//
+// A checked-out tree is never modified in place, so a Revision's Dir stays
+// valid while a newer commit is checked out; the last Config.Keep trees are
+// kept and Checkout re-materialises any commit already fetched.
+package source

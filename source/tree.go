@@ -1,0 +1,109 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
+)
+
+// writeTree writes every file of tree under dest: regular files with their
+// executable bit, symlinks as symlinks; submodules are left out. All writes
+// go through an os.Root, so a crafted tree (an entry named "..", a file
+// under a symlinked directory) cannot write outside dest.
+func writeTree(ctx context.Context, tree *object.Tree, dest string) error {
+	if err := os.MkdirAll(dest, 0o755); err != nil {
+		return err
+	}
+	root, err := os.OpenRoot(dest)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	files := tree.Files()
+	defer files.Close()
+	for {
+		f, err := files.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := writeFile(root, f); err != nil {
+			return fmt.Errorf("write %s: %w", f.Name, err)
+		}
+	}
+}
+
+func writeFile(root *os.Root, f *object.File) error {
+	name := filepath.FromSlash(f.Name)
+	if !filepath.IsLocal(name) {
+		return errors.New("path escapes the tree")
+	}
+	if dir := path.Dir(f.Name); dir != "." {
+		if err := root.MkdirAll(filepath.FromSlash(dir), 0o755); err != nil {
+			return err
+		}
+	}
+	if f.Mode == filemode.Symlink {
+		target, err := f.Contents()
+		if err != nil {
+			return err
+		}
+		return root.Symlink(target, name)
+	}
+	perm := os.FileMode(0o644)
+	if f.Mode == filemode.Executable {
+		perm = 0o755
+	}
+	return copyBlob(root, name, f, perm)
+}
+
+func copyBlob(root *os.Root, name string, f *object.File, perm os.FileMode) error {
+	src, err := f.Reader()
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Close()
+		return err
+	}
+	return dst.Close()
+}
+
+// subject is the first line of a commit message.
+func subject(msg string) string {
+	for i, c := range msg {
+		if c == '\n' || c == '\r' {
+			return msg[:i]
+		}
+	}
+	return msg
+}
+
+// revisionOf describes commit c checked out at root.
+func revisionOf(c *object.Commit, ref, root, subPath string) Revision {
+	return Revision{
+		Commit:  c.Hash.String(),
+		Ref:     ref,
+		Dir:     filepath.Join(root, filepath.FromSlash(subPath)),
+		Subject: subject(c.Message),
+		Author:  fmt.Sprintf("%s <%s>", c.Author.Name, c.Author.Email),
+		Time:    c.Committer.When,
+	}
+}

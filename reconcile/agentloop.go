@@ -339,6 +339,11 @@ func (l *loop) tell(e Event) {
 		e.Time = time.Now()
 	}
 	e.Host = l.cfg.Host.Name
+	for _, f := range l.desired {
+		if f.Name == e.Fleet {
+			e.SlackChannel = f.Policy.Notify.SlackChannel
+		}
+	}
 	l.cfg.Log.Info(e.Message, "event", e.Kind, "fleet", e.Fleet, "service", e.Service, "reason", e.Reason)
 	if l.notify != nil {
 		l.notify.Notify(e)

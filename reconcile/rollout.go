@@ -103,6 +103,9 @@ type Event struct {
 	Reason   string    `json:"reason,omitempty"`
 	// Drift lists the drift items of a drift event.
 	Drift []drift.Item `json:"drift,omitempty"`
+	// SlackChannel routes the event to the fleet's channel
+	// (x-fleetd.notify.slack_channel); empty means the sink's default.
+	SlackChannel string `json:"-"`
 }
 
 // Forget drops the records of rollouts whose target is no longer the

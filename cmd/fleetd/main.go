@@ -89,6 +89,6 @@ func newRootCmd() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &exitError{code: exitChanges, err: err}
 	})
-	root.AddCommand(newVersionCmd(), newValidateCmd(), newDiffCmd(), newPlanCmd(), newApplyCmd())
+	root.AddCommand(newVersionCmd(), newValidateCmd(), newDiffCmd(), newPlanCmd(), newApplyCmd(), newStatusCmd(), newSyncCmd())
 	return root
 }

@@ -17,7 +17,7 @@ import (
 var stateDirFlag string
 
 func registerStateDir(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&stateDirFlag, "state-dir", "", "where fleetd keeps rollout state (default $FLEETD_STATE_DIR, /var/lib/fleetd as root, else ~/.local/state/fleetd)")
+	cmd.Flags().StringVar(&stateDirFlag, "state-dir", "", "where fleetd keeps its state (default $FLEETD_STATE_DIR, /var/lib/fleetd as root, else ~/.local/state/fleetd)")
 }
 
 // stateDir is where this instance keeps its state: one directory per
@@ -44,32 +44,40 @@ func stateDir() (string, error) {
 	return filepath.Join(dir, instanceName()), nil
 }
 
-const rolloutsFile = "rollouts.json"
+// stateFile holds the agent's state: rollout records (shared by `apply` and
+// `run`) and the last applied revision per fleet.
+const stateFile = "state.json"
 
-// loadRollouts reads the rollout state; a missing file is an empty state.
-func loadRollouts() (reconcile.Rollouts, error) {
+// loadAgentState reads the state; a missing file is an empty state.
+func loadAgentState() (reconcile.AgentState, error) {
+	st := reconcile.AgentState{Rollouts: reconcile.Rollouts{}, Applied: map[string]string{}}
 	dir, err := stateDir()
 	if err != nil {
-		return nil, err
+		return st, err
 	}
-	path := filepath.Join(dir, rolloutsFile)
+	path := filepath.Join(dir, stateFile)
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return reconcile.Rollouts{}, nil
+		return st, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read rollout state: %w", err)
+		return st, fmt.Errorf("read state: %w", err)
 	}
-	var r reconcile.Rollouts
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("rollout state %s: %w", path, err)
+	if err := json.Unmarshal(b, &st); err != nil {
+		return st, fmt.Errorf("state %s: %w", path, err)
 	}
-	return r, nil
+	if st.Rollouts == nil {
+		st.Rollouts = reconcile.Rollouts{}
+	}
+	if st.Applied == nil {
+		st.Applied = map[string]string{}
+	}
+	return st, nil
 }
 
-// saveRollouts writes the rollout state atomically (temporary file, fsync,
-// rename), so that a fleetd killed mid-write leaves the old state.
-func saveRollouts(r reconcile.Rollouts) error {
+// saveAgentState writes the state atomically (temporary file, fsync,
+// rename), so that a fleetd killed mid-write leaves the previous state.
+func saveAgentState(st reconcile.AgentState) error {
 	dir, err := stateDir()
 	if err != nil {
 		return err
@@ -77,11 +85,27 @@ func saveRollouts(r reconcile.Rollouts) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("state directory: %w", err)
 	}
-	b, err := json.MarshalIndent(r, "", "  ")
+	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
-		return fmt.Errorf("encode rollout state: %w", err)
+		return fmt.Errorf("encode state: %w", err)
 	}
-	return writeAtomic(filepath.Join(dir, rolloutsFile), b)
+	return writeAtomic(filepath.Join(dir, stateFile), b)
+}
+
+// loadRollouts and saveRollouts are the rollout part of the state, for
+// `apply`, which leaves the rest as it is.
+func loadRollouts() (reconcile.Rollouts, error) {
+	st, err := loadAgentState()
+	return st.Rollouts, err
+}
+
+func saveRollouts(r reconcile.Rollouts) error {
+	st, err := loadAgentState()
+	if err != nil {
+		return err
+	}
+	st.Rollouts = r
+	return saveAgentState(st)
 }
 
 func writeAtomic(path string, data []byte) error {

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fleetd/fleetd/reconcile"
+	"github.com/fleetd/fleetd/server"
+)
+
+func newStatusCmd() *cobra.Command {
+	var addr, format string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show a running agent's status (GET /v1/status) as a table",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			body, err := server.FetchStatus(cmd.Context(), addr)
+			if err != nil {
+				return err
+			}
+			if format == "json" {
+				_, err := cmd.OutOrStdout().Write(body)
+				return err
+			}
+			var st reconcile.AgentStatus
+			if err := json.Unmarshal(body, &st); err != nil {
+				return fmt.Errorf("status from %s: %w", addr, err)
+			}
+			return writeStatus(cmd.OutOrStdout(), st)
+		},
+	}
+	cmd.Flags().StringVar(&addr, "addr", defaultAddr(), "the agent's address (default $FLEETD_LISTEN or 127.0.0.1:9750)")
+	cmd.Flags().StringVar(&format, "format", "text", "output format: text or json")
+	return cmd
+}
+
+func newSyncCmd() *cobra.Command {
+	var addr, tokenFile string
+	cmd := &cobra.Command{
+		Use:   "sync",
+		Short: "Ask a running agent to sync now (POST /v1/sync), retrying failed rollouts",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			token, err := readSecret(tokenFile)
+			if err != nil {
+				return fmt.Errorf("--token-file: %w", err)
+			}
+			if err := server.TriggerSync(cmd.Context(), addr, token); err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "sync requested from %s\n", addr)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&addr, "addr", defaultAddr(), "the agent's address")
+	cmd.Flags().StringVar(&tokenFile, "token-file", "/etc/fleetd/api-token", "file holding the API bearer token")
+	return cmd
+}
+
+func defaultAddr() string {
+	if v := os.Getenv("FLEETD_LISTEN"); v != "" {
+		return v
+	}
+	return "127.0.0.1:9750"
+}
+
+func writeStatus(w io.Writer, st reconcile.AgentStatus) error {
+	rev := "(none yet)"
+	if st.Revision != nil {
+		rev = short12(st.Revision.Commit) + " " + st.Revision.Subject
+	}
+	fmt.Fprintf(w, "host %s  ready %v  revision %s\n", st.Host, st.Ready, rev)
+	if st.Invalid != "" {
+		fmt.Fprintf(w, "newest revision invalid (not applied):\n  %s\n", strings.ReplaceAll(st.Invalid, "\n", "\n  "))
+	}
+	if st.Backoff != "" {
+		fmt.Fprintf(w, "source unreachable, retrying in %s\n", st.Backoff)
+	}
+	if st.Error != "" {
+		fmt.Fprintf(w, "last error: %s\n", st.Error)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "FLEET\tDESIRED\tAPPLIED\tDRIFT\tROLLOUTS\tERROR")
+	for _, f := range st.Fleets {
+		var rollouts []string
+		for _, r := range f.Rollouts {
+			rollouts = append(rollouts, r.Service+" "+r.Status)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", f.Name, short12(f.Desired), short12(f.Applied), len(f.Drift), orDash(strings.Join(rollouts, ", ")), orDash(f.Error))
+	}
+	return tw.Flush()
+}
+
+func short12(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return orDash(s)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -58,6 +59,7 @@ changes again, or --retry asks for it.`,
 				OnEvent:    p.event,
 				Save:       saveRollouts,
 			})
+			p.finish()
 			if err != nil {
 				return err
 			}
@@ -74,13 +76,31 @@ changes again, or --retry asks for it.`,
 }
 
 // printer prints finished actions and rollout events as they happen.
-// Actions finish concurrently; the lock keeps lines whole.
+// Actions finish concurrently; the lock keeps lines whole. On a terminal
+// it keeps a live progress line under them.
 type printer struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu          sync.Mutex
+	w           io.Writer
+	tty         bool
+	done, total int
 }
 
-func newPrinter(w io.Writer) *printer { return &printer{w: w} }
+func newPrinter(w io.Writer) *printer {
+	p := &printer{w: w}
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			p.tty = true
+		}
+	}
+	return p
+}
+
+func (p *printer) plan(pl reconcile.ActionPlan) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.total += len(pl.Actions)
+	p.progress()
+}
 
 func (p *printer) result(r reconcile.Result) {
 	p.mu.Lock()
@@ -90,7 +110,8 @@ func (p *printer) result(r reconcile.Result) {
 	if r.Error != "" {
 		line += ": " + r.Error
 	}
-	fmt.Fprintln(p.w, line)
+	p.done++
+	p.println(line)
 }
 
 func (p *printer) event(e reconcile.Event) {
@@ -100,7 +121,31 @@ func (p *printer) event(e reconcile.Event) {
 	if e.Reason != "" && e.Kind != reconcile.EventRolloutBatch {
 		line += " — " + e.Reason
 	}
+	p.println(line)
+}
+
+// println prints a line above the progress line.
+func (p *printer) println(line string) {
+	if p.tty {
+		fmt.Fprint(p.w, "\r\033[K")
+	}
 	fmt.Fprintln(p.w, line)
+	p.progress()
+}
+
+func (p *printer) progress() {
+	if p.tty && p.total > 0 {
+		fmt.Fprintf(p.w, "\r\033[K[%d/%d actions]", p.done, p.total)
+	}
+}
+
+// finish clears the progress line.
+func (p *printer) finish() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.tty {
+		fmt.Fprint(p.w, "\r\033[K")
+	}
 }
 
 func targetOf(a reconcile.Action) string {

@@ -182,3 +182,11 @@ func defaultDockerConfigDir() string {
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
+
+// Ping reports whether the daemon answers (for readiness probes).
+func (d *Docker) Ping(ctx context.Context) error {
+	if _, err := d.cli.Ping(ctx); err != nil {
+		return fmt.Errorf("docker daemon at %s: %w", d.cli.DaemonHost(), err)
+	}
+	return nil
+}

@@ -1,0 +1,341 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	"github.com/spf13/cobra"
+
+	"github.com/fleetd/fleetd/engine"
+	"github.com/fleetd/fleetd/fleets"
+	"github.com/fleetd/fleetd/reconcile"
+	"github.com/fleetd/fleetd/server"
+	"github.com/fleetd/fleetd/source"
+)
+
+func newRunCmd() *cobra.Command {
+	var configPath string
+	var check bool
+	var listen, stateDir, url, ref, path string
+	cmd := &cobra.Command{
+		Use:   "run --config FILE",
+		Short: "Run the agent: follow the Git repository and keep this host converged",
+		Long: `run starts the fleetd agent. It follows the repository in the
+configuration file (poll interval or cron schedule, webhooks, manual syncs),
+watches Docker for changes to managed containers, and converges the host,
+serving /healthz, /readyz, /metrics, /v1/status, /v1/sync and the webhook
+endpoints. Flags override FLEETD_* environment variables, which override the
+file. With --check it validates the configuration and exits.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if configPath == "" {
+				return usageError("run needs --config FILE")
+			}
+			cfg, err := readConfig(configPath)
+			if err != nil {
+				return err
+			}
+			cfg.overrideFromEnv(os.Getenv)
+			overrideFlag(&cfg.Listen, listen)
+			overrideFlag(&cfg.StateDir, stateDir)
+			overrideFlag(&cfg.Source.URL, url)
+			overrideFlag(&cfg.Source.Ref, ref)
+			overrideFlag(&cfg.Source.Path, path)
+			cfg.applyDefaults()
+			if err := cfg.validate(); err != nil {
+				return fmt.Errorf("config %s:\n%w", configPath, err)
+			}
+			if check {
+				fmt.Fprintf(cmd.OutOrStdout(), "config %s is valid\n", configPath)
+				return nil
+			}
+			return runAgent(cmd.Context(), cfg)
+		},
+	}
+	cmd.Flags().StringVar(&configPath, "config", "", "configuration file (YAML; see docs/operations.md)")
+	cmd.Flags().BoolVar(&check, "check", false, "validate the configuration and exit")
+	cmd.Flags().StringVar(&listen, "listen", "", "HTTP listen address (overrides listen)")
+	cmd.Flags().StringVar(&stateDir, "state-dir", "", "state directory (overrides state_dir)")
+	cmd.Flags().StringVar(&url, "source-url", "", "repository URL (overrides source.url)")
+	cmd.Flags().StringVar(&ref, "ref", "", "branch, tag or commit to follow (overrides source.ref)")
+	cmd.Flags().StringVar(&path, "path", "", "directory of the fleets in the repository (overrides source.path)")
+	return cmd
+}
+
+func overrideFlag(dst *string, v string) {
+	if v != "" {
+		*dst = v
+	}
+}
+
+// runAgent wires the adapters to the agent and runs until ctx ends.
+func runAgent(ctx context.Context, cfg daemonConfig) error {
+	log := newLogger(cfg.Log)
+	if cfg.Instance != "" {
+		instanceFlag = cfg.Instance
+	}
+	if cfg.StateDir != "" {
+		stateDirFlag = cfg.StateDir
+	}
+	dir, err := stateDir()
+	if err != nil {
+		return err
+	}
+	host, err := agentHost(cfg.Host)
+	if err != nil {
+		return err
+	}
+	eng, err := engine.New(ctx, engine.WithInstance(instanceName()), engine.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	auth, err := sourceAuth(cfg.Source.Auth)
+	if err != nil {
+		return err
+	}
+	repo, err := source.Open(ctx, source.Config{URL: cfg.Source.URL, Ref: cfg.Source.Ref, Path: cfg.Source.Path, Dir: filepath.Join(dir, "repo"), Auth: auth})
+	if err != nil {
+		return err
+	}
+	metrics := server.NewMetrics()
+	agentCfg, err := agentConfig(cfg, host, log)
+	if err != nil {
+		return err
+	}
+	agentCfg.Events = engineEvents(eng)
+	notifier, err := newNotifier(cfg, log, metrics)
+	if err != nil {
+		return err
+	}
+	defer notifier.Close()
+	agent := reconcile.NewAgent(agentCfg, eng, gitSource{repo}, notifier, metrics, fileStore{})
+	srv, err := newServer(cfg, agent, eng, metrics, log)
+	if err != nil {
+		return err
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe(ctx) }()
+	log.Info("fleetd started", "version", versionString(), "host", host.Name, "instance", instanceName(), "listen", cfg.Listen, "source", redactURL(cfg.Source.URL))
+	runErr := agent.Run(ctx)
+	if err := <-errc; err != nil && runErr == nil {
+		runErr = err
+	}
+	return runErr
+}
+
+func agentHost(h hostConfig) (fleets.Host, error) {
+	name := h.Name
+	if name == "" {
+		n, err := os.Hostname()
+		if err != nil {
+			return fleets.Host{}, fmt.Errorf("hostname: %w", err)
+		}
+		name = n
+	}
+	return fleets.Host{Name: name, Labels: h.Labels}, nil
+}
+
+// agentConfig turns the file's schedule, windows and reconcile settings into
+// the agent's.
+func agentConfig(cfg daemonConfig, host fleets.Host, log *slog.Logger) (reconcile.AgentConfig, error) {
+	poll, err := pollFunc(cfg.Source)
+	if err != nil {
+		return reconcile.AgentConfig{}, err
+	}
+	inWindow, err := windowFunc(cfg.Source.Windows)
+	if err != nil {
+		return reconcile.AgentConfig{}, err
+	}
+	resync, _ := time.ParseDuration(cfg.Reconcile.Resync) // validated
+	return reconcile.AgentConfig{
+		Host: host,
+		Load: func(ctx context.Context, dir string) ([]fleets.Fleet, error) {
+			return fleets.Load(ctx, dir, host)
+		},
+		Poll: poll, InWindow: inWindow, Resync: resync,
+		Parallelism: cfg.Reconcile.Parallelism, AllowMassPrune: cfg.Reconcile.AllowMassPrune,
+		Log: log, Version: versionString(),
+	}, nil
+}
+
+// pollFunc is the source schedule: a jittered interval, or a cron
+// expression.
+func pollFunc(s sourceConfig) (func(time.Time) time.Time, error) {
+	if s.Schedule != "" {
+		sched, err := cron.ParseStandard(s.Schedule)
+		if err != nil {
+			return nil, fmt.Errorf("source.schedule: %w", err)
+		}
+		return sched.Next, nil
+	}
+	every, err := time.ParseDuration(s.Interval)
+	if err != nil {
+		return nil, fmt.Errorf("source.interval: %w", err)
+	}
+	return func(last time.Time) time.Time { return last.Add(jittered(every)) }, nil
+}
+
+// jittered spreads an interval by up to ±10%.
+func jittered(d time.Duration) time.Duration {
+	return d - d/10 + time.Duration(time.Now().UnixNano()%int64(d/5+1))
+}
+
+// windowFunc reports whether a time falls in a sync window: a minute that
+// one of the cron expressions matches. No windows means always.
+func windowFunc(windows []string) (func(time.Time) bool, error) {
+	if len(windows) == 0 {
+		return nil, nil
+	}
+	var scheds []cron.Schedule
+	for i, w := range windows {
+		s, err := cron.ParseStandard(w)
+		if err != nil {
+			return nil, fmt.Errorf("source.windows[%d]: %w", i, err)
+		}
+		scheds = append(scheds, s)
+	}
+	return func(t time.Time) bool {
+		minute := t.Truncate(time.Minute)
+		for _, s := range scheds {
+			if s.Next(minute.Add(-time.Second)).Equal(minute) {
+				return true
+			}
+		}
+		return false
+	}, nil
+}
+
+func sourceAuth(a authConfig) (source.Auth, error) {
+	var out source.Auth
+	var err error
+	read := func(dst *string, path string) {
+		if err == nil && path != "" {
+			*dst, err = readSecret(path)
+		}
+	}
+	read(&out.Token, a.TokenFile)
+	read(&out.Password, a.PasswordFile)
+	read(&out.SSHKeyPassphrase, a.SSHKeyPassphraseFile)
+	out.Username, out.SSHKeyFile, out.KnownHostsFile = a.Username, a.SSHKeyFile, a.KnownHostsFile
+	if err != nil {
+		return source.Auth{}, fmt.Errorf("source.auth: %w", err)
+	}
+	return out, nil
+}
+
+// gitSource adapts source.Repo to the agent's Source.
+type gitSource struct{ repo *source.Repo }
+
+func (g gitSource) Sync(ctx context.Context) (reconcile.Revision, bool, error) {
+	rev, changed, err := g.repo.Sync(ctx)
+	if err != nil {
+		return reconcile.Revision{}, false, err
+	}
+	return reconcile.Revision{Commit: rev.Commit, Subject: rev.Subject, Author: rev.Author, Time: rev.Time, Dir: rev.Dir}, changed, nil
+}
+
+// engineEvents adapts the engine's event stream to the agent's.
+func engineEvents(eng *engine.Docker) func(ctx context.Context) (<-chan string, <-chan error) {
+	return func(ctx context.Context) (<-chan string, <-chan error) {
+		events, errs := eng.Events(ctx)
+		out := make(chan string)
+		go func() {
+			defer close(out)
+			for e := range events {
+				select {
+				case out <- e.Action + " " + e.Name:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+		return out, errs
+	}
+}
+
+// fileStore persists the agent's state in the state directory.
+type fileStore struct{}
+
+func (fileStore) Load() (reconcile.AgentState, error) { return loadAgentState() }
+func (fileStore) Save(s reconcile.AgentState) error   { return saveAgentState(s) }
+
+func newLogger(c logConfig) *slog.Logger {
+	level := slog.LevelInfo
+	_ = level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// readyFunc is /readyz: the source synced once and the engine answers.
+func readyFunc(agent *reconcile.Agent, eng *engine.Docker) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if err := agent.Ready(); err != nil {
+			return err
+		}
+		return eng.Ping(ctx)
+	}
+}
+
+// newServer builds the HTTP API around the agent.
+func newServer(cfg daemonConfig, agent *reconcile.Agent, eng *engine.Docker, metrics *server.Metrics, log *slog.Logger) (*server.Server, error) {
+	apiToken, err := readSecret(cfg.API.TokenFile)
+	if err != nil {
+		return nil, fmt.Errorf("api.token_file: %w", err)
+	}
+	hookSecret, err := readSecret(cfg.Webhook.SecretFile)
+	if err != nil {
+		return nil, fmt.Errorf("webhook.secret_file: %w", err)
+	}
+	branch := cfg.Source.Ref
+	if isCommitish(branch) {
+		branch = "" // a pinned commit follows no branch: any push may unpin nothing, but a sync is harmless
+	}
+	return server.New(server.Config{
+		Addr: cfg.Listen, APIToken: apiToken, WebhookSecret: hookSecret, Branch: branch,
+		Ready:  readyFunc(agent, eng),
+		Status: func() any { return agent.Status() },
+		Sync: func(reason string) {
+			if strings.HasPrefix(reason, "webhook") {
+				agent.Trigger(reconcile.TriggerGit)
+				return
+			}
+			agent.Trigger(reconcile.TriggerManual)
+		},
+		Logger: log,
+	}, metrics), nil
+}
+
+func isCommitish(ref string) bool {
+	if len(ref) != 40 {
+		return false
+	}
+	for _, c := range ref {
+		if !strings.ContainsRune("0123456789abcdef", c) {
+			return false
+		}
+	}
+	return true
+}
+
+// redactURL hides the password or token a URL may carry, for the log.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "***")
+	}
+	return u.String()
+}

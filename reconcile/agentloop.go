@@ -202,8 +202,10 @@ func (l *loop) account(out Outcome, err error, took time.Duration) bool {
 		if result == "ok" && l.state.Applied[f.Name] != l.rev.Commit && !f.Policy.Suspend {
 			l.state.Applied[f.Name] = l.rev.Commit
 			l.metric(func(m Metrics) { m.SetApplied(f.Name, l.rev.Commit) })
-			l.tell(Event{Kind: EventRevisionApplied, Fleet: f.Name, Revision: l.rev,
-				Message: fmt.Sprintf("revision %s applied: %s", short(l.rev.Commit), changeSummary(out, f.Name))})
+			if summary, changed := changeSummary(out, f.Name); changed {
+				l.tell(Event{Kind: EventRevisionApplied, Fleet: f.Name, Revision: l.rev,
+					Message: fmt.Sprintf("revision %s applied: %s", short(l.rev.Commit), summary)})
+			}
 		}
 	}
 	errText := ""
@@ -215,8 +217,10 @@ func (l *loop) account(out Outcome, err error, took time.Duration) bool {
 	return err != nil || len(failedFleets) > 0
 }
 
-// changeSummary is a one-line account of what a converge did to a fleet.
-func changeSummary(out Outcome, fleet string) string {
+// changeSummary is a one-line account of what a converge did to a fleet,
+// and whether it changed anything (a revision that leaves a fleet as it was
+// is applied silently).
+func changeSummary(out Outcome, fleet string) (string, bool) {
 	counts := map[Op]int{}
 	for _, rep := range out.Reports {
 		for _, r := range rep.Results {
@@ -232,9 +236,9 @@ func changeSummary(out Outcome, fleet string) string {
 		}
 	}
 	if len(parts) == 0 {
-		return "no container changes"
+		return "no container changes", false
 	}
-	return strings.Join(parts, ", ")
+	return strings.Join(parts, ", "), true
 }
 
 // driftChanged reports drift found before acting (out of band: the

@@ -1,0 +1,404 @@
+package reconcile
+
+import (
+	"fmt"
+	"strings"
+)
+
+// The renderings of a Review. Both walk the review in its own order (hosts,
+// fleets, services, fields, warnings are sorted by PlanRevisions), so the
+// same revisions give the same bytes.
+
+// String renders the review as text for a terminal.
+func (rv Review) String() string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "fleetd plan: %s → %s\n", revString(rv.Base), revString(rv.Head))
+	if !rv.Valid {
+		sb.WriteString("\nhead is INVALID: a host applies none of it while a fleet fails to load (hosts keep running base)\n")
+		for _, p := range rv.Problems {
+			fmt.Fprintf(&sb, "  %s\n", p)
+		}
+	}
+	for _, h := range rv.Hosts {
+		sb.WriteString("\n")
+		writeHostText(&sb, h)
+	}
+	fmt.Fprintf(&sb, "\n%s\n", rv.summaryLine())
+	return sb.String()
+}
+
+func revString(r RevisionRef) string {
+	s := r.Ref
+	if r.Commit != "" {
+		s += " (" + shortCommit(r.Commit) + ")"
+	}
+	return s
+}
+
+func shortCommit(c string) string {
+	if len(c) > 7 {
+		return c[:7]
+	}
+	return c
+}
+
+// summaryLine counts the hosts that change.
+func (rv Review) summaryLine() string {
+	changed, blocked, warnings := 0, 0, 0
+	for _, h := range rv.Hosts {
+		if h.changed() {
+			changed++
+		}
+		if len(h.Blocked) > 0 {
+			blocked++
+		}
+		warnings += len(h.Warnings)
+	}
+	s := fmt.Sprintf("%d %s: %d with changes", len(rv.Hosts), plural(len(rv.Hosts), "host", "hosts"), changed)
+	if blocked > 0 {
+		s += fmt.Sprintf(", %d blocked by the invalid head", blocked)
+	}
+	if warnings > 0 {
+		s += fmt.Sprintf(", %d %s", warnings, plural(warnings, "warning", "warnings"))
+	}
+	return s + "."
+}
+
+func (h HostReview) changed() bool { return len(h.Fleets) > 0 || len(h.Warnings) > 0 }
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// hostTitle is the host's name, labels and inventory change.
+func hostTitle(h HostReview) string {
+	s := h.Host.Name
+	if len(h.Host.Labels) > 0 {
+		s += " [" + labelString(h.Host.Labels) + "]"
+	}
+	var notes []string
+	if h.Inventory != "" {
+		notes = append(notes, h.Inventory+" in the inventory")
+	}
+	if h.BaseLabels != nil {
+		notes = append(notes, "labels at base: "+orNone(labelString(h.BaseLabels)))
+	}
+	if len(notes) > 0 {
+		s += " (" + strings.Join(notes, "; ") + ")"
+	}
+	return s
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+func writeHostText(sb *strings.Builder, h HostReview) {
+	fmt.Fprintf(sb, "host %s", hostTitle(h))
+	if !h.changed() && len(h.Blocked) == 0 {
+		sb.WriteString(": no changes\n")
+		return
+	}
+	sb.WriteString("\n")
+	if len(h.Blocked) > 0 {
+		fmt.Fprintf(sb, "  x blocked: %s invalid at head; this host applies nothing of the head until fixed\n", strings.Join(h.Blocked, ", "))
+	}
+	for _, f := range h.Fleets {
+		fmt.Fprintf(sb, "  %s fleet %s%s\n", changeMark(f.Change), f.Name, reasonSuffix(f.Reason))
+		for _, u := range f.Updates {
+			fmt.Fprintf(sb, "      %s (no recreate)\n", fieldText(u))
+		}
+		for _, s := range f.Services {
+			writeServiceText(sb, s)
+		}
+	}
+	for _, w := range h.Warnings {
+		fmt.Fprintf(sb, "  ! %s%s: %s\n", warningWhere(w), w.Kind, w.Message)
+	}
+}
+
+func changeMark(c Change) string {
+	switch c {
+	case Added:
+		return "+"
+	case Removed:
+		return "-"
+	case Invalid:
+		return "x"
+	}
+	return "~"
+}
+
+func reasonSuffix(reason string) string {
+	if reason == "" {
+		return ""
+	}
+	return ": " + reason
+}
+
+func warningWhere(w Warning) string {
+	switch {
+	case w.Service != "":
+		return w.Fleet + "/" + w.Service + " "
+	case w.Fleet != "":
+		return w.Fleet + " "
+	}
+	return ""
+}
+
+func writeServiceText(sb *strings.Builder, s ServiceReview) {
+	if s.Change != Changed {
+		fmt.Fprintf(sb, "      %s %s: %s%s\n", changeMark(s.Change), s.Name, serviceBrief(s), parenthesized(s.Reason))
+		return
+	}
+	fmt.Fprintf(sb, "      ~ %s\n", s.Name)
+	if rc := s.Recreate; rc != nil {
+		fmt.Fprintf(sb, "          recreate %d %s:\n", rc.Containers, plural(rc.Containers, "container", "containers"))
+		for _, f := range rc.Fields {
+			fmt.Fprintf(sb, "            %s\n", fieldText(f))
+		}
+		for _, f := range rc.Build {
+			fmt.Fprintf(sb, "            %s\n", fieldText(f))
+		}
+		fmt.Fprintf(sb, "          rollout: %s\n", rolloutText(rc.Rollout, rc.Containers))
+	}
+	if s.Replicas.From != s.Replicas.To {
+		fmt.Fprintf(sb, "          scale: %d → %d\n", s.Replicas.From, s.Replicas.To)
+	}
+	if len(s.Updates) > 0 {
+		sb.WriteString("          no recreate:\n")
+		for _, f := range s.Updates {
+			fmt.Fprintf(sb, "            %s\n", fieldText(f))
+		}
+	}
+}
+
+// serviceBrief is an added or removed service's image and replicas.
+func serviceBrief(s ServiceReview) string {
+	n := s.Replicas.To
+	if s.Change == Removed {
+		n = s.Replicas.From
+	}
+	return fmt.Sprintf("%s, %d %s", s.Image, n, plural(n, "replica", "replicas"))
+}
+
+func parenthesized(s string) string {
+	if s == "" {
+		return ""
+	}
+	return " (" + s + ")"
+}
+
+func fieldText(f FieldChange) string {
+	return f.Field + ": " + orNone(f.From) + " → " + orNone(f.To)
+}
+
+// rolloutText describes the rolling update: batches, order and why it was
+// forced, failure action, delay and monitor.
+func rolloutText(r RolloutReview, containers int) string {
+	batch := fmt.Sprintf("%d %s of %d", r.Batches, plural(r.Batches, "batch", "batches"), r.Parallelism)
+	if r.Parallelism == 0 || r.Parallelism >= containers {
+		batch = fmt.Sprintf("1 batch of %d", containers)
+	}
+	order := r.Order
+	if r.Forced != "" {
+		order += " (forced: " + r.Forced + "; " + r.RequestedOrder + " requested)"
+	}
+	s := fmt.Sprintf("%s, %s, failure_action %s, monitor %s", batch, order, r.FailureAction, r.Monitor)
+	if r.Delay != "0s" {
+		s += ", delay " + r.Delay
+	}
+	return s
+}
+
+// Markdown renders the review for a pull-request comment: a table of hosts
+// × changes, then one collapsible section per host that changes.
+func (rv Review) Markdown() string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "### fleetd plan: %s → %s\n\n", revMarkdown(rv.Base), revMarkdown(rv.Head))
+	if !rv.Valid {
+		sb.WriteString("> [!CAUTION]\n> **The head is invalid.** A host applies none of it while a fleet fails to load; hosts keep running the base.\n>\n")
+		for _, p := range rv.Problems {
+			fmt.Fprintf(&sb, "> - %s\n", code(p.String()))
+		}
+		sb.WriteString("\n")
+	}
+	sb.WriteString("| host | fleets | services | recreated | scaled | no recreate | warnings |\n")
+	sb.WriteString("|---|---|---|---|---|---|---|\n")
+	for _, h := range rv.Hosts {
+		writeSummaryRow(&sb, h)
+	}
+	fmt.Fprintf(&sb, "\n%s\n", rv.summaryLine())
+	for _, h := range rv.Hosts {
+		if h.changed() || len(h.Blocked) > 0 {
+			writeHostMarkdown(&sb, h)
+		}
+	}
+	return sb.String()
+}
+
+func revMarkdown(r RevisionRef) string {
+	s := code(r.Ref)
+	if r.Commit != "" {
+		s += " (" + code(shortCommit(r.Commit)) + ")"
+	}
+	return s
+}
+
+// code is s as a Markdown code span, whatever backticks it holds.
+func code(s string) string {
+	if s == "" {
+		return "*(none)*"
+	}
+	fence := "`"
+	for strings.Contains(s, fence) {
+		fence += "`"
+	}
+	if strings.HasPrefix(s, "`") || strings.HasSuffix(s, "`") {
+		return fence + " " + s + " " + fence
+	}
+	return fence + s + fence
+}
+
+// cell escapes text for a table cell.
+func cell(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
+
+func writeSummaryRow(sb *strings.Builder, h HostReview) {
+	c := h.Counts
+	name := cell(h.Host.Name)
+	if len(h.Blocked) > 0 {
+		name += " ⛔ blocked"
+	}
+	fleets := signed(c.FleetsAdded, c.FleetsRemoved, c.FleetsChanged)
+	services := signed(c.ServicesAdded, c.ServicesRemoved, 0)
+	recreated := "·"
+	if c.Recreated > 0 {
+		recreated = fmt.Sprintf("%d (%d %s)", c.Recreated, c.Containers, plural(c.Containers, "container", "containers"))
+	}
+	warnings := "·"
+	if c.Warnings > 0 {
+		warnings = fmt.Sprintf("⚠️ %d", c.Warnings)
+	}
+	fmt.Fprintf(sb, "| %s | %s | %s | %s | %s | %s | %s |\n", name, fleets, services, recreated, count(c.Scaled), count(c.Updated), warnings)
+}
+
+func signed(added, removed, changed int) string {
+	var parts []string
+	if added > 0 {
+		parts = append(parts, fmt.Sprintf("+%d", added))
+	}
+	if removed > 0 {
+		parts = append(parts, fmt.Sprintf("−%d", removed))
+	}
+	if changed > 0 {
+		parts = append(parts, fmt.Sprintf("~%d", changed))
+	}
+	if len(parts) == 0 {
+		return "·"
+	}
+	return strings.Join(parts, " ")
+}
+
+func count(n int) string {
+	if n == 0 {
+		return "·"
+	}
+	return fmt.Sprint(n)
+}
+
+func writeHostMarkdown(sb *strings.Builder, h HostReview) {
+	fmt.Fprintf(sb, "\n<details><summary><b>%s</b>%s</summary>\n\n", htmlEscape(h.Host.Name), htmlEscape(strings.TrimPrefix(hostTitle(h), h.Host.Name)))
+	if len(h.Blocked) > 0 {
+		fmt.Fprintf(sb, "⛔ **Blocked**: %s invalid at head; this host applies nothing of the head until fixed.\n\n", codeList(h.Blocked))
+	}
+	if len(h.Warnings) > 0 {
+		for _, w := range h.Warnings {
+			where := strings.TrimSpace(warningWhere(w))
+			if where != "" {
+				where = code(where) + " "
+			}
+			fmt.Fprintf(sb, "- ⚠️ %s**%s**: %s\n", where, w.Kind, w.Message)
+		}
+		sb.WriteString("\n")
+	}
+	for _, f := range h.Fleets {
+		fmt.Fprintf(sb, "**%s fleet %s**%s\n\n", changeWord(f.Change), code(f.Name), reasonSuffix(f.Reason))
+		for _, u := range f.Updates {
+			fmt.Fprintf(sb, "- %s (no recreate)\n", fieldMarkdown(u))
+		}
+		for _, s := range f.Services {
+			writeServiceMarkdown(sb, s)
+		}
+		sb.WriteString("\n")
+	}
+	sb.WriteString("</details>\n")
+}
+
+func htmlEscape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+func codeList(names []string) string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = code(n)
+	}
+	return strings.Join(out, ", ")
+}
+
+func changeWord(c Change) string {
+	switch c {
+	case Added:
+		return "➕ added"
+	case Removed:
+		return "➖ removed"
+	case Invalid:
+		return "⛔ invalid"
+	}
+	return "🔄 changed"
+}
+
+func writeServiceMarkdown(sb *strings.Builder, s ServiceReview) {
+	if s.Change != Changed {
+		fmt.Fprintf(sb, "- %s %s: %s%s\n", changeMark(s.Change), code(s.Name), code(s.Image), replicasReason(s))
+		return
+	}
+	fmt.Fprintf(sb, "- ~ %s\n", code(s.Name))
+	if rc := s.Recreate; rc != nil {
+		fmt.Fprintf(sb, "  - **recreate %d %s**\n", rc.Containers, plural(rc.Containers, "container", "containers"))
+		for _, f := range rc.Fields {
+			fmt.Fprintf(sb, "    - %s\n", fieldMarkdown(f))
+		}
+		for _, f := range rc.Build {
+			fmt.Fprintf(sb, "    - %s\n", fieldMarkdown(f))
+		}
+		fmt.Fprintf(sb, "  - rollout: %s\n", rolloutText(rc.Rollout, rc.Containers))
+	}
+	if s.Replicas.From != s.Replicas.To {
+		fmt.Fprintf(sb, "  - **scale** %d → %d\n", s.Replicas.From, s.Replicas.To)
+	}
+	if len(s.Updates) > 0 {
+		sb.WriteString("  - no recreate:\n")
+		for _, f := range s.Updates {
+			fmt.Fprintf(sb, "    - %s\n", fieldMarkdown(f))
+		}
+	}
+}
+
+func replicasReason(s ServiceReview) string {
+	n := s.Replicas.To
+	if s.Change == Removed {
+		n = s.Replicas.From
+	}
+	return fmt.Sprintf(", %d %s%s", n, plural(n, "replica", "replicas"), parenthesized(s.Reason))
+}
+
+func fieldMarkdown(f FieldChange) string {
+	return code(f.Field) + ": " + code(f.From) + " → " + code(f.To)
+}

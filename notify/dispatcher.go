@@ -150,6 +150,9 @@ func (d *Dispatcher) run(w *worker) {
 		// The message is lost: count it, so that the next one says so.
 		w.dropped.Add(int64(m.Dropped) + 1)
 		d.reportDropped(1)
+		if d.sendCtx.Err() != nil {
+			continue // Close gave up; it reports what was left
+		}
 		d.opts.Log.Warn("notify: delivery failed", "sink", w.route.Sink.Name(), "event", m.Kind, "fleet", m.Fleet, "err", d.scrub.Error(err))
 	}
 }

@@ -65,13 +65,32 @@ func (s *Scrubber) String(v string) string {
 	}
 	v = userinfoRE.ReplaceAllString(v, "${1}:"+Mask+"@")
 	v = bearerRE.ReplaceAllString(v, "${1}${2}"+Mask)
-	return pairRE.ReplaceAllStringFunc(v, func(pair string) string {
-		m := pairRE.FindStringSubmatch(pair)
-		if !secretKey(m[1]) || strings.HasPrefix(m[3], Mask) {
-			return pair
+	return scrubPairs(v)
+}
+
+// scrubPairs masks the values of secret-looking keys. A pair whose key is
+// not secret is scanned again from its value, which may hold one
+// ("env: DB_PASSWORD=x", "https://h/?token=x").
+func scrubPairs(v string) string {
+	var b strings.Builder
+	pos := 0
+	for pos < len(v) {
+		loc := pairRE.FindStringSubmatchIndex(v[pos:])
+		if loc == nil {
+			break
 		}
-		return m[1] + m[2] + Mask
-	})
+		key, valStart, valEnd := v[pos+loc[2]:pos+loc[3]], pos+loc[6], pos+loc[7]
+		if !secretKey(key) || strings.HasPrefix(v[valStart:valEnd], Mask) {
+			b.WriteString(v[pos:valStart])
+			pos = valStart
+			continue
+		}
+		b.WriteString(v[pos:valStart])
+		b.WriteString(Mask)
+		pos = valEnd
+	}
+	b.WriteString(v[pos:])
+	return b.String()
 }
 
 func secretKey(k string) bool {

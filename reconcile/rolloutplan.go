@@ -114,19 +114,7 @@ func (b *builder) resume(sc serviceCtx, r resumption) {
 // handOver stops and removes the old container after the new one passed
 // its gate, then gives the new one the old name.
 func (b *builder) handOver(sc serviceCtx, oldID, name, temp string, oldRunning bool, after int) {
-	f, svc := sc.fleet, sc.svc
-	prev := after
-	if oldID != "" {
-		if oldRunning {
-			prev = b.add(Action{Op: OpStop, Fleet: f.Name, Service: svc.Name, Target: name, ContainerID: oldID,
-				Cause: "replaced by " + temp, After: []int{prev}, Timeout: stopTimeout(svc)})
-		}
-		prev = b.add(Action{Op: OpRemove, Fleet: f.Name, Service: svc.Name, Target: name, ContainerID: oldID,
-			Cause: "replaced by " + temp, After: []int{prev}})
-	}
-	rename := b.add(Action{Op: OpRename, Fleet: f.Name, Service: svc.Name, Target: temp, NewName: name,
-		Cause: "takes the place of the replaced container", After: []int{prev}})
-	b.markStarted(sc, name, rename)
+	b.markStarted(sc, name, b.retire(sc, oldID, name, temp, oldRunning, after))
 }
 
 // gate adds the health gate of a new replica: up (healthy, or running

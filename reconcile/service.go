@@ -188,6 +188,16 @@ func (b *builder) replaceUnderSlotName(sc serviceCtx, c containerItems, cause st
 // finishReplace stops and removes the old container, renames its
 // replacement to the old name and starts it.
 func (b *builder) finishReplace(sc serviceCtx, oldID, name, temp string, oldRunning bool, after int) int {
+	rename := b.retire(sc, oldID, name, temp, oldRunning, after)
+	start := b.add(Action{Op: OpStart, Fleet: sc.fleet.Name, Service: sc.svc.Name, Target: name, Cause: "replacement", After: []int{rename}})
+	b.markStarted(sc, name, start)
+	return start
+}
+
+// retire stops (when running) and removes the old container of a slot
+// after action after, then renames its replacement temp to the slot's name;
+// it returns the rename.
+func (b *builder) retire(sc serviceCtx, oldID, name, temp string, oldRunning bool, after int) int {
 	f, svc := sc.fleet, sc.svc
 	prev := after
 	if oldID != "" {
@@ -198,11 +208,8 @@ func (b *builder) finishReplace(sc serviceCtx, oldID, name, temp string, oldRunn
 		prev = b.add(Action{Op: OpRemove, Fleet: f.Name, Service: svc.Name, Target: name, ContainerID: oldID,
 			Cause: "replaced by " + temp, After: []int{prev}})
 	}
-	rename := b.add(Action{Op: OpRename, Fleet: f.Name, Service: svc.Name, Target: temp, NewName: name,
+	return b.add(Action{Op: OpRename, Fleet: f.Name, Service: svc.Name, Target: temp, NewName: name,
 		Cause: "takes the place of the replaced container", After: []int{prev}})
-	start := b.add(Action{Op: OpStart, Fleet: f.Name, Service: svc.Name, Target: name, Cause: "replacement", After: []int{rename}})
-	b.markStarted(sc, name, start)
-	return start
 }
 
 // resumption is a replacement a killed fleetd left half done: a container

@@ -18,15 +18,20 @@ const pollInterval = 5 * time.Millisecond
 // running with no health status. It fails at once when the container is
 // unhealthy or not running, and after timeout otherwise.
 func (f *Fake) WaitHealthy(ctx context.Context, id string, timeout time.Duration) error {
-	return f.wait(ctx, "WaitHealthy", "wait healthy", id, timeout, func(x *ctr) (bool, error) {
-		switch {
-		case x.c.State != "running" && x.c.State != "restarting":
-			return false, fmt.Errorf("container is %s (exit code %d)", x.c.State, x.in.ExitCode)
-		case x.c.Health == "unhealthy":
-			return false, fmt.Errorf("container is unhealthy: %s", x.in.HealthLog)
-		}
-		return x.c.State == "running" && (x.c.Health == "" || x.c.Health == "healthy"), nil
-	})
+	return f.wait(ctx, "WaitHealthy", "wait healthy", id, timeout, healthyNow)
+}
+
+// healthyNow is the verdict of WaitHealthy and WaitUp: up when running and
+// healthy (or without health status); failed at once when not running or
+// unhealthy.
+func healthyNow(x *ctr) (bool, error) {
+	switch {
+	case x.c.State != "running" && x.c.State != "restarting":
+		return false, fmt.Errorf("container is %s (exit code %d)", x.c.State, x.in.ExitCode)
+	case x.c.Health == "unhealthy":
+		return false, fmt.Errorf("container is unhealthy: %s", x.in.HealthLog)
+	}
+	return x.c.State == "running" && (x.c.Health == "" || x.c.Health == "healthy"), nil
 }
 
 // WaitExit waits until the container has exited with code 0; a non-zero
@@ -83,15 +88,7 @@ func (f *Fake) check(id string, done func(*ctr) (bool, error)) (bool, error) {
 // would return; a container the OnStart hook made unhealthy or exited
 // fails the gate at once.
 func (f *Fake) WaitUp(ctx context.Context, id string, readiness, monitor, timeout time.Duration) error {
-	return f.wait(ctx, "WaitUp", "wait up", id, timeout, func(x *ctr) (bool, error) {
-		switch {
-		case x.c.State != "running" && x.c.State != "restarting":
-			return false, fmt.Errorf("container is %s (exit code %d)", x.c.State, x.in.ExitCode)
-		case x.c.Health == "unhealthy":
-			return false, fmt.Errorf("container is unhealthy: %s", x.in.HealthLog)
-		}
-		return x.c.State == "running" && (x.c.Health == "" || x.c.Health == "healthy"), nil
-	})
+	return f.wait(ctx, "WaitUp", "wait up", id, timeout, healthyNow)
 }
 
 // WaitRecovered waits until the container is running and healthy (or has

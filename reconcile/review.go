@@ -319,7 +319,7 @@ func reviewFleet(name string, base, head hostSide) (FleetReview, bool) {
 		}
 		fr.Change, fr.Reason = Invalid, "invalid at head: its containers are left as they run"
 	case !bOn && hOn:
-		fr.Change, fr.Reason = Added, addedReason(name, base)
+		fr.Change, fr.Reason = Added, addedReason(name, base, head)
 		for _, s := range h.Services {
 			if s.Targets {
 				fr.Services = append(fr.Services, addedService(s, "new fleet"))
@@ -345,12 +345,12 @@ func reviewFleet(name string, base, head hostSide) (FleetReview, bool) {
 	return fr, true
 }
 
-func addedReason(name string, base hostSide) string {
-	switch f, known := base.byName[name]; {
+func addedReason(name string, base, head hostSide) string {
+	switch _, known := base.byName[name]; {
 	case base.invalid[name]:
 		return "invalid at base, valid at head"
-	case known && !f.Targets:
-		return "now targets this host (" + describePlacement(f.Placement) + " at base)"
+	case known:
+		return "now targets this host (x-fleetd " + describePlacement(head.byName[name].Placement) + ")"
 	}
 	return "new fleet"
 }
@@ -434,13 +434,13 @@ func reviewServices(b, h fleets.Fleet) []ServiceReview {
 		case !bOn && hOn:
 			reason := "new service"
 			if inBase {
-				reason = "now placed on this host (deploy.placement.constraints)"
+				reason = "now placed on this host by deploy.placement.constraints"
 			}
 			out = append(out, addedService(hs, reason))
 		case bOn && !hOn:
 			reason := "removed from the fleet; containers pruned"
 			if inHead {
-				reason = "no longer placed on this host (deploy.placement.constraints); containers pruned"
+				reason = "no longer placed on this host by deploy.placement.constraints; containers pruned"
 			}
 			if !h.Policy.Prune {
 				reason = strings.TrimSuffix(reason, "; containers pruned") + "; prune is off: containers left running"
@@ -513,10 +513,13 @@ func buildChanges(b, h *fleets.Build) []FieldChange {
 	add("build.context", b.ContextDir, h.ContextDir)
 	add("build.dockerfile", b.Dockerfile, h.Dockerfile)
 	add("build.target", b.Target, h.Target)
-	args := labelString(b.Args) != labelString(h.Args)
-	if args {
-		// Build args may carry secrets: name the keys, never the values.
-		add("build.args", mapKeys(b.Args), mapKeys(h.Args)+" (values changed)")
+	// Build args may carry secrets: their values are never shown.
+	for _, k := range unionKeys(b.Args, h.Args) {
+		from, inBase := b.Args[k]
+		to, inHead := h.Args[k]
+		if inBase != inHead || from != to {
+			out = append(out, FieldChange{Field: "build.args." + k, From: redactPresent(inBase), To: redactPresent(inHead)})
+		}
 	}
 	if len(out) == 0 && b.ContextHash != h.ContextHash {
 		out = append(out, FieldChange{Field: "build.context contents", From: short(b.ContextHash), To: short(h.ContextHash)})
@@ -524,13 +527,23 @@ func buildChanges(b, h *fleets.Build) []FieldChange {
 	return out
 }
 
-func mapKeys(m map[string]string) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
+func unionKeys(a, b map[string]string) []string {
+	keys := make([]string, 0, len(a)+len(b))
+	for k := range a {
+		keys = append(keys, k)
+	}
+	for k := range b {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	return strings.Join(keys, ", ")
+	return slices.Compact(keys)
+}
+
+func redactPresent(present bool) string {
+	if present {
+		return drift.Redacted
+	}
+	return ""
 }
 
 func rolloutOf(svc fleets.Service, containers int) RolloutReview {

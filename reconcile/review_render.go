@@ -80,8 +80,11 @@ func hostTitle(h HostReview) string {
 		s += " [" + labelString(h.Host.Labels) + "]"
 	}
 	var notes []string
-	if h.Inventory != "" {
-		notes = append(notes, h.Inventory+" in the inventory")
+	switch h.Inventory {
+	case InventoryAdded:
+		notes = append(notes, "added to the inventory; compared as if it ran base")
+	case InventoryRemoved:
+		notes = append(notes, "removed from the inventory; its agent keeps its own configuration")
 	}
 	if h.BaseLabels != nil {
 		notes = append(notes, "labels at base: "+orNone(labelString(h.BaseLabels)))

@@ -60,7 +60,7 @@ func hostWarnings(base, head hostSide, h HostReview) []Warning {
 	ws = append(ws, policyWarnings(head, h)...)
 	ws = append(ws, orphanedVolumes(basePlaced, headPlaced)...)
 	ws = append(ws, portTakeovers(basePlaced, headPlaced)...)
-	ws = append(ws, downtime(h)...)
+	ws = append(ws, downtime(head, h)...)
 	slices.SortFunc(ws, func(a, b Warning) int {
 		return cmp.Or(cmp.Compare(a.Fleet, b.Fleet), cmp.Compare(a.Service, b.Service), cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Message, b.Message))
 	})
@@ -224,9 +224,12 @@ func ipsOverlap(a, b string) bool {
 
 // downtime names the recreated services whose stop-first rollout stops
 // every replaced replica at once.
-func downtime(h HostReview) []Warning {
+func downtime(head hostSide, h HostReview) []Warning {
 	var ws []Warning
 	for _, f := range h.Fleets {
+		if head.byName[f.Name].Policy.Suspend {
+			continue // applies nothing
+		}
 		for _, s := range f.Services {
 			rc := s.Recreate
 			if rc == nil || rc.Rollout.Order != fleets.OrderStopFirst || rc.Rollout.Batches != 1 {

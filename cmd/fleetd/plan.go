@@ -14,18 +14,29 @@ import (
 
 func newPlanCmd() *cobra.Command {
 	var l liveFlags
+	var rf revFlags
 	var live, allowMassPrune bool
 	cmd := &cobra.Command{
-		Use:   "plan --live",
+		Use:   "plan --live | plan --base REF [--head REF]",
 		Short: "Show what apply would do on this host, and why",
 		Long: `plan --live loads the fleets in --repo for this host, observes the local
 Docker engine and prints the actions 'fleetd apply' would take, each with its
 cause. Exit 0 when there is nothing to do, 2 when there are changes, 1 on
-error.`,
+error.
+
+plan --base REF [--head REF] needs no Docker engine: it compares the fleets at
+two revisions of the Git repository --repo (a local path or a URL) for every
+host of the inventory (or the host of --host/--label) and prints what merging
+head will change on each: see docs/pull-requests.md. --format also takes
+markdown. Exit 0 when nothing changes, 2 when something does, 1 on error or
+when head is invalid.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if rf.requested(cmd) {
+				return runPlanRevisions(cmd, &l, &rf)
+			}
 			if !live {
-				return usageError("plan needs --live (compare --repo with this host's engine)")
+				return usageError("plan needs --live (compare --repo with this host's engine) or --base (compare two revisions)")
 			}
 			if err := l.checkFormat(); err != nil {
 				return err
@@ -50,6 +61,7 @@ error.`,
 		},
 	}
 	l.register(cmd)
+	rf.register(cmd)
 	cmd.Flags().BoolVar(&live, "live", false, "plan against this host's Docker engine")
 	cmd.Flags().BoolVar(&allowMassPrune, "allow-mass-prune", false, "plan as if the prune guard were lifted")
 	registerStateDir(cmd)

@@ -1,0 +1,244 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/fleetd/fleetd/fleets"
+	"github.com/fleetd/fleetd/reconcile"
+	"github.com/fleetd/fleetd/source"
+)
+
+// revFlags are the flags of `fleetd plan --base/--head`: a plan between two
+// revisions of the fleet repository, for pull-request review. It needs no
+// Docker engine.
+type revFlags struct {
+	base, head string
+	path       string
+	inventory  string
+}
+
+func (rf *revFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&rf.base, "base", "", "plan between revisions: the revision merged into (branch, tag, commit, HEAD~1); --repo is then a Git repository (path or URL)")
+	cmd.Flags().StringVar(&rf.head, "head", "HEAD", "plan between revisions: the revision to merge")
+	cmd.Flags().StringVar(&rf.path, "path", ".", "plan between revisions: the fleets directory inside the repository")
+	cmd.Flags().StringVar(&rf.inventory, "inventory", "", "plan between revisions: inventory file inside the repository (default "+fleets.DefaultInventory+" when present; else --host and --label)")
+}
+
+// requested reports whether the plan is between revisions.
+func (rf *revFlags) requested(cmd *cobra.Command) bool {
+	return cmd.Flags().Changed("base") || cmd.Flags().Changed("head")
+}
+
+// runPlanRevisions exports both revisions, loads them for every host and
+// prints the review. Exit 0: no changes, 2: changes, 1: an error or an
+// invalid head (the review is printed first).
+func runPlanRevisions(cmd *cobra.Command, l *liveFlags, rf *revFlags) error {
+	if err := rf.check(cmd, l); err != nil {
+		return err
+	}
+	rv, err := planRevisions(cmd.Context(), l, rf, cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	if err := writeReview(cmd.OutOrStdout(), l.format, rv); err != nil {
+		return err
+	}
+	switch {
+	case !rv.Valid:
+		return &exitError{code: exitFailure, err: errors.New("the head revision is invalid")}
+	case rv.Changed:
+		return &exitError{code: exitChanges, err: errors.New("")}
+	}
+	return nil
+}
+
+func (rf *revFlags) check(cmd *cobra.Command, l *liveFlags) error {
+	switch {
+	case rf.base == "":
+		return usageError("plan between revisions needs --base")
+	case l.format != "text" && l.format != "markdown" && l.format != "json":
+		return usageError("--format %q: want text, markdown or json", l.format)
+	case cmd.Flags().Changed("live"):
+		return usageError("--live and --base/--head exclude each other")
+	case rf.inventory != "" && (cmd.Flags().Changed("host") || cmd.Flags().Changed("label")):
+		return usageError("--inventory and --host/--label exclude each other")
+	}
+	return nil
+}
+
+func writeReview(w io.Writer, format string, rv reconcile.Review) error {
+	var err error
+	switch format {
+	case "json":
+		return writeJSON(w, rv)
+	case "markdown":
+		_, err = io.WriteString(w, rv.Markdown())
+	default:
+		_, err = io.WriteString(w, rv.String())
+	}
+	return err
+}
+
+// planRevisions is the whole plan: export, hosts, load, review.
+func planRevisions(ctx context.Context, l *liveFlags, rf *revFlags, stderr io.Writer) (reconcile.Review, error) {
+	tmp, err := os.MkdirTemp("", "fleetd-plan-")
+	if err != nil {
+		return reconcile.Review{}, fmt.Errorf("plan: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	baseRev, headRev, err := exportBoth(ctx, l.repo, rf, tmp)
+	if err != nil {
+		return reconcile.Review{}, err
+	}
+	hosts, err := planHosts(l, rf, filepath.Join(tmp, "base"), filepath.Join(tmp, "head"), stderr)
+	if err != nil {
+		return reconcile.Review{}, err
+	}
+	if err := loadHosts(ctx, hosts, baseRev.Dir, headRev.Dir); err != nil {
+		return reconcile.Review{}, err
+	}
+	return reconcile.PlanRevisions(
+		reconcile.RevisionRef{Ref: rf.base, Commit: baseRev.Commit, Subject: baseRev.Subject},
+		reconcile.RevisionRef{Ref: rf.head, Commit: headRev.Commit, Subject: headRev.Subject},
+		hosts), nil
+}
+
+// exportBoth writes the trees of both revisions under tmp/base and
+// tmp/head, concurrently.
+func exportBoth(ctx context.Context, repo string, rf *revFlags, tmp string) (base, head source.Revision, err error) {
+	var g errgroup.Group
+	g.Go(func() (err error) {
+		base, err = source.Export(ctx, repo, rf.base, rf.path, filepath.Join(tmp, "base"), source.Auth{})
+		return err
+	})
+	g.Go(func() (err error) {
+		head, err = source.Export(ctx, repo, rf.head, rf.path, filepath.Join(tmp, "head"), source.Auth{})
+		return err
+	})
+	if err = g.Wait(); err != nil {
+		return base, head, err
+	}
+	// A fleets directory missing on one side holds no fleets there (all
+	// of them deleted, or the first ones added); on both, --path is wrong.
+	_, berr := os.Stat(base.Dir)
+	_, herr := os.Stat(head.Dir)
+	switch {
+	case berr != nil && herr != nil:
+		return base, head, usageError("--path %s: not in the repository at %s nor at %s", rf.path, rf.base, rf.head)
+	case berr != nil:
+		err = os.MkdirAll(base.Dir, 0o755)
+	case herr != nil:
+		err = os.MkdirAll(head.Dir, 0o755)
+	}
+	return base, head, err
+}
+
+// planHosts are the hosts to plan for, with their facts at each side: from
+// the inventory when there is one at head, else the single host of --host
+// and --label.
+func planHosts(l *liveFlags, rf *revFlags, baseRoot, headRoot string, stderr io.Writer) ([]reconcile.HostRevisions, error) {
+	name := rf.inventory
+	if name == "" && (l.hostFlags.name != "" || len(l.hostFlags.labels) > 0) {
+		return singleHost(l)
+	}
+	if name == "" {
+		name = fleets.DefaultInventory
+	}
+	head, found, err := readInventory(headRoot, name)
+	if err != nil {
+		return nil, fmt.Errorf("inventory at %s: %w", rf.head, err)
+	}
+	if !found {
+		if rf.inventory != "" {
+			return nil, fmt.Errorf("inventory %s: not in the repository at %s", name, rf.head)
+		}
+		return singleHost(l)
+	}
+	base, found, err := readInventory(baseRoot, name)
+	if err != nil {
+		fmt.Fprintf(stderr, "fleetd: inventory at %s is invalid, planned with the head's: %v\n", rf.base, err)
+		base, found = head, true
+	}
+	if !found {
+		base = head
+	}
+	return hostPairs(base, head), nil
+}
+
+func singleHost(l *liveFlags) ([]reconcile.HostRevisions, error) {
+	host, err := l.host()
+	if err != nil {
+		return nil, err
+	}
+	return []reconcile.HostRevisions{{Base: reconcile.HostLoad{Host: host}, Head: reconcile.HostLoad{Host: host}}}, nil
+}
+
+// readInventory reads the inventory file of an exported tree; found is
+// false when there is none.
+func readInventory(root, name string) (fleets.Inventory, bool, error) {
+	clean := path.Clean(name)
+	if !fs.ValidPath(clean) {
+		return fleets.Inventory{}, false, usageError("--inventory %q: want a relative path inside the repository", name)
+	}
+	data, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(clean)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return fleets.Inventory{}, false, nil
+	}
+	if err != nil {
+		return fleets.Inventory{}, false, err
+	}
+	inv, err := fleets.ParseInventory(clean, data)
+	return inv, true, err
+}
+
+// hostPairs pairs the hosts of both inventories by name. A host listed on
+// one side only is planned with the facts of that side on both.
+func hostPairs(base, head fleets.Inventory) []reconcile.HostRevisions {
+	var out []reconcile.HostRevisions
+	for _, h := range head.Hosts {
+		hr := reconcile.HostRevisions{Head: reconcile.HostLoad{Host: h}, Base: reconcile.HostLoad{Host: h}}
+		if b, ok := base.Host(h.Name); ok {
+			hr.Base.Host = b
+		} else {
+			hr.Inventory = reconcile.InventoryAdded
+		}
+		out = append(out, hr)
+	}
+	for _, b := range base.Hosts {
+		if _, ok := head.Host(b.Name); !ok {
+			out = append(out, reconcile.HostRevisions{Head: reconcile.HostLoad{Host: b}, Base: reconcile.HostLoad{Host: b}, Inventory: reconcile.InventoryRemoved})
+		}
+	}
+	return out
+}
+
+// loadHosts loads both trees for every host. Problems are kept for the
+// review; any other error ends the plan.
+func loadHosts(ctx context.Context, hosts []reconcile.HostRevisions, baseDir, headDir string) error {
+	load := func(dir string, hl *reconcile.HostLoad) error {
+		fs, err := fleets.Load(ctx, dir, hl.Host)
+		var pl fleets.ProblemList
+		if err != nil && !errors.As(err, &pl) {
+			return fmt.Errorf("load %s for host %s: %w", dir, hl.Host.Name, err)
+		}
+		hl.Fleets, hl.Problems = fs, pl
+		return nil
+	}
+	var g errgroup.Group
+	g.SetLimit(2) // Load parallelises over fleets already
+	for i := range hosts {
+		g.Go(func() error { return load(baseDir, &hosts[i].Base) })
+		g.Go(func() error { return load(headDir, &hosts[i].Head) })
+	}
+	return g.Wait()
+}

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
+	"time"
 
+	"github.com/fleetd/fleetd/notify"
 	"github.com/fleetd/fleetd/reconcile"
 	"github.com/fleetd/fleetd/server"
 )
@@ -13,17 +17,76 @@ type eventSink interface {
 	Close() error
 }
 
-// logSink sends events nowhere but the log (the agent logs every event
-// already); it stands in while no chat or webhook sink is configured.
-type logSink struct{}
+// flushTimeout bounds how long a stopping daemon waits for notifications.
+const flushTimeout = 10 * time.Second
 
-func (logSink) Notify(reconcile.Event) {}
-func (logSink) Close() error           { return nil }
+// dispatcherSink gives the dispatcher the agent's Close.
+type dispatcherSink struct{ *notify.Dispatcher }
 
-// newNotifier builds the configured notification sinks.
+func (d dispatcherSink) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
+	defer cancel()
+	return d.Dispatcher.Close(ctx)
+}
+
+// newNotifier builds the configured notification sinks behind one
+// dispatcher; with none configured, events go to the log only (the agent
+// logs every event already).
 func newNotifier(cfg daemonConfig, log *slog.Logger, metrics *server.Metrics) (eventSink, error) {
-	if cfg.Notify.Slack.WebhookURLFile != "" || cfg.Notify.Slack.TokenFile != "" || len(cfg.Notify.Webhooks) > 0 {
-		log.Warn("notify: Slack and webhook sinks are not implemented in this build; events go to the log only")
+	opts, err := notifyOptions(cfg, log)
+	if err != nil {
+		return nil, err
 	}
-	return logSink{}, nil
+	if metrics != nil {
+		opts.OnDropped = metrics.AddDropped
+	}
+	return dispatcherSink{notify.New(opts)}, nil
+}
+
+// notifyOptions reads the secret files of cfg.Notify and builds the sinks.
+func notifyOptions(cfg daemonConfig, log *slog.Logger) (notify.Options, error) {
+	opts := notify.Options{WebURL: cfg.Source.WebURL, Log: log}
+	if cfg.Notify.QuietPeriod != "" {
+		d, err := time.ParseDuration(cfg.Notify.QuietPeriod)
+		if err != nil {
+			return opts, fmt.Errorf("notify.quiet_period: %w", err)
+		}
+		opts.QuietPeriod = d
+	}
+	sc := cfg.Notify.Slack
+	if sc.WebhookURLFile != "" || sc.TokenFile != "" {
+		hookURL, err := readSecret(sc.WebhookURLFile)
+		if err != nil {
+			return opts, fmt.Errorf("notify.slack.webhook_url_file: %w", err)
+		}
+		token, err := readSecret(sc.TokenFile)
+		if err != nil {
+			return opts, fmt.Errorf("notify.slack.token_file: %w", err)
+		}
+		s, err := notify.NewSlack(notify.SlackConfig{WebhookURL: hookURL, Token: token, Channel: sc.Channel})
+		if err != nil {
+			return opts, fmt.Errorf("notify.slack: %w", err)
+		}
+		opts.Routes = append(opts.Routes, notify.Route{Sink: s})
+		opts.Secrets = append(opts.Secrets, hookURL, token)
+	}
+	for i, wc := range cfg.Notify.Webhooks {
+		secret, err := readSecret(wc.SecretFile)
+		if err != nil {
+			return opts, fmt.Errorf("notify.webhooks[%d].secret_file: %w", i, err)
+		}
+		w, err := notify.NewWebhook(notify.WebhookConfig{URL: wc.URL, Secret: secret})
+		if err != nil {
+			return opts, fmt.Errorf("notify.webhooks[%d]: %w", i, err)
+		}
+		opts.Routes = append(opts.Routes, notify.Route{Sink: w})
+		opts.Secrets = append(opts.Secrets, wc.URL, secret)
+	}
+	// Other secrets of the configuration must not reach a message either.
+	for _, path := range []string{cfg.Source.Auth.TokenFile, cfg.Source.Auth.PasswordFile, cfg.Webhook.SecretFile, cfg.API.TokenFile} {
+		if v, err := readSecret(path); err == nil {
+			opts.Secrets = append(opts.Secrets, v)
+		}
+	}
+	return opts, nil
 }

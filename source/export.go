@@ -67,7 +67,10 @@ func openForExport(ctx context.Context, repo string, auth Auth, red redactor) (*
 		return nil, err
 	}
 	if ep.Protocol == "file" {
-		g, err := git.PlainOpenWithOptions(ep.Path, &git.PlainOpenOptions{DetectDotGit: true})
+		g, err := git.PlainOpen(ep.Path) // bare or a worktree's top
+		if errors.Is(err, git.ErrRepositoryNotExists) {
+			g, err = git.PlainOpenWithOptions(ep.Path, &git.PlainOpenOptions{DetectDotGit: true})
+		}
 		if err != nil {
 			return nil, red.wrap(err, "open "+ep.Path, ErrConfig)
 		}

@@ -44,6 +44,7 @@ func assertMissing(t *testing.T, path string) {
 }
 
 func TestSyncClonesAndChecksOutPath(t *testing.T) {
+	t.Parallel()
 	u := newUpstream(t)
 	commit := u.commit("add web\n\nbody", map[string]string{
 		"fleets/web/compose.yaml": composeV1,
@@ -73,6 +74,7 @@ func TestSyncClonesAndChecksOutPath(t *testing.T) {
 // The cost of a poll with nothing new is one ref advertisement: no
 // upload-pack POST, so no pack is negotiated or transferred.
 func TestSyncUnchangedDoesNotFetch(t *testing.T) {
+	t.Parallel()
 	u := newUpstream(t)
 	u.commit("one", map[string]string{"compose.yaml": composeV1})
 	srv := serveHTTP(t, u, "", "")
@@ -109,6 +111,7 @@ func equalCounts(a, b map[string]int) bool {
 }
 
 func TestSyncFollowsPushAndKeepsOldTree(t *testing.T) {
+	t.Parallel()
 	u := newUpstream(t)
 	u.commit("one", map[string]string{"a/compose.yaml": composeV1, "b/compose.yaml": composeV1})
 	srv := serveHTTP(t, u, "", "")
@@ -131,6 +134,7 @@ func TestSyncFollowsPushAndKeepsOldTree(t *testing.T) {
 }
 
 func TestSyncFollowsForcePush(t *testing.T) {
+	t.Parallel()
 	u := newUpstream(t)
 	first := u.commit("one", map[string]string{"compose.yaml": composeV1})
 	u.commit("two", map[string]string{"compose.yaml": "services: {two: {image: x}}\n"})
@@ -161,6 +165,7 @@ func TestSyncFollowsForcePush(t *testing.T) {
 }
 
 func TestRefs(t *testing.T) {
+	t.Parallel()
 	u := newUpstream(t)
 	first := u.commit("one", map[string]string{"compose.yaml": composeV1})
 	u.run("tag", "v1")
@@ -195,6 +200,7 @@ func TestRefs(t *testing.T) {
 }
 
 func TestPinnedCommitNeedsNoNetworkOnceFetched(t *testing.T) {
+	t.Parallel()
 	u := newUpstream(t)
 	first := u.commit("one", map[string]string{"compose.yaml": composeV1})
 	u.commit("two", map[string]string{"compose.yaml": "services: {}\n"})
@@ -210,6 +216,7 @@ func TestPinnedCommitNeedsNoNetworkOnceFetched(t *testing.T) {
 }
 
 func TestRefNotFound(t *testing.T) {
+	t.Parallel()
 	u := newUpstream(t)
 	u.commit("one", map[string]string{"compose.yaml": composeV1})
 	srv := serveHTTP(t, u, "", "")
@@ -226,6 +233,7 @@ func TestRefNotFound(t *testing.T) {
 }
 
 func TestHTTPAuth(t *testing.T) {
+	t.Parallel()
 	u := newUpstream(t)
 	commit := u.commit("one", map[string]string{"compose.yaml": composeV1})
 	const secret = "s3cr3t-t0ken-value"
@@ -265,6 +273,7 @@ func TestHTTPAuth(t *testing.T) {
 }
 
 func TestSSH(t *testing.T) {
+	t.Parallel()
 	u := newUpstream(t)
 	commit := u.commit("one", map[string]string{"compose.yaml": composeV1})
 	dir := t.TempDir()
@@ -315,6 +324,7 @@ func TestSSH(t *testing.T) {
 }
 
 func TestServerDownKeepsRevision(t *testing.T) {
+	t.Parallel()
 	u := newUpstream(t)
 	u.commit("one", map[string]string{"compose.yaml": composeV1})
 	srv := serveHTTP(t, u, "", "")
@@ -346,6 +356,7 @@ func TestServerDownKeepsRevision(t *testing.T) {
 }
 
 func TestReopenResumesWithoutFetch(t *testing.T) {
+	t.Parallel()
 	u := newUpstream(t)
 	u.commit("one", map[string]string{"fleets/web/compose.yaml": composeV1})
 	srv := serveHTTP(t, u, "", "")
@@ -367,7 +378,7 @@ func TestReopenResumesWithoutFetch(t *testing.T) {
 }
 
 // file:// and local paths are served in-process: no git binary at run time.
-func TestLocalPathWithoutGitBinary(t *testing.T) {
+func TestLocalPathWithoutGitBinary(t *testing.T) { // not parallel: it empties PATH
 	u := newUpstream(t)
 	commit := u.commit("one", map[string]string{"compose.yaml": composeV1})
 	for _, url := range []string{u.bare, "file://" + u.bare, u.work} {
@@ -382,6 +393,7 @@ func TestLocalPathWithoutGitBinary(t *testing.T) {
 }
 
 func TestKeepPrunesOldTrees(t *testing.T) {
+	t.Parallel()
 	u := newUpstream(t)
 	srv := serveHTTP(t, u, "", "")
 	dir := filepath.Join(t.TempDir(), "repo")
@@ -414,6 +426,7 @@ func TestKeepPrunesOldTrees(t *testing.T) {
 }
 
 func TestOpenConfigErrors(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	for _, tc := range []struct {
 		cfg   source.Config
@@ -438,4 +451,37 @@ func TestOpenConfigErrors(t *testing.T) {
 			t.Errorf("%+v: err = %v, want ErrConfig naming %s", tc.cfg, err, tc.field)
 		}
 	}
+}
+
+// A fleetd killed while writing a tree leaves a temporary directory and the
+// previous current link: reopening reports the previous revision, and the
+// next checkout removes the leftover.
+func TestInterruptedCheckout(t *testing.T) {
+	t.Parallel()
+	u := newUpstream(t)
+	u.commit("one", map[string]string{"compose.yaml": composeV1})
+	srv := serveHTTP(t, u, "", "")
+	cfg := source.Config{URL: srv.repoURL(), Dir: filepath.Join(t.TempDir(), "repo")}
+	rev := mustSync(t, open(t, cfg), true)
+	leftover := filepath.Join(cfg.Dir, "trees", ".tmp-123")
+	if err := os.MkdirAll(filepath.Join(leftover, "half"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := open(t, cfg)
+	if cur, ok := r.Current(); !ok || cur != rev {
+		t.Fatalf("Current = %+v, %v; want %+v", cur, ok, rev)
+	}
+	u.commit("two", map[string]string{"compose.yaml": "services: {}\n"})
+	mustSync(t, r, true)
+	assertMissing(t, leftover)
+
+	// A current link whose tree is gone is no revision: Sync writes it again.
+	if err := os.RemoveAll(filepath.Join(cfg.Dir, "trees")); err != nil {
+		t.Fatal(err)
+	}
+	r = open(t, cfg)
+	if _, ok := r.Current(); ok {
+		t.Fatal("Current reports a revision whose tree is gone")
+	}
+	mustSync(t, r, true)
 }

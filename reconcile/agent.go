@@ -27,6 +27,9 @@ type Revision struct {
 // and fetches and checks out only when it moved (changed reports that).
 type Source interface {
 	Sync(ctx context.Context) (rev Revision, changed bool, err error)
+	// Checkout returns a commit the source already has, without the
+	// network: the last good revision after a restart.
+	Checkout(ctx context.Context, commit string) (Revision, error)
 }
 
 // Notifier takes events for people. Notify must not block.
@@ -46,6 +49,9 @@ type Metrics interface {
 type AgentState struct {
 	Rollouts Rollouts          `json:"rollouts"`
 	Applied  map[string]string `json:"applied"` // fleet -> commit last applied
+	// LastGood is the last revision that loaded without problems: after a
+	// restart on an invalid head, the agent goes on with it.
+	LastGood string `json:"last_good,omitempty"`
 }
 
 // Store persists AgentState (atomically).

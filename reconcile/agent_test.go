@@ -27,6 +27,10 @@ func (s *fakeSource) push(commit string) {
 	s.rev = reconcile.Revision{Commit: commit, Dir: commit}
 }
 
+func (s *fakeSource) Checkout(_ context.Context, commit string) (reconcile.Revision, error) {
+	return reconcile.Revision{Commit: commit, Dir: commit}, nil
+}
+
 func (s *fakeSource) setDown(down bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -199,3 +203,30 @@ func TestAgentTriggersCoalesce(t *testing.T) {
 
 // quiet keeps the agent's logs out of the test output.
 var quiet = slog.New(slog.DiscardHandler)
+
+func TestAgentRestartOnInvalidHeadResumesLastGood(t *testing.T) {
+	e := newFake(t)
+	converge(t, e, web(2))
+	src := &fakeSource{}
+	src.push("bad")
+	load := func(_ context.Context, dir string) ([]fleets.Fleet, error) {
+		if dir == "good" {
+			return []fleets.Fleet{web(2)}, nil
+		}
+		return nil, fleets.ProblemList{{File: "web/compose.yaml", Line: 1, Message: "bad"}}
+	}
+	store := &memStore{state: reconcile.AgentState{LastGood: "good"}}
+	a := reconcile.NewAgent(reconcile.AgentConfig{Host: fleets.Host{Name: "h1"}, Load: load, Log: quiet,
+		Poll: func(last time.Time) time.Time { return last.Add(time.Hour) }}, e, src, nil, nil, store)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	eventually(t, "last good revision resumed", func() bool {
+		st := a.Status()
+		return st.Revision != nil && st.Revision.Commit == "good" && st.Invalid != ""
+	})
+	e.Stop("web-api-1")
+	a.Trigger(reconcile.TriggerEngine)
+	eventually(t, "healed from the last good revision", func() bool { c, _ := e.Container("web-api-1"); return c.State == "running" })
+}

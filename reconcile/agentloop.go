@@ -109,13 +109,37 @@ func (l *loop) load(ctx context.Context, rev Revision) {
 		l.setStatus(func(s *AgentStatus) { s.Invalid = fmt.Sprintf("revision %s: %s", short(rev.Commit), msg) })
 		r := rev
 		l.tell(Event{Kind: EventInvalidRevision, Revision: &r, Message: fmt.Sprintf("revision %s is invalid and was not applied", short(rev.Commit)), Reason: msg})
+		l.resumeLastGood(ctx, rev.Commit)
 		return
 	}
+	l.state.LastGood = rev.Commit
 	l.rev, l.desired = &rev, desired
 	l.apply.reset()
 	l.applyNext = time.Time{}
 	l.cfg.Log.Info("revision loaded", "rev", rev.Commit, "fleets", len(desired))
 	l.setStatus(func(s *AgentStatus) { r := rev; s.Revision, s.Invalid = &r, "" })
+}
+
+// resumeLastGood loads the last good revision when the agent has none in
+// memory (it restarted on an invalid head), so that it keeps converging the
+// host to what it last applied rather than to nothing.
+func (l *loop) resumeLastGood(ctx context.Context, invalid string) {
+	if l.rev != nil || l.state.LastGood == "" || l.state.LastGood == invalid {
+		return
+	}
+	rev, err := l.src.Checkout(ctx, l.state.LastGood)
+	if err != nil {
+		l.cfg.Log.Error("cannot check out the last good revision", "rev", l.state.LastGood, "err", err)
+		return
+	}
+	desired, err := l.cfg.Load(ctx, rev.Dir)
+	if err != nil {
+		l.cfg.Log.Error("the last good revision no longer loads", "rev", rev.Commit, "err", err)
+		return
+	}
+	l.rev, l.desired = &rev, desired
+	l.cfg.Log.Info("resumed the last good revision", "rev", rev.Commit)
+	l.setStatus(func(s *AgentStatus) { r := rev; s.Revision = &r })
 }
 
 // converge applies the last good revision (or, outside a sync window,

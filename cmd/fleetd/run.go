@@ -75,6 +75,11 @@ func overrideFlag(dst *string, v string) {
 	}
 }
 
+// checkoutsKept is how many revisions' trees stay on disk: the last good
+// revision's build contexts, secrets and bind sources must outlive a few
+// invalid commits after it.
+const checkoutsKept = 10
+
 // runAgent wires the adapters to the agent and runs until ctx ends.
 func runAgent(ctx context.Context, cfg daemonConfig) error {
 	log := newLogger(cfg.Log)
@@ -101,7 +106,7 @@ func runAgent(ctx context.Context, cfg daemonConfig) error {
 	if err != nil {
 		return err
 	}
-	repo, err := source.Open(ctx, source.Config{URL: cfg.Source.URL, Ref: cfg.Source.Ref, Path: cfg.Source.Path, Dir: filepath.Join(dir, "repo"), Auth: auth})
+	repo, err := source.Open(ctx, source.Config{URL: cfg.Source.URL, Ref: cfg.Source.Ref, Path: cfg.Source.Path, Dir: filepath.Join(dir, "repo"), Auth: auth, Keep: checkoutsKept})
 	if err != nil {
 		return err
 	}
@@ -239,7 +244,19 @@ func (g gitSource) Sync(ctx context.Context) (reconcile.Revision, bool, error) {
 	if err != nil {
 		return reconcile.Revision{}, false, err
 	}
-	return reconcile.Revision{Commit: rev.Commit, Subject: rev.Subject, Author: rev.Author, Time: rev.Time, Dir: rev.Dir}, changed, nil
+	return toRevision(rev), changed, nil
+}
+
+func (g gitSource) Checkout(ctx context.Context, commit string) (reconcile.Revision, error) {
+	rev, err := g.repo.Checkout(ctx, commit)
+	if err != nil {
+		return reconcile.Revision{}, err
+	}
+	return toRevision(rev), nil
+}
+
+func toRevision(rev source.Revision) reconcile.Revision {
+	return reconcile.Revision{Commit: rev.Commit, Subject: rev.Subject, Author: rev.Author, Time: rev.Time, Dir: rev.Dir}
 }
 
 // engineEvents adapts the engine's event stream to the agent's.

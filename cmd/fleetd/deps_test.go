@@ -1,0 +1,46 @@
+package main
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestDependencyDirection pins the architecture down (docs/architecture.md):
+// the domain (fleets ← drift ← reconcile) imports no adapter, only engine
+// imports the Docker SDK, and adapters do not import each other.
+func TestDependencyDirection(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", "github.com/fleetd/fleetd/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	const mod = "github.com/fleetd/fleetd/"
+	adapters := []string{"engine", "source", "server", "notify"}
+	forbidden := map[string][]string{
+		"fleets":    append([]string{"drift", "reconcile", "cmd"}, adapters...),
+		"drift":     append([]string{"reconcile", "cmd"}, adapters...),
+		"reconcile": append([]string{"cmd"}, adapters...),
+		"engine":    {"source", "server", "notify", "cmd"},
+		"source":    {"engine", "server", "notify", "reconcile", "drift", "cmd"},
+		"server":    {"engine", "source", "notify", "reconcile", "drift", "cmd"},
+		"notify":    {"engine", "source", "server", "cmd"},
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		pkg := strings.TrimPrefix(fields[0], mod)
+		for _, imp := range fields[1:] {
+			if strings.HasPrefix(imp, "github.com/docker/") && pkg != "engine" && !strings.HasPrefix(pkg, "engine/") {
+				t.Errorf("%s imports the Docker SDK (%s); only engine may", pkg, imp)
+			}
+			if !strings.HasPrefix(imp, mod) {
+				continue
+			}
+			dep := strings.TrimPrefix(imp, mod)
+			for _, bad := range forbidden[pkg] {
+				if dep == bad || strings.HasPrefix(dep, bad+"/") {
+					t.Errorf("%s imports %s: dependencies point from adapters to the domain, never back or sideways", pkg, dep)
+				}
+			}
+		}
+	}
+}

@@ -3,6 +3,8 @@ package notify
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -106,19 +108,23 @@ func TestDeadSinkDoesNotBlock(t *testing.T) {
 	dead.gate = make(chan struct{}) // never opened
 	live := newRecordSink("live")
 	d := New(Options{Routes: []Route{{Sink: dead}, {Sink: live}}, QueueSize: 8})
-	var slowest time.Duration
 	const n = 200
+	took := make([]time.Duration, n)
 	for i := range n {
 		e := reconcile.Event{Kind: reconcile.EventRolloutBatch, Fleet: "web", Service: "app", Message: "batch"}
 		e.Message += string(rune('a' + i%26))
 		start := time.Now()
 		d.Notify(e)
-		slowest = max(slowest, time.Since(start))
+		took[i] = time.Since(start)
 	}
-	if slowest > 5*time.Millisecond {
-		t.Errorf("the slowest Notify took %v", slowest)
+	slices.Sort(took)
+	median, slowest := took[n/2], took[n-1]
+	t.Logf("Notify with a dead sink, %d calls: median %v, slowest %v", n, median, slowest)
+	// The median is the cost; the slowest only guards against waiting on
+	// the sink (which never answers), with room for a loaded machine.
+	if median > 100*time.Microsecond || slowest > 500*time.Millisecond {
+		t.Errorf("Notify took median %v, slowest %v", median, slowest)
 	}
-	t.Logf("slowest Notify of %d with a dead sink: %v", n, slowest)
 	for range 8 { // at least the live sink's queue worth arrives
 		live.next(t)
 	}
@@ -145,7 +151,7 @@ func TestQueueOverflow(t *testing.T) {
 		return reconcile.Event{Kind: reconcile.EventRevisionApplied, Fleet: "web", Message: msg}
 	}
 	d.Notify(ev("first")) // taken by the worker, held at the gate
-	waitFor(t, func() bool { return len(d.workers[0].queue) == 0 })
+	waitFor(t, func() bool { return s.entered.Load() == 1 })
 	for i := range 10 {
 		d.Notify(ev("burst " + string(rune('0'+i))))
 	}
@@ -169,7 +175,7 @@ func TestFailedDeliveryCounts(t *testing.T) {
 	s := newRecordSink("flaky")
 	s.fail = errors.New("boom")
 	var dropped atomic.Int64
-	d := New(Options{Routes: []Route{{Sink: s}}, OnDropped: func(n int) { dropped.Add(int64(n)) }})
+	d := New(Options{Routes: []Route{{Sink: s}}, OnDropped: func(n int) { dropped.Add(int64(n)) }, Log: slog.New(slog.DiscardHandler)})
 	d.Notify(reconcile.Event{Kind: reconcile.EventRevisionApplied, Fleet: "web", Message: "lost"})
 	waitFor(t, func() bool { return dropped.Load() == 1 })
 	s.mu.Lock()

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,12 +40,13 @@ func (c *clock) Advance(d time.Duration) {
 // recordSink keeps what it is sent; gate, when set, holds every Send until
 // it is closed.
 type recordSink struct {
-	name string
-	gate chan struct{}
-	fail error
-	mu   sync.Mutex
-	got  []Message
-	sent chan Message
+	name    string
+	gate    chan struct{}
+	entered atomic.Int64 // Send calls begun
+	fail    error
+	mu      sync.Mutex
+	got     []Message
+	sent    chan Message
 }
 
 func newRecordSink(name string) *recordSink {
@@ -54,6 +56,7 @@ func newRecordSink(name string) *recordSink {
 func (s *recordSink) Name() string { return s.name }
 
 func (s *recordSink) Send(ctx context.Context, m Message) error {
+	s.entered.Add(1)
 	if s.gate != nil {
 		select {
 		case <-s.gate:

@@ -140,9 +140,7 @@ func (w *Webhook) post(ctx context.Context, body []byte) error {
 	switch {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
 		return nil
-	case resp.StatusCode == http.StatusTooManyRequests:
-		return temporary(fmt.Errorf("status %s", resp.Status), retryAfter(resp.Header, time.Now()))
-	case resp.StatusCode >= 500:
+	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
 		return temporary(fmt.Errorf("status %s", resp.Status), retryAfter(resp.Header, time.Now()))
 	}
 	return fmt.Errorf("status %s", resp.Status)

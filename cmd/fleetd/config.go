@@ -75,11 +75,19 @@ type slackConfig struct {
 	WebhookURLFile string `yaml:"webhook_url_file"`
 	TokenFile      string `yaml:"token_file"`
 	Channel        string `yaml:"channel"`
+	sinkFilter     `yaml:",inline"`
 }
 
 type webhookSinkConfig struct {
 	URL        string `yaml:"url"`
 	SecretFile string `yaml:"secret_file"`
+	sinkFilter `yaml:",inline"`
+}
+
+// sinkFilter selects the events one sink receives.
+type sinkFilter struct {
+	Kinds       []string `yaml:"kinds"`        // event kinds; empty = all
+	MinSeverity string   `yaml:"min_severity"` // info | warning | error; default info
 }
 
 type reconcileConfig struct {
@@ -197,6 +205,14 @@ func (c *daemonConfig) validate() error {
 	if c.Notify.QuietPeriod != "" {
 		if _, err := time.ParseDuration(c.Notify.QuietPeriod); err != nil {
 			bad("notify.quiet_period", "%q is not a duration", c.Notify.QuietPeriod)
+		}
+	}
+	if err := c.Notify.Slack.sinkFilter.check(); err != nil {
+		bad("notify.slack", "%v", err)
+	}
+	for i, w := range c.Notify.Webhooks {
+		if err := w.sinkFilter.check(); err != nil {
+			bad(fmt.Sprintf("notify.webhooks[%d]", i), "%v", err)
 		}
 	}
 	if c.Notify.Slack.TokenFile != "" && c.Notify.Slack.Channel == "" {

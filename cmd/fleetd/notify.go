@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/fleetd/fleetd/notify"
@@ -67,7 +68,7 @@ func notifyOptions(cfg daemonConfig, log *slog.Logger) (notify.Options, error) {
 		if err != nil {
 			return opts, fmt.Errorf("notify.slack: %w", err)
 		}
-		opts.Routes = append(opts.Routes, notify.Route{Sink: s})
+		opts.Routes = append(opts.Routes, notify.Route{Sink: s, Filter: sc.sinkFilter.filter()})
 		opts.Secrets = append(opts.Secrets, hookURL, token)
 	}
 	for i, wc := range cfg.Notify.Webhooks {
@@ -79,7 +80,7 @@ func notifyOptions(cfg daemonConfig, log *slog.Logger) (notify.Options, error) {
 		if err != nil {
 			return opts, fmt.Errorf("notify.webhooks[%d]: %w", i, err)
 		}
-		opts.Routes = append(opts.Routes, notify.Route{Sink: w})
+		opts.Routes = append(opts.Routes, notify.Route{Sink: w, Filter: wc.sinkFilter.filter()})
 		opts.Secrets = append(opts.Secrets, wc.URL, secret)
 	}
 	// Other secrets of the configuration must not reach a message either.
@@ -89,4 +90,36 @@ func notifyOptions(cfg daemonConfig, log *slog.Logger) (notify.Options, error) {
 		}
 	}
 	return opts, nil
+}
+
+// check validates a sink's filter: known event kinds and severity.
+func (f sinkFilter) check() error {
+	if _, err := notify.ParseSeverity(f.MinSeverity); err != nil {
+		return fmt.Errorf("min_severity: %w", err)
+	}
+	for _, k := range f.Kinds {
+		if !slices.Contains(eventKinds, reconcile.EventKind(k)) {
+			return fmt.Errorf("kinds: unknown event kind %q", k)
+		}
+	}
+	return nil
+}
+
+// filter is the validated filter (check ran at start-up).
+func (f sinkFilter) filter() notify.Filter {
+	sev, _ := notify.ParseSeverity(f.MinSeverity)
+	out := notify.Filter{MinSeverity: sev}
+	for _, k := range f.Kinds {
+		out.Kinds = append(out.Kinds, reconcile.EventKind(k))
+	}
+	return out
+}
+
+// eventKinds are the kinds a sink filter may name.
+var eventKinds = []reconcile.EventKind{
+	reconcile.EventRolloutStarted, reconcile.EventRolloutBatch, reconcile.EventRolloutSucceeded,
+	reconcile.EventRolloutFailed, reconcile.EventRolloutRolledBack, reconcile.EventRolloutPaused,
+	reconcile.EventRevisionApplied, reconcile.EventDriftDetected, reconcile.EventDriftResolved,
+	reconcile.EventInvalidRevision, reconcile.EventSourceUnreachable, reconcile.EventSourceRecovered,
+	reconcile.EventPruneRefused, reconcile.EventDaemonStarted,
 }

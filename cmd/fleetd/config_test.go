@@ -1,0 +1,92 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func loadConfig(t *testing.T, text string, env map[string]string) (daemonConfig, error) {
+	t.Helper()
+	cfg, err := readConfig(writeConfig(t, text))
+	if err != nil {
+		return cfg, err
+	}
+	cfg.overrideFromEnv(func(k string) string { return env[k] })
+	cfg.applyDefaults()
+	return cfg, cfg.validate()
+}
+
+func TestConfigErrorsNameTheKey(t *testing.T) {
+	secret := filepath.Join(t.TempDir(), "secret")
+	os.WriteFile(secret, []byte("s3cret\n"), 0o600)
+	cases := []struct{ name, text, want string }{
+		{"unknown key", "source: {url: x, branch: main}\n", "field branch not found"},
+		{"mistyped", "source: {url: x}\nreconcile: {parallelism: many}\n", "cannot unmarshal"},
+		{"missing url", "listen: 127.0.0.1:1\n", "source.url: required"},
+		{"bad interval", "source: {url: x, interval: often}\n", "source.interval"},
+		{"both schedules", "source: {url: x, interval: 1m, schedule: '* * * * *'}\n", "source.schedule"},
+		{"bad cron", "source: {url: x, schedule: 'every day'}\n", "source.schedule"},
+		{"bad window", "source: {url: x, windows: ['nope']}\n", "source.windows[0]"},
+		{"missing secret file", "source: {url: x}\napi: {token_file: /nonexistent/token}\n", "api.token_file"},
+		{"slack token without channel", "source: {url: x}\nnotify: {slack: {token_file: " + secret + "}}\n", "notify.slack.channel"},
+		{"bad severity", "source: {url: x}\nnotify: {webhooks: [{url: 'http://127.0.0.1:1/x', min_severity: loud}]}\n", "notify.webhooks[0]: min_severity"},
+		{"unknown event kind", "source: {url: x}\nnotify: {slack: {webhook_url_file: " + secret + ", kinds: [drift]}}\n", "unknown event kind"},
+		{"webhook url", "source: {url: x}\nnotify: {webhooks: [{url: 'ftp://x'}]}\n", "notify.webhooks[0].url"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := loadConfig(t, c.text, nil)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error = %v, want it to contain %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestConfigDefaultsAndOverrides(t *testing.T) {
+	cfg, err := loadConfig(t, "source: {url: https://git.example.com/ops/fleet.git}\nlisten: 127.0.0.1:1\n",
+		map[string]string{"FLEETD_LISTEN": "127.0.0.1:2", "FLEETD_SOURCE_REF": "prod"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "127.0.0.1:2" || cfg.Source.Ref != "prod" || cfg.Source.Path != "." || cfg.Source.Interval != "1m" || cfg.Reconcile.Parallelism != 4 {
+		t.Errorf("config = %+v", cfg)
+	}
+}
+
+func TestWindows(t *testing.T) {
+	in, err := windowFunc([]string{"* 9-17 * * 1-5"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	monday10 := mustTime(t, "2026-11-23T10:30:20Z")
+	monday18 := mustTime(t, "2026-11-23T18:00:00Z")
+	sunday10 := mustTime(t, "2026-11-22T10:30:00Z")
+	if !in(monday10) || in(monday18) || in(sunday10) {
+		t.Errorf("window: monday 10:30 %v, monday 18:00 %v, sunday 10:30 %v", in(monday10), in(monday18), in(sunday10))
+	}
+	if none, _ := windowFunc(nil); none != nil {
+		t.Errorf("no windows must mean always")
+	}
+}
+
+func mustTime(t *testing.T, s string) time.Time {
+	t.Helper()
+	v, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}

@@ -322,7 +322,7 @@ func reviewFleet(name string, base, head hostSide) (FleetReview, bool) {
 		fr.Change, fr.Reason = Added, addedReason(name, base, head)
 		for _, s := range h.Services {
 			if s.Targets {
-				fr.Services = append(fr.Services, addedService(s, "new fleet"))
+				fr.Services = append(fr.Services, addedService(s, ""))
 			}
 		}
 	case bOn && !hOn:

@@ -338,7 +338,9 @@ func writeHostMarkdown(sb *strings.Builder, h HostReview) {
 		for _, s := range f.Services {
 			writeServiceMarkdown(sb, s)
 		}
-		sb.WriteString("\n")
+		if len(f.Updates)+len(f.Services) > 0 {
+			sb.WriteString("\n")
+		}
 	}
 	sb.WriteString("</details>\n")
 }
@@ -355,24 +357,28 @@ func codeList(names []string) string {
 	return strings.Join(out, ", ")
 }
 
-func changeWord(c Change) string {
+func changeWord(c Change) string { return changeEmoji(c) + " " + string(c) }
+
+// changeEmoji marks a change in Markdown, where +, - and ~ would start
+// a list or strike text through.
+func changeEmoji(c Change) string {
 	switch c {
 	case Added:
-		return "➕ added"
+		return "➕"
 	case Removed:
-		return "➖ removed"
+		return "➖"
 	case Invalid:
-		return "⛔ invalid"
+		return "⛔"
 	}
-	return "🔄 changed"
+	return "🔄"
 }
 
 func writeServiceMarkdown(sb *strings.Builder, s ServiceReview) {
 	if s.Change != Changed {
-		fmt.Fprintf(sb, "- %s %s: %s%s\n", changeMark(s.Change), code(s.Name), code(s.Image), replicasReason(s))
+		fmt.Fprintf(sb, "- %s %s: %s%s\n", changeEmoji(s.Change), code(s.Name), code(s.Image), replicasReason(s))
 		return
 	}
-	fmt.Fprintf(sb, "- ~ %s\n", code(s.Name))
+	fmt.Fprintf(sb, "- %s %s\n", changeEmoji(Changed), code(s.Name))
 	if rc := s.Recreate; rc != nil {
 		fmt.Fprintf(sb, "  - **recreate %d %s**\n", rc.Containers, plural(rc.Containers, "container", "containers"))
 		for _, f := range rc.Fields {

@@ -107,10 +107,20 @@ func planRevisions(ctx context.Context, l *liveFlags, rf *revFlags, stderr io.Wr
 	if err := loadHosts(ctx, hosts, baseRev.Dir, headRev.Dir); err != nil {
 		return reconcile.Review{}, err
 	}
-	return reconcile.PlanRevisions(
+	rv := reconcile.PlanRevisions(
 		reconcile.RevisionRef{Ref: rf.base, Commit: baseRev.Commit, Subject: baseRev.Subject},
 		reconcile.RevisionRef{Ref: rf.head, Commit: headRev.Commit, Subject: headRev.Subject},
-		hosts), nil
+		hosts)
+	// Load names files relative to --path; a reviewer looks for them from
+	// the repository's root.
+	for _, ps := range [][]fleets.Problem{rv.Problems, rv.BaseProblems} {
+		for i := range ps {
+			if ps[i].File != "" {
+				ps[i].File = path.Join(rf.path, ps[i].File)
+			}
+		}
+	}
+	return rv, nil
 }
 
 // exportBoth writes the trees of both revisions under tmp/base and

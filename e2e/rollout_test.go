@@ -212,18 +212,21 @@ func wantVersion(t testing.TB, cli *client.Client, s svcSpec, version string) ma
 	return got
 }
 
-// rolloutRecord reads the fleet's rollout record from the instance's state.
+// rolloutRecord reads the service's rollout record from the instance's
+// state file ($FLEETD_STATE_DIR/<instance>/state.json).
 func rolloutRecord(t *testing.T, fleet string) map[string]any {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(stateRoot, instanceFor(t), "rollouts.json"))
+	b, err := os.ReadFile(filepath.Join(stateRoot, instanceFor(t), "state.json"))
 	if err != nil {
 		t.Fatalf("rollout state: %v", err)
 	}
-	var state map[string]map[string]any
+	var state struct {
+		Rollouts map[string]map[string]any `json:"rollouts"`
+	}
 	if err := json.Unmarshal(b, &state); err != nil {
 		t.Fatalf("rollout state: %v\n%s", err, b)
 	}
-	return state[fleet+"/web"]
+	return state.Rollouts[fleet+"/web"]
 }
 
 // testRollingUpdate rolls a 4-replica service from v1 to v2 at parallelism
@@ -459,7 +462,7 @@ func killApplyWhen(t *testing.T, cli *client.Client, r *repo, fleet string, kill
 		filters.Arg("label", "io.fleetd.fleet="+fleet),
 	)})
 	cmd := exec.Command(fleetdBin, "apply", "--repo", r.dir)
-	cmd.Env = append(os.Environ(), "FLEETD_INSTANCE="+instanceFor(t), "FLEETD_STATE_DIR="+stateRoot)
+	cmd.Env = fleetdEnv(t)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

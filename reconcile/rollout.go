@@ -210,8 +210,8 @@ func Started(state Rollouts, p ActionPlan, now time.Time) []Event {
 			continue
 		}
 		events = append(events, Event{Time: now, Kind: EventRolloutStarted, Fleet: step.Fleet, Service: step.Service,
-			Message: fmt.Sprintf("rolling out %s over %d replicas: %s, %s%s",
-				short(step.Target), step.Replicas, batchWord(step.Policy.Parallelism), step.Order, forcedNote(step.Forced))})
+			Message: fmt.Sprintf("rolling out %s over %d %s: %s, %s%s",
+				short(step.Target), step.Replicas, plural(step.Replicas, "replica", "replicas"), batchWord(step.Policy.Parallelism), step.Order, forcedNote(step.Forced))})
 	}
 	return events
 }
@@ -278,7 +278,8 @@ func advanceOne(prev RolloutRecord, step RolloutStep, rep Report, now time.Time)
 		r.Status = RolloutRolledBack
 		return &r, append(events, ev(EventRolloutRolledBack, r.Reason, "rolled back to %s; %s is not retried until a new commit or a manual sync", short(r.From), short(r.Target)))
 	}
-	return nil, append(events, ev(EventRolloutSucceeded, "", "rolled out %s to %d replicas in %d batches", short(step.Target), step.Replicas, r.Batches))
+	return nil, append(events, ev(EventRolloutSucceeded, "", "rolled out %s to %d %s in %d %s", short(step.Target),
+		step.Replicas, plural(step.Replicas, "replica", "replicas"), r.Batches, plural(r.Batches, "batch", "batches"))))
 }
 
 func failRollout(r RolloutRecord, step RolloutStep, reason string, ev func(EventKind, string, string, ...any) Event, events []Event) (*RolloutRecord, []Event) {
@@ -288,6 +289,7 @@ func failRollout(r RolloutRecord, step RolloutStep, reason string, ev func(Event
 		return &r, append(events, ev(EventRolloutPaused, r.Reason, "rollback of %s failed; paused", short(r.Target)))
 	case step.Policy.FailureAction == fleets.FailureRollback && r.FromSpec != nil:
 		r.Status, r.Reason = RolloutRollingBack, reason
+		r.Batches = 0 // the rollback counts its own batches
 		return &r, append(events, ev(EventRolloutFailed, reason, "rollout of %s failed; rolling back to %s", short(r.Target), short(r.From)))
 	case step.Policy.FailureAction == fleets.FailureContinue:
 		return &r, append(events, ev(EventRolloutFailed, reason, "rollout of %s: failures over max_failure_ratio; continuing (failure_action continue)", short(r.Target)))
@@ -358,3 +360,4 @@ func RecordHeals(heals map[string]HealRecord, rep Report, now time.Time) map[str
 	}
 	return out
 }
+

@@ -279,7 +279,7 @@ func advanceOne(prev RolloutRecord, step RolloutStep, rep Report, now time.Time)
 		return &r, append(events, ev(EventRolloutRolledBack, r.Reason, "rolled back to %s; %s is not retried until a new commit or a manual sync", short(r.From), short(r.Target)))
 	}
 	return nil, append(events, ev(EventRolloutSucceeded, "", "rolled out %s to %d %s in %d %s", short(step.Target),
-		step.Replicas, plural(step.Replicas, "replica", "replicas"), r.Batches, plural(r.Batches, "batch", "batches"))))
+		step.Replicas, plural(step.Replicas, "replica", "replicas"), r.Batches, plural(r.Batches, "batch", "batches")))
 }
 
 func failRollout(r RolloutRecord, step RolloutStep, reason string, ev func(EventKind, string, string, ...any) Event, events []Event) (*RolloutRecord, []Event) {

@@ -28,11 +28,19 @@ func (rv Review) String() string {
 }
 
 func revString(r RevisionRef) string {
-	s := r.Ref
-	if r.Commit != "" {
+	s := refName(r)
+	if r.Commit != "" && s != shortCommit(r.Commit) {
 		s += " (" + shortCommit(r.Commit) + ")"
 	}
 	return s
+}
+
+// refName is the ref as given, or the short commit when the ref is one.
+func refName(r RevisionRef) string {
+	if len(r.Ref) >= 7 && strings.HasPrefix(r.Commit, r.Ref) {
+		return shortCommit(r.Commit)
+	}
+	return r.Ref
 }
 
 func shortCommit(c string) string {
@@ -247,8 +255,8 @@ func (rv Review) Markdown() string {
 }
 
 func revMarkdown(r RevisionRef) string {
-	s := code(r.Ref)
-	if r.Commit != "" {
+	s := code(refName(r))
+	if r.Commit != "" && refName(r) != shortCommit(r.Commit) {
 		s += " (" + code(shortCommit(r.Commit)) + ")"
 	}
 	return s

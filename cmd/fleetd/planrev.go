@@ -1,14 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
@@ -104,7 +108,7 @@ func planRevisions(ctx context.Context, l *liveFlags, rf *revFlags, stderr io.Wr
 	if err != nil {
 		return reconcile.Review{}, err
 	}
-	if err := loadHosts(ctx, hosts, baseRev.Dir, headRev.Dir); err != nil {
+	if err := loadHosts(ctx, hosts, baseRev.Dir, headRev.Dir, tmp); err != nil {
 		return reconcile.Review{}, err
 	}
 	rv := reconcile.PlanRevisions(
@@ -234,21 +238,192 @@ func hostPairs(base, head fleets.Inventory) []reconcile.HostRevisions {
 
 // loadHosts loads both trees for every host. Problems are kept for the
 // review; any other error ends the plan.
-func loadHosts(ctx context.Context, hosts []reconcile.HostRevisions, baseDir, headDir string) error {
-	load := func(dir string, hl *reconcile.HostLoad) error {
-		fs, err := fleets.Load(ctx, dir, hl.Host)
-		var pl fleets.ProblemList
-		if err != nil && !errors.As(err, &pl) {
-			return fmt.Errorf("load %s for host %s: %w", dir, hl.Host.Name, err)
-		}
-		hl.Fleets, hl.Problems = fs, pl
-		return nil
-	}
-	var g errgroup.Group
-	g.SetLimit(2) // Load parallelises over fleets already
+//
+// Loading dominates a plan, so base is loaded only where it differs: a
+// fleet whose directory is byte for byte the same at both revisions, and
+// valid at head on every host, loads the same at base for a host with the
+// same facts; the head's result stands in for it, and base is loaded from
+// a copy of its tree without those directories. Base's cross-fleet checks
+// then see only the fleets that changed, which is fine: base's problems are
+// only shown, head is always checked whole.
+func loadHosts(ctx context.Context, hosts []reconcile.HostRevisions, baseDir, headDir, tmp string) error {
 	for i := range hosts {
-		g.Go(func() error { return load(baseDir, &hosts[i].Base) })
-		g.Go(func() error { return load(headDir, &hosts[i].Head) })
+		if err := loadSide(ctx, headDir, &hosts[i].Head); err != nil {
+			return err
+		}
 	}
-	return g.Wait()
+	same, err := unchangedFleetDirs(hosts, baseDir, headDir)
+	if err != nil {
+		return err
+	}
+	reduced := filepath.Join(tmp, "base-changed")
+	if err := copyTreeWithout(baseDir, reduced, same); err != nil {
+		return fmt.Errorf("plan: %w", err)
+	}
+	for i := range hosts {
+		hr := &hosts[i]
+		if !sameFacts(hr.Base.Host, hr.Head.Host) {
+			if err := loadSide(ctx, baseDir, &hr.Base); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := loadSide(ctx, reduced, &hr.Base); err != nil {
+			return err
+		}
+		for _, f := range hr.Head.Fleets {
+			if same[f.Dir] {
+				hr.Base.Fleets = append(hr.Base.Fleets, f)
+			}
+		}
+		slices.SortFunc(hr.Base.Fleets, func(a, b fleets.Fleet) int { return strings.Compare(a.Name, b.Name) })
+	}
+	return nil
+}
+
+func loadSide(ctx context.Context, dir string, hl *reconcile.HostLoad) error {
+	loaded, err := fleets.Load(ctx, dir, hl.Host)
+	var pl fleets.ProblemList
+	if err != nil && !errors.As(err, &pl) {
+		return fmt.Errorf("load %s for host %s: %w", dir, hl.Host.Name, err)
+	}
+	hl.Fleets, hl.Problems = loaded, pl
+	return nil
+}
+
+func sameFacts(a, b fleets.Host) bool {
+	return a.Name == b.Name && maps.Equal(a.Labels, b.Labels)
+}
+
+// unchangedFleetDirs are the directories of the fleets that are valid at
+// head on every host and whose files are the same at both revisions.
+func unchangedFleetDirs(hosts []reconcile.HostRevisions, baseDir, headDir string) (map[string]bool, error) {
+	changed, err := changedFiles(baseDir, headDir)
+	if err != nil {
+		return nil, fmt.Errorf("plan: compare revisions: %w", err)
+	}
+	count := map[string]int{}
+	for _, hr := range hosts {
+		for _, f := range hr.Head.Fleets {
+			count[f.Dir]++
+		}
+	}
+	same := map[string]bool{}
+	for dir, n := range count {
+		if n != len(hosts) || dir == "." || dir == "" {
+			continue
+		}
+		if !slices.ContainsFunc(changed, func(file string) bool { return file == dir || strings.HasPrefix(file, dir+"/") }) {
+			same[dir] = true
+		}
+	}
+	return same, nil
+}
+
+// changedFiles lists the slash paths that differ between two trees: added,
+// removed, or with other contents, mode or link target.
+func changedFiles(a, b string) ([]string, error) {
+	fa, err := treeFiles(a)
+	if err != nil {
+		return nil, err
+	}
+	fb, err := treeFiles(b)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for name, ia := range fa {
+		ib, ok := fb[name]
+		if !ok || ia.mode != ib.mode || ia.size != ib.size {
+			out = append(out, name)
+			continue
+		}
+		if eq, err := sameContents(filepath.Join(a, name), filepath.Join(b, name), ia.mode); err != nil || !eq {
+			out = append(out, name)
+		}
+	}
+	for name := range fb {
+		if _, ok := fa[name]; !ok {
+			out = append(out, name)
+		}
+	}
+	return out, nil
+}
+
+type fileInfo struct {
+	mode fs.FileMode
+	size int64
+}
+
+func treeFiles(root string) (map[string]fileInfo, error) {
+	out := map[string]fileInfo{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		out[filepath.ToSlash(rel)] = fileInfo{mode: info.Mode(), size: info.Size()}
+		return nil
+	})
+	return out, err
+}
+
+func sameContents(a, b string, mode fs.FileMode) (bool, error) {
+	if mode&fs.ModeSymlink != 0 {
+		ta, err := os.Readlink(a)
+		if err != nil {
+			return false, err
+		}
+		tb, err := os.Readlink(b)
+		return ta == tb, err
+	}
+	da, err := os.ReadFile(a)
+	if err != nil {
+		return false, err
+	}
+	db, err := os.ReadFile(b)
+	return bytes.Equal(da, db), err
+}
+
+// copyTreeWithout copies the tree src to dst, leaving out the directories
+// in skip (slash paths relative to src). Symlinks are copied as links.
+func copyTreeWithout(src, dst string, skip map[string]bool) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		switch {
+		case d.IsDir() && skip[filepath.ToSlash(rel)]:
+			return filepath.SkipDir
+		case d.IsDir():
+			return os.MkdirAll(target, 0o755)
+		case d.Type()&fs.ModeSymlink != 0:
+			link, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(link, target)
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, data, info.Mode().Perm())
+	})
 }

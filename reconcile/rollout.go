@@ -360,4 +360,3 @@ func RecordHeals(heals map[string]HealRecord, rep Report, now time.Time) map[str
 	}
 	return out
 }
-

@@ -91,6 +91,7 @@ func (b bystanders) check(t *testing.T, cli *client.Client) {
 // in sync, and the containers run what the spec says; then the prune guard.
 func TestApply(t *testing.T) {
 	cli := setup(t)
+	t.Parallel() // its own fleetd instance: other tests' containers are not its to touch
 	v1, _ := dockertest.TestImage(t, cli, "v1")
 	v2, _ := dockertest.TestImage(t, cli, "v2")
 	by := newBystanders(t, cli, v1)

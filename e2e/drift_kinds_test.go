@@ -15,6 +15,7 @@ import (
 // Docker keeps restarting under its restart policy).
 func TestDriftScaleOrphanRestarting(t *testing.T) {
 	cli := setup(t)
+	t.Parallel() // its own fleetd instance: other tests' containers are not its to touch
 	v1, _ := dockertest.TestImage(t, cli, "v1")
 	name := dockertest.Name(t, "kinds")
 	fleet := func(webReplicas int, withWorker, crash bool) string {

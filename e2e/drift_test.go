@@ -50,6 +50,7 @@ volumes:
 // reported or touched.
 func TestDrift(t *testing.T) {
 	cli := setup(t)
+	t.Parallel() // its own fleetd instance: other tests' containers are not its to touch
 	v1, _ := dockertest.TestImage(t, cli, "v1")
 	_, v1ID := dockertest.TestImage(t, cli, "v1")
 	_, v2ID := dockertest.TestImage(t, cli, "v2")

@@ -87,6 +87,7 @@ func killedApply(t *testing.T, cli *client.Client, r *repo, fleet string, k kill
 // unmanaged container is untouched.
 func TestApplySIGKILL(t *testing.T) {
 	cli := setup(t)
+	t.Parallel() // its own fleetd instance: other tests' containers are not its to touch
 	v1, _ := dockertest.TestImage(t, cli, "v1")
 	by := newBystanders(t, cli, v1)
 	fleet := dockertest.Name(t, "killed")

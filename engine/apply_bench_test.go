@@ -94,7 +94,7 @@ func BenchmarkColdApply(b *testing.B) {
 	dockertest.Cleanup(b, cli)
 	ref, _ := dockertest.TestImage(b, cli, "v1")
 	d := newDocker(b)
-	for _, par := range []int{1, 4, 8} {
+	for _, par := range []int{1, 4} {
 		b.Run(fmt.Sprintf("parallelism=%d", par), func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				name := dockertest.Name(b, fmt.Sprintf("cold%d-%d", par, i))

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"maps"
 	"net"
 	"net/http"
@@ -92,6 +93,7 @@ func newDockerProxy(t testing.TB) *dockerProxy {
 		Rewrite:       func(r *httputil.ProxyRequest) { r.SetURL(u) },
 		Transport:     &http.Transport{DialContext: dial, MaxIdleConnsPerHost: 16},
 		FlushInterval: -1, // the event stream
+		ErrorLog:      log.New(io.Discard, "", 0),
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

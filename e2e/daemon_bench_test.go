@@ -1,0 +1,289 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
+
+	"github.com/fleetd/fleetd/engine/dockertest"
+)
+
+// The daemon's measurements run only with FLEETD_BENCH=1 (they take
+// minutes); docs/performance.md ("Daemon") has the command and the figures:
+//
+//	FLEETD_BENCH=1 go test ./e2e -run 'TestDaemonBench' -v -timeout 30m
+//
+// FLEETD_BENCH_IDLE sets the idle measurement's duration (default 5m).
+
+func benchOnly(t *testing.T) {
+	t.Helper()
+	if os.Getenv("FLEETD_BENCH") != "1" {
+		t.Skip("a measurement: set FLEETD_BENCH=1 to run it")
+	}
+}
+
+// engineEvents collects the engine's container events of a fleet.
+type engineEvents struct {
+	mu  sync.Mutex
+	evs []events.Message
+}
+
+func watchFleet(t *testing.T, fleet string) *engineEvents {
+	cli := dockertest.Client(t)
+	e := &engineEvents{}
+	msgs, _ := cli.Events(t.Context(), events.ListOptions{Filters: filters.NewArgs(
+		filters.Arg("type", "container"), filters.Arg("label", "io.fleetd.fleet="+fleet))})
+	go func() {
+		for m := range msgs {
+			e.mu.Lock()
+			e.evs = append(e.evs, m)
+			e.mu.Unlock()
+		}
+	}()
+	time.Sleep(200 * time.Millisecond)
+	return e
+}
+
+// healthyAt is the time of the first "healthy" event of container id at or
+// after t.
+func (e *engineEvents) healthyAt(id string, t time.Time) (time.Time, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, m := range e.evs {
+		at := time.Unix(0, m.TimeNano)
+		if m.Actor.ID == id && strings.HasPrefix(string(m.Action), "health_status") &&
+			strings.HasSuffix(string(m.Action), " healthy") && !at.Before(t) {
+			return at, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// busy is the time covered by the calls' [Start, End] intervals, clipped
+// to before limit.
+func busy(calls []dockerCall, limit time.Time) time.Duration {
+	var total time.Duration
+	var curStart, curEnd time.Time
+	for _, c := range calls { // sorted by Start
+		s, e := c.Start, c.End
+		if e.After(limit) {
+			e = limit
+		}
+		if !e.After(s) {
+			continue
+		}
+		if curEnd.IsZero() || s.After(curEnd) {
+			total += curEnd.Sub(curStart)
+			curStart, curEnd = s, e
+		} else if e.After(curEnd) {
+			curEnd = e
+		}
+	}
+	return total + curEnd.Sub(curStart)
+}
+
+func percentile(ds []time.Duration, p float64) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(float64(len(s)-1)*p + 0.5)
+	return s[i]
+}
+
+func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) + "ms" }
+
+// TestDaemonBenchPushToConverged measures push-to-converged latency
+// through the generic webhook over 20 pushes, each changing the VERSION
+// of a one-replica health-checked service (a health-gated replacement).
+// For each push:
+//
+//   - total: webhook sent -> the test sees the new container healthy and
+//     the revision applied in /v1/status;
+//   - reaction: webhook -> fleetd's first engine action (fetch, load,
+//     observe, plan: fleetd alone);
+//   - start/health: fleetd's start call of the new container -> the
+//     engine's "healthy" event (the engine's start and the healthcheck);
+//   - engine calls: time inside fleetd's mutating engine calls (create,
+//     stop, remove, rename) before its last action;
+//   - fleetd: webhook -> last action issued, minus the engine calls and
+//     any start/health wait before it.
+func TestDaemonBenchPushToConverged(t *testing.T) {
+	benchOnly(t)
+	cli := setup(t)
+	ref, _ := dockertest.TestImage(t, cli, "v1")
+	fleet := dockertest.Name(t, "bench-hook")
+	g := newGitServer(t)
+	c := g.commit("", "b0", map[string]string{fleet + "/compose.yaml": webCompose(fleet, ref, "b0", 1)})
+	proxy := newDockerProxy(t)
+	d := startDaemon(t, daemonOpts{url: g.url(), interval: "1h", webhook: true, proxy: proxy})
+	waitConverged(t, d, cli, fleet, "b0", c, 1, 3*time.Minute)
+	evs := watchFleet(t, fleet)
+
+	const pushes = 20
+	var total, reaction, engineCalls, startHealth, own []time.Duration
+	for i := 1; i <= pushes; i++ {
+		version := fmt.Sprintf("b%d", i)
+		c = g.commit("", version, map[string]string{fleet + "/compose.yaml": webCompose(fleet, ref, version, 1)})
+		sent := time.Now()
+		d.push()
+		ids := waitConverged(t, d, cli, fleet, version, c, 1, 3*time.Minute)
+		done := time.Now()
+		var calls []dockerCall
+		for _, call := range proxy.since(sent) {
+			if call.mutating() && call.Start.Before(done) {
+				calls = append(calls, call)
+			}
+		}
+		if len(calls) == 0 {
+			t.Fatalf("push %d: no engine action", i)
+		}
+		newID := ""
+		for _, id := range ids {
+			newID = id
+		}
+		var start dockerCall
+		for _, call := range calls {
+			if call.Method == http.MethodPost && (call.Path == "/containers/"+newID+"/start" || call.Path == "/containers/"+fleet+"-web-1/start") {
+				start = call
+			}
+		}
+		healthy, ok := evs.healthyAt(newID, start.Start)
+		if start.Start.IsZero() || !ok {
+			t.Fatalf("push %d: no start call or healthy event for %s: %v", i, newID, calls)
+		}
+		last := calls[len(calls)-1].Start
+		// The health wait counts only while it holds up later actions (a
+		// start-first replacement); after a stop-first one, the start is
+		// the last action.
+		gateEnd := healthy
+		if last.Before(gateEnd) {
+			gateEnd = last
+		}
+		gate := gateEnd.Sub(start.End)
+		total = append(total, done.Sub(sent))
+		reaction = append(reaction, calls[0].Start.Sub(sent))
+		startHealth = append(startHealth, healthy.Sub(start.Start))
+		engineCalls = append(engineCalls, busy(calls, last))
+		own = append(own, last.Sub(sent)-busy(calls, last)-max(gate, 0))
+		if i == 1 || own[i-1] == slices.Max(own) {
+			var trace []string
+			for _, call := range proxy.since(sent) {
+				if call.Start.Before(done) && call.Path != "/events" {
+					trace = append(trace, fmt.Sprintf("+%s %s (%s)", ms(call.Start.Sub(sent)), call, ms(call.End.Sub(call.Start))))
+				}
+			}
+			t.Logf("push %d, engine calls:\n  %s", i, strings.Join(trace, "\n  "))
+		}
+		t.Logf("push %2d: total %s, reaction %s, engine calls before the last %s, start/health %s, fleetd %s", i,
+			ms(total[i-1]), ms(reaction[i-1]), ms(engineCalls[i-1]), ms(startHealth[i-1]), ms(own[i-1]))
+	}
+	for _, m := range []struct {
+		name string
+		ds   []time.Duration
+	}{{"total", total}, {"reaction", reaction}, {"engine calls", engineCalls}, {"start/health", startHealth}, {"fleetd", own}} {
+		t.Logf("%-13s p50 %s p95 %s (n=%d)", m.name, ms(percentile(m.ds, 0.5)), ms(percentile(m.ds, 0.95)), len(m.ds))
+	}
+	d.stop()
+}
+
+// TestDaemonBenchIdle measures an idle daemon following 5 fleets (one
+// container each) with a 10s poll: resident memory (VmRSS, max and
+// average) and CPU (utime+stime over wall time), sampled every second for
+// FLEETD_BENCH_IDLE (default 5m) once everything converged.
+func TestDaemonBenchIdle(t *testing.T) {
+	benchOnly(t)
+	duration := 5 * time.Minute
+	if v := os.Getenv("FLEETD_BENCH_IDLE"); v != "" {
+		var err error
+		if duration, err = time.ParseDuration(v); err != nil {
+			t.Fatalf("FLEETD_BENCH_IDLE: %v", err)
+		}
+	}
+	cli := setup(t)
+	ref, _ := dockertest.TestImage(t, cli, "v1")
+	g := newGitServer(t)
+	files := map[string]string{}
+	var fleetNames []string
+	for i := 1; i <= 5; i++ {
+		f := dockertest.Name(t, fmt.Sprintf("idle-%d", i))
+		fleetNames = append(fleetNames, f)
+		files[f+"/compose.yaml"] = webCompose(f, ref, "v1", 1)
+	}
+	c := g.commit("", "five fleets", files)
+	d := startDaemon(t, daemonOpts{url: g.url(), interval: "10s"})
+	for _, f := range fleetNames {
+		waitConverged(t, d, cli, f, "v1", c, 1, 5*time.Minute)
+	}
+	time.Sleep(5 * time.Second) // the converge's own aftermath (health events)
+	pid := d.cmd.Process.Pid
+	g.take()
+	sum0, n0 := d.metric("fleetd_git_fetch_duration_seconds_sum"), d.metric("fleetd_git_fetch_duration_seconds_count")
+	cpu0, start := procCPU(t, pid), time.Now()
+	var rss []int
+	for time.Since(start) < duration {
+		rss = append(rss, procRSS(t, pid))
+		time.Sleep(time.Second)
+	}
+	cpu1, wall := procCPU(t, pid), time.Since(start)
+	sum1, n1 := d.metric("fleetd_git_fetch_duration_seconds_sum"), d.metric("fleetd_git_fetch_duration_seconds_count")
+	var packs, refs int
+	for _, r := range g.take() {
+		if strings.HasPrefix(r.Key, "POST ") {
+			packs++
+		} else {
+			refs++
+		}
+	}
+	var avg int
+	for _, r := range rss {
+		avg += r
+	}
+	avg /= len(rss)
+	// USER_HZ is 100 on Linux.
+	cpuPct := float64(cpu1-cpu0) / 100 / wall.Seconds() * 100
+	t.Logf("idle daemon, 5 fleets, 10s poll, %s: RSS max %.1f MiB, avg %.1f MiB; CPU %.2f%% of one core (%d ticks); %d polls (%d pack requests), %.1fms per poll",
+		wall.Round(time.Second), float64(slices.Max(rss))/1024, float64(avg)/1024, cpuPct, cpu1-cpu0, refs, packs,
+		(sum1-sum0)/max(n1-n0, 1)*1000)
+	if packs != 0 {
+		t.Errorf("%d pack requests while nothing changed", packs)
+	}
+	d.stop()
+}
+
+// procRSS is VmRSS of pid in kB.
+func procRSS(t *testing.T, pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.Fields(v)[0])
+			return n
+		}
+	}
+	t.Fatalf("no VmRSS in /proc/%d/status", pid)
+	return 0
+}
+
+// procCPU is utime+stime of pid in clock ticks.
+func procCPU(t *testing.T, pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fields after the command name, which is in parentheses.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	utime, _ := strconv.Atoi(f[11])
+	stime, _ := strconv.Atoi(f[12])
+	return utime + stime
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -177,6 +178,39 @@ func TestAgentFollowsSourceAndKeepsLastGoodRevision(t *testing.T) {
 	if got := n.count(reconcile.EventDaemonStarted); got != 1 {
 		t.Errorf("daemon-started events = %d", got)
 	}
+}
+
+// TestAgentStatusKeepsSourceError: while the source is down, the status's
+// error names it even though converges (self-heal, resyncs) go on and
+// succeed; it clears once the source answers again.
+func TestAgentStatusKeepsSourceError(t *testing.T) {
+	e := newFake(t)
+	src := &fakeSource{}
+	src.push("c1")
+	a := reconcile.NewAgent(reconcile.AgentConfig{
+		Host: fleets.Host{Name: "h1"}, Log: quiet,
+		Load: func(context.Context, string) ([]fleets.Fleet, error) { return []fleets.Fleet{web(1)}, nil },
+		Poll: func(last time.Time) time.Time { return last.Add(time.Hour) },
+	}, e, src, nil, nil, &memStore{})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	eventually(t, "ready", func() bool { return a.Ready() == nil })
+
+	src.setDown(true)
+	a.Trigger(reconcile.TriggerGit)
+	eventually(t, "backoff", func() bool { return a.Status().Backoff != "" })
+	synced := a.Status().LastSync
+	a.Trigger(reconcile.TriggerEngine) // a converge that succeeds
+	eventually(t, "a converge while down", func() bool { return a.Status().LastSync.After(synced) })
+	if st := a.Status(); !strings.Contains(st.Error, "connection refused") {
+		t.Errorf("status error while the source is down: %q, want the source's error", st.Error)
+	}
+
+	src.setDown(false)
+	a.Trigger(reconcile.TriggerManual)
+	eventually(t, "recovered", func() bool { st := a.Status(); return st.Backoff == "" && st.Error == "" })
 }
 
 func TestAgentTriggersCoalesce(t *testing.T) {

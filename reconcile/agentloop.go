@@ -26,6 +26,7 @@ type loop struct {
 	git        *backoff
 	gitNext    time.Time
 	gitFailing bool
+	gitErr     string // the source's error while it fails, for the status
 
 	// A failed apply is not retried on every trigger: until a new commit
 	// or a manual sync, automatic retries back off.
@@ -77,7 +78,8 @@ func (l *loop) fetch(ctx context.Context, manual bool) {
 		wait := l.git.next()
 		l.gitNext = now.Add(wait)
 		l.metric(func(m Metrics) { m.SetBackoff(wait) })
-		l.setStatus(func(s *AgentStatus) { s.Error, s.Backoff = err.Error(), wait.Round(time.Millisecond).String() })
+		l.gitErr = err.Error()
+		l.setStatus(func(s *AgentStatus) { s.Error, s.Backoff = l.gitErr, wait.Round(time.Millisecond).String() })
 		if !l.gitFailing {
 			l.gitFailing = true
 			l.cfg.Log.Error("source unreachable; keeping the last good revision", "err", err, "retry_in", wait)
@@ -92,6 +94,7 @@ func (l *loop) fetch(ctx context.Context, manual bool) {
 	}
 	l.git.reset()
 	l.gitNext = time.Time{}
+	l.gitErr = ""
 	l.metric(func(m Metrics) { m.SetBackoff(0) })
 	l.setStatus(func(s *AgentStatus) { s.Fetched, s.Ready, s.Backoff = now, true, "" })
 	if changed || l.rev == nil {
@@ -232,7 +235,8 @@ func (l *loop) account(out Outcome, err error, took time.Duration) bool {
 			}
 		}
 	}
-	errText := ""
+	// A converge that went well does not hide that the source is down.
+	errText := l.gitErr
 	if err != nil {
 		errText = err.Error()
 	}

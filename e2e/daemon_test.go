@@ -814,6 +814,9 @@ func TestDaemonPolling(t *testing.T) {
 		if n := strings.Count(d.log.String(), "source unreachable; keeping"); n != 1 {
 			t.Errorf("the unreachable source is logged %d times, want once", n)
 		}
+		if !strings.Contains(st.Error, g.addr) {
+			t.Errorf("status error during the outage: %q, want the source's error naming %s", st.Error, g.addr)
+		}
 		if got := revisionOf(st); got != head {
 			t.Errorf("revision %s during the outage, want %s", got, head)
 		}

@@ -63,10 +63,7 @@ func (d *Docker) watch(ctx context.Context, id string, dur time.Duration) error 
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	msgs, errs := d.cli.Events(ctx, events.ListOptions{Filters: filters.NewArgs(
-		filters.Arg("type", string(events.ContainerEventType)),
-		filters.Arg("container", id),
-	)})
+	msgs, errs := d.cli.Events(ctx, events.ListOptions{Filters: waitFilters(id)})
 	timer := time.NewTimer(dur)
 	defer timer.Stop()
 	for {
@@ -138,10 +135,7 @@ func (d *Docker) waitFor(ctx context.Context, id string, timeout time.Duration, 
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	msgs, errs := d.cli.Events(ctx, events.ListOptions{Filters: filters.NewArgs(
-		filters.Arg("type", string(events.ContainerEventType)),
-		filters.Arg("container", id),
-	)})
+	msgs, errs := d.cli.Events(ctx, events.ListOptions{Filters: waitFilters(id)})
 	for {
 		ins, err := d.cli.ContainerInspect(ctx, id)
 		if err != nil {
@@ -167,6 +161,16 @@ func (d *Docker) waitFor(ctx context.Context, id string, timeout time.Duration, 
 			return fmt.Errorf("wait %s for %s: %w after %s", what, id, ErrWaitTimeout, timeout)
 		}
 	}
+}
+
+// waitFilters subscribes to the container's lifecycle and health events;
+// exec events (one set per health probe) would only cause idle inspects.
+func waitFilters(id string) filters.Args {
+	args := filters.NewArgs(filters.Arg("type", string(events.ContainerEventType)), filters.Arg("container", id))
+	for _, e := range []string{"start", "die", "stop", "kill", "oom", "restart", "pause", "unpause", "destroy", "health_status"} {
+		args.Add("event", e)
+	}
+	return args
 }
 
 // healthyState judges a container for WaitHealthy.

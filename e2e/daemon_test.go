@@ -159,6 +159,7 @@ type daemonOpts struct {
 	webhook  bool   // webhook.secret_file
 	resync   string // reconcile.resync (default 5m)
 	proxy    *dockerProxy
+	extra    string // appended to the configuration file
 }
 
 // daemon is one `fleetd run` subprocess and its configuration; restart
@@ -200,6 +201,7 @@ func startDaemon(t testing.TB, o daemonOpts) *daemon {
 	fmt.Fprintf(&cfg, "api: {token_file: %s}\n", d.tokenFile)
 	fmt.Fprintf(&cfg, "listen: %s\n", d.addr)
 	fmt.Fprintf(&cfg, "reconcile: {resync: %s}\n", o.resync)
+	cfg.WriteString(o.extra)
 	d.config = filepath.Join(d.dir, "config.yaml")
 	writeFile(t, d.config, cfg.String())
 	d.env = fleetdEnv(t)

@@ -68,9 +68,9 @@ type bystanders struct {
 }
 
 func newBystanders(t *testing.T, cli *client.Client, ref string) bystanders {
-	name := dockertest.Name(t, "bystander")
+	name := dockertest.Name(t, t.Name()+"-bystander")
 	id := dockertest.Run(t, cli, name, ref)
-	vol := dockertest.Name(t, "bystander-vol")
+	vol := dockertest.Name(t, t.Name()+"-bystander-vol")
 	docker(t, "volume", "create", "--label", dockertest.LabelTestRun+"="+dockertest.RunID(), vol)
 	return bystanders{ctrID: id, ctrName: name, volume: vol}
 }

@@ -34,7 +34,7 @@ const runTimeout = 3 * time.Minute
 // still turn a failing container unhealthy within seconds.
 const healthcheck = `    healthcheck:
       test: ["CMD", "/testapp", "-health"]
-      interval: 1s
+      interval: 2s
       timeout: 10s
       retries: 3`
 

@@ -119,7 +119,9 @@ func TestApplySIGKILL(t *testing.T) {
 		by.check(t, cli)
 	}
 
-	for _, k := range []killPoint{{after: 500 * time.Millisecond}, {after: 1500 * time.Millisecond}, {action: "start", n: 2}} {
+	// Every kill point is covered on the fake engine (reconcile's crash-resume
+	// test); here a few real ones, to keep the suite short.
+	for _, k := range []killPoint{{after: 1500 * time.Millisecond}, {action: "start", n: 2}} {
 		t.Run("deploy/"+k.String(), func(t *testing.T) {
 			for _, c := range containers(t, cli, fleet) {
 				if err := cli.ContainerRemove(t.Context(), c.ID, container.RemoveOptions{Force: true}); err != nil {
@@ -131,7 +133,7 @@ func TestApplySIGKILL(t *testing.T) {
 			recover(t, "one")
 		})
 	}
-	for i, k := range []killPoint{{action: "create", n: 1}, {action: "destroy", n: 1}, {action: "rename", n: 2}, {after: 2 * time.Second}} {
+	for i, k := range []killPoint{{action: "create", n: 1}, {action: "rename", n: 2}} {
 		t.Run("change/"+k.String(), func(t *testing.T) {
 			version := fmt.Sprintf("change%d", i)
 			write(version)

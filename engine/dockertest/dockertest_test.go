@@ -22,7 +22,7 @@ import (
 // waitTimeout is generous: with a 1s interval and 2 retries, every health
 // transition the tests wait for takes 1-4s on an idle host, but 20s and more
 // when the host is loaded.
-const waitTimeout = 45 * time.Second
+const waitTimeout = 2 * time.Minute
 
 var dockerName = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
 

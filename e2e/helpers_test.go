@@ -19,9 +19,12 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
 
 	"github.com/fleetd/fleetd/engine/dockertest"
+	"github.com/fleetd/fleetd/fleets"
 )
 
 // runTimeout bounds one fleetd invocation; a hung apply fails the test
@@ -204,7 +207,50 @@ func setup(t testing.TB) *client.Client {
 	t.Helper()
 	cli := dockertest.Client(t)
 	dockertest.Cleanup(t, cli)
+	t.Cleanup(func() { sweepInstance(t, cli, instanceFor(t)) })
 	return cli
+}
+
+// sweepInstance removes, when a test ends, every container, network and
+// volume its fleetd instance created, and the test's own bystanders:
+// dockertest.Cleanup only sweeps when the last test of the process ends, and
+// containers left running meanwhile (each probing its health) would load the
+// engine for every test after.
+func sweepInstance(t testing.TB, cli *client.Client, instance string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	byInstance := filters.NewArgs(filters.Arg("label", fleets.LabelInstance+"="+instance))
+	prefix := instance + "-"
+	ctrs, err := cli.ContainerList(ctx, container.ListOptions{All: true})
+	if err != nil {
+		t.Logf("sweep %s: %v", instance, err)
+		return
+	}
+	for _, c := range ctrs {
+		name := strings.TrimPrefix(firstName(c.Names), "/")
+		if c.Labels[fleets.LabelInstance] == instance || strings.HasPrefix(name, prefix) {
+			_ = cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
+		}
+	}
+	if nets, err := cli.NetworkList(ctx, network.ListOptions{Filters: byInstance}); err == nil {
+		for _, n := range nets {
+			_ = cli.NetworkRemove(ctx, n.ID)
+		}
+	}
+	if vols, err := cli.VolumeList(ctx, volume.ListOptions{}); err == nil {
+		for _, v := range vols.Volumes {
+			if v.Labels[fleets.LabelInstance] == instance || strings.HasPrefix(v.Name, prefix) {
+				_ = cli.VolumeRemove(ctx, v.Name, true)
+			}
+		}
+	}
+}
+
+func firstName(names []string) string {
+	if len(names) == 0 {
+		return ""
+	}
+	return names[0]
 }
 
 // containers returns the containers (running or not) labelled with fleet,

@@ -1,3 +1,5 @@
+//go:build fleetdbench
+
 package e2e
 
 import (
@@ -17,19 +19,15 @@ import (
 	"github.com/fleetd/fleetd/engine/dockertest"
 )
 
-// The daemon's measurements run only with FLEETD_BENCH=1 (they take
-// minutes); docs/performance.md ("Daemon") has the command and the figures:
+// The daemon's measurements take minutes, so they are built only with the
+// fleetdbench tag (never part of the test suite); docs/performance.md
+// ("Daemon") has the command and the figures:
 //
-//	FLEETD_BENCH=1 go test ./e2e -run 'TestDaemonBench' -v -timeout 30m
+//	go test -tags fleetdbench ./e2e -run 'TestDaemonBench' -v -timeout 30m
 //
 // FLEETD_BENCH_IDLE sets the idle measurement's duration (default 5m).
 
-func benchOnly(t *testing.T) {
-	t.Helper()
-	if os.Getenv("FLEETD_BENCH") != "1" {
-		t.Skip("a measurement: set FLEETD_BENCH=1 to run it")
-	}
-}
+func benchOnly(t *testing.T) { t.Helper() }
 
 // engineEvents collects the engine's container events of a fleet.
 type engineEvents struct {

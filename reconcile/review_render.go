@@ -192,10 +192,7 @@ func writeServiceText(sb *strings.Builder, s ServiceReview) {
 
 // serviceBrief is an added or removed service's image and replicas.
 func serviceBrief(s ServiceReview) string {
-	n := s.Replicas.To
-	if s.Change == Removed {
-		n = s.Replicas.From
-	}
+	n := shownReplicas(s)
 	return fmt.Sprintf("%s, %d %s", s.Image, n, plural(n, "replica", "replicas"))
 }
 
@@ -409,13 +406,19 @@ func writeServiceMarkdown(sb *strings.Builder, s ServiceReview) {
 }
 
 func replicasReason(s ServiceReview) string {
-	n := s.Replicas.To
-	if s.Change == Removed {
-		n = s.Replicas.From
-	}
+	n := shownReplicas(s)
 	return fmt.Sprintf(", %d %s%s", n, plural(n, "replica", "replicas"), parenthesized(s.Reason))
 }
 
 func fieldMarkdown(f FieldChange) string {
 	return code(f.Field) + ": " + code(f.From) + " → " + code(f.To)
+}
+
+// shownReplicas is the replica count an added or removed service is shown
+// with: what it will run, or what it ran.
+func shownReplicas(s ServiceReview) int {
+	if s.Change == Removed {
+		return s.Replicas.From
+	}
+	return s.Replicas.To
 }

@@ -33,7 +33,8 @@ A rollout that failed (rolled back or paused) is not retried until the spec
 changes again, or --retry asks for it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := loadLive(cmd.Context(), &l, drift.ObserveOptions{InspectAll: true})
+			// Converge observes for itself; only --dry-run needs a snapshot here.
+			st, err := loadLive(cmd.Context(), &l)
 			if err != nil {
 				return err
 			}
@@ -49,7 +50,11 @@ changes again, or --retry asks for it.`,
 			pol.Rollouts = rollouts
 			out := cmd.OutOrStdout()
 			if dryRun {
-				return writePlan(out, "text", reconcile.Plan(st.desired, st.observed, pol))
+				obs, err := st.engine.Observe(cmd.Context(), drift.ObserveOptions{InspectAll: true})
+				if err != nil {
+					return fmt.Errorf("observe: %w", err)
+				}
+				return writePlan(out, "text", reconcile.Plan(st.desired, obs, pol))
 			}
 			started := time.Now()
 			p := newPrinter(out)

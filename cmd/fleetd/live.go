@@ -43,11 +43,11 @@ type liveState struct {
 	engine   *engine.Docker
 }
 
-// loadLive loads the fleets for the host and observes the engine. A
+// loadLive loads the fleets for the host and connects to the engine. A
 // repository with any invalid fleet is refused as a whole: an invalid fleet
 // would otherwise look absent, and its containers like orphans. The caller
 // closes the returned engine.
-func loadLive(ctx context.Context, l *liveFlags, opts drift.ObserveOptions) (*liveState, error) {
+func loadLive(ctx context.Context, l *liveFlags) (*liveState, error) {
 	host, err := l.host()
 	if err != nil {
 		return nil, err
@@ -64,12 +64,20 @@ func loadLive(ctx context.Context, l *liveFlags, opts drift.ObserveOptions) (*li
 	if err != nil {
 		return nil, err
 	}
-	obs, err := eng.Observe(ctx, opts)
+	return &liveState{host: host, repoDir: repoDir, desired: desired, engine: eng}, nil
+}
+
+// loadObserved is loadLive plus one observation of the engine.
+func loadObserved(ctx context.Context, l *liveFlags, opts drift.ObserveOptions) (*liveState, error) {
+	st, err := loadLive(ctx, l)
 	if err != nil {
-		eng.Close()
+		return nil, err
+	}
+	if st.observed, err = st.engine.Observe(ctx, opts); err != nil {
+		st.engine.Close()
 		return nil, fmt.Errorf("observe: %w", err)
 	}
-	return &liveState{host: host, repoDir: repoDir, desired: desired, observed: obs, engine: eng}, nil
+	return st, nil
 }
 
 func newDiffCmd() *cobra.Command {
@@ -89,7 +97,7 @@ By default every managed container is inspected, so that limits changed with
 			if err := l.checkFormat(); err != nil {
 				return err
 			}
-			st, err := loadLive(cmd.Context(), &l, drift.ObserveOptions{InspectAll: !cheap})
+			st, err := loadObserved(cmd.Context(), &l, drift.ObserveOptions{InspectAll: !cheap})
 			if err != nil {
 				return err
 			}

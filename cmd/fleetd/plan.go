@@ -41,7 +41,7 @@ when head is invalid.`,
 			if err := l.checkFormat(); err != nil {
 				return err
 			}
-			st, err := loadLive(cmd.Context(), &l, drift.ObserveOptions{InspectAll: true})
+			st, err := loadObserved(cmd.Context(), &l, drift.ObserveOptions{InspectAll: true})
 			if err != nil {
 				return err
 			}

@@ -70,13 +70,23 @@ func Sweep(ctx context.Context, cli *client.Client, runID string) error {
 	if !strings.HasPrefix(runID, runIDPrefix) {
 		return fmt.Errorf("sweep: refusing run ID %q without the %q prefix", runID, runIDPrefix)
 	}
-	// Containers first: they hold networks, volumes and images.
-	return errors.Join(
-		sweepContainers(ctx, cli, runID),
-		sweepNetworks(ctx, cli, runID),
-		sweepVolumes(ctx, cli, runID),
-		sweepImages(ctx, cli, runID),
-	)
+	// Containers first: they hold networks, volumes and images. A create
+	// the daemon was still processing for a killed client can land after
+	// the container list, and then holds a network: sweep again.
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		err = errors.Join(
+			sweepContainers(ctx, cli, runID),
+			sweepNetworks(ctx, cli, runID),
+			sweepVolumes(ctx, cli, runID),
+			sweepImages(ctx, cli, runID),
+		)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(time.Second)
+	}
+	return err
 }
 
 func owned(runID, name string, labels map[string]string) bool {

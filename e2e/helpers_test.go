@@ -33,13 +33,24 @@ const runTimeout = 3 * time.Minute
 
 // healthcheck is the test image's own check with a timeout that a loaded CI
 // machine meets (the image's 1s makes healthy containers flap to
-// unhealthy), indented for a service. Three failed probes a second apart
-// still turn a failing container unhealthy within seconds.
-const healthcheck = `    healthcheck:
+// unhealthy), indented for a service. Three failed probes two seconds
+// apart still turn a failing container unhealthy within seconds.
+var healthcheck = healthcheckEvery(2 * time.Second)
+
+// Probe timeout and retries of the tests' healthchecks.
+const (
+	healthTimeout = 10 * time.Second
+	healthRetries = 3
+)
+
+// healthcheckEvery is the tests' healthcheck probing at interval.
+func healthcheckEvery(interval time.Duration) string {
+	return fmt.Sprintf(`    healthcheck:
       test: ["CMD", "/testapp", "-health"]
-      interval: 2s
-      timeout: 10s
-      retries: 3`
+      interval: %s
+      timeout: %s
+      retries: %d`, interval, healthTimeout, healthRetries)
+}
 
 // result is one run of the fleetd binary.
 type result struct {

@@ -22,7 +22,8 @@ import (
 // at least as long as one new replica takes to turn healthy plus monitor.
 // The time to healthy is measured by creating and starting single
 // containers of the same image and healthcheck on the fleet's network and
-// timing until Docker reports them healthy. It reports wall-s and floor-s
+// timing until Docker reports them healthy; the service and these
+// containers share one healthcheck (healthcheckEvery). It reports wall-s and floor-s
 // (seconds) and their ratio; docs/performance.md records a run.
 //
 //	go test -run '^$' -bench BenchmarkRollingUpdate -benchtime 1x ./e2e/
@@ -32,12 +33,13 @@ func BenchmarkRollingUpdate(b *testing.B) {
 		parallelism = 2
 		monitor     = time.Second
 		probes      = 3 // containers timed for the floor
+		probeEvery  = time.Second
 	)
 	b.StopTimer() // only the rolling apply is timed
 	cli := setup(b)
 	v1, _ := dockertest.TestImage(b, cli, "v1")
 	v2, _ := dockertest.TestImage(b, cli, "v2")
-	s := svcSpec{fleet: dockertest.Name(b, "bench-roll"), replicas: replicas,
+	s := svcSpec{fleet: dockertest.Name(b, "bench-roll"), replicas: replicas, probeEvery: probeEvery,
 		update: fmt.Sprintf("{parallelism: %d, order: start-first, monitor: %s}", parallelism, monitor)}
 	r := newRepo(b)
 
@@ -69,7 +71,7 @@ func BenchmarkRollingUpdate(b *testing.B) {
 
 	var healthy time.Duration
 	for i := range probes {
-		d := timeToHealthy(b, cli, v2, s.fleet+"_default", fmt.Sprintf("probe%d", i))
+		d := timeToHealthy(b, cli, v2, s.fleet+"_default", fmt.Sprintf("probe%d", i), probeEvery)
 		b.Logf("time to healthy %d: %s", i+1, d.Round(time.Millisecond))
 		healthy += d
 	}
@@ -83,10 +85,10 @@ func BenchmarkRollingUpdate(b *testing.B) {
 	b.ReportMetric(avg.Seconds()/floor.Seconds(), "ratio")
 }
 
-// timeToHealthy creates and starts one container of ref with the rollout
-// tests' healthcheck on network net, and returns the time from the create
+// timeToHealthy creates and starts one container of ref with the service's
+// healthcheck (probing every interval) on network net, and returns the time from the create
 // call until Docker reports it healthy (followed on the events stream).
-func timeToHealthy(b *testing.B, cli *client.Client, ref, net, base string) time.Duration {
+func timeToHealthy(b *testing.B, cli *client.Client, ref, net, base string, interval time.Duration) time.Duration {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(b.Context(), 2*time.Minute)
 	defer cancel()
@@ -101,7 +103,7 @@ func timeToHealthy(b *testing.B, cli *client.Client, ref, net, base string) time
 		Labels: map[string]string{dockertest.LabelTestRun: dockertest.RunID()},
 		Healthcheck: &container.HealthConfig{
 			Test:     []string{"CMD", "/testapp", "-health"},
-			Interval: time.Second, Timeout: 10 * time.Second, Retries: 3, // as healthcheck
+			Interval: interval, Timeout: healthTimeout, Retries: healthRetries, // as the service's
 		},
 	}
 	netCfg := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{net: {}}}

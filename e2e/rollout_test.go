@@ -37,11 +37,17 @@ type svcSpec struct {
 	ports    []string // compose port strings
 	update   string   // update_config as a YAML flow mapping
 	rollback string   // rollback_config as a YAML flow mapping
+	// probeEvery is the healthcheck interval (default: the suite's).
+	probeEvery time.Duration
 }
 
 func (s svcSpec) compose() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "name: %s\nservices:\n  web:\n    image: %s\n    pull_policy: never\n%s\n", s.fleet, s.image, healthcheck)
+	health := healthcheck
+	if s.probeEvery > 0 {
+		health = healthcheckEvery(s.probeEvery)
+	}
+	fmt.Fprintf(&b, "name: %s\nservices:\n  web:\n    image: %s\n    pull_policy: never\n%s\n", s.fleet, s.image, health)
 	if len(s.env) > 0 {
 		b.WriteString("    environment:\n")
 		for _, e := range s.env {

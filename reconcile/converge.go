@@ -3,6 +3,8 @@ package reconcile
 import (
 	"context"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/fleetd/fleetd/drift"
@@ -77,14 +79,18 @@ func Converge(ctx context.Context, eng Engine, desired []fleets.Fleet, pol Polic
 			opts.OnPlan(p)
 		}
 		out.tell(opts, Started(out.Rollouts, p, opts.Now()))
-		rep := Execute(ctx, eng, p, opts.Exec)
-		next, events := Advance(out.Rollouts, p, rep, opts.Now())
+		j := newJudge(p, &out, opts)
+		exec := opts.Exec
+		exec.Progress = j.progress(opts.Exec.Progress)
+		rep := Execute(ctx, eng, p, exec)
+		j.finish(rep)
 		out.Plans, out.Reports = append(out.Plans, p), append(out.Reports, rep)
-		out.tell(opts, events)
-		out.Rollouts = next
 		pol.Heals = RecordHeals(pol.Heals, rep, opts.Now())
-		if opts.Save != nil && (len(p.Rollouts) > 0 || len(next) != len(pol.Rollouts)) {
-			if err := opts.Save(next); err != nil {
+		if j.err != nil {
+			return out, j.err
+		}
+		if opts.Save != nil && (len(p.Rollouts) > 0 || len(out.Rollouts) != len(pol.Rollouts)) {
+			if err := opts.Save(out.Rollouts); err != nil {
 				return out, fmt.Errorf("save rollout state: %w", err)
 			}
 		}
@@ -96,6 +102,91 @@ func Converge(ctx context.Context, eng Engine, desired []fleets.Fleet, pol Polic
 		}
 	}
 	return out, nil
+}
+
+// judge advances the rollout state batch by batch while a plan executes:
+// a batch is judged (Advance) as soon as every action of its replicas has
+// finished, so that its events are told and the state saved as they
+// happen, not when the whole plan, with the later batches it chains, ends.
+type judge struct {
+	mu      sync.Mutex
+	plan    ActionPlan
+	out     *Outcome
+	opts    ConvergeOptions
+	step    map[int]int // action ID -> index of the rollout step it belongs to
+	pending []int       // per step: its actions not finished yet
+	judged  []bool
+	results []Result // finished so far
+	err     error    // the first failed save
+}
+
+func newJudge(p ActionPlan, out *Outcome, opts ConvergeOptions) *judge {
+	j := &judge{plan: p, out: out, opts: opts, step: map[int]int{},
+		pending: make([]int, len(p.Rollouts)), judged: make([]bool, len(p.Rollouts))}
+	for _, a := range p.Actions {
+		if !a.Rollout {
+			continue
+		}
+		for i, st := range p.Rollouts {
+			if a.Fleet == st.Fleet && a.Service == st.Service && slices.Contains(st.Slots, a.Slot) {
+				j.step[a.ID] = i
+				j.pending[i]++
+				break
+			}
+		}
+	}
+	return j
+}
+
+// progress wraps the caller's progress callback.
+func (j *judge) progress(then func(Result)) func(Result) {
+	return func(res Result) {
+		if then != nil {
+			then(res)
+		}
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		j.results = append(j.results, res)
+		i, ok := j.step[res.Action.ID]
+		if !ok {
+			return
+		}
+		j.pending[i]--
+		waiting := map[string]bool{} // services with an earlier batch not judged yet
+		for k, st := range j.plan.Rollouts {
+			key := rolloutKey(st.Fleet, st.Service)
+			switch {
+			case j.judged[k]:
+			case len(st.Slots) == 0 || j.pending[k] > 0 || waiting[key]:
+				waiting[key] = true
+			default:
+				j.advance(k, Report{Results: j.results})
+			}
+		}
+	}
+}
+
+// finish judges the steps left once the plan has run.
+func (j *judge) finish(rep Report) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for k := range j.plan.Rollouts {
+		if !j.judged[k] {
+			j.advance(k, rep)
+		}
+	}
+}
+
+func (j *judge) advance(k int, rep Report) {
+	j.judged[k] = true
+	next, events := Advance(j.out.Rollouts, ActionPlan{Rollouts: j.plan.Rollouts[k : k+1]}, rep, j.opts.Now())
+	j.out.Rollouts = next
+	j.out.tell(j.opts, events)
+	if j.opts.Save != nil && j.err == nil && len(j.plan.Rollouts[k].Slots) > 0 {
+		if err := j.opts.Save(next); err != nil {
+			j.err = fmt.Errorf("save rollout state: %w", err)
+		}
+	}
 }
 
 func (o *Outcome) tell(opts ConvergeOptions, events []Event) {

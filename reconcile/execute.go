@@ -62,7 +62,10 @@ func (r Report) OK() bool {
 
 // ExecOptions tunes Execute.
 type ExecOptions struct {
-	// Parallelism bounds the actions in flight (default 4).
+	// Parallelism bounds the engine-changing actions in flight (default
+	// 4). Waits (health gates, readiness) do not count: they only follow
+	// events, and a batch of gates must not hold back the next batch's
+	// hand-over.
 	Parallelism int
 	// Progress, when set, is called after each action finishes (from the
 	// goroutine that ran it; it must be safe for concurrent use).
@@ -123,12 +126,14 @@ func runWhenReady(ctx context.Context, eng Engine, a Action, done []chan struct{
 		inst.Labels[fleets.LabelImageID] = imageID
 		a.Instance = &inst
 	}
-	select {
-	case sem <- struct{}{}:
-	case <-ctx.Done():
-		return Result{Action: a, Status: Skipped, Err: ctx.Err(), Error: ctx.Err().Error()}
+	if !a.Op.waits() {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return Result{Action: a, Status: Skipped, Err: ctx.Err(), Error: ctx.Err().Error()}
+		}
+		defer func() { <-sem }()
 	}
-	defer func() { <-sem }()
 	start := time.Now()
 	out, err := apply(ctx, eng, a)
 	res := Result{Action: a, Status: Done, Duration: time.Since(start), Output: out}
@@ -136,6 +141,15 @@ func runWhenReady(ctx context.Context, eng Engine, a Action, done []chan struct{
 		res.Status, res.Err, res.Error = Failed, err, err.Error()
 	}
 	return res
+}
+
+// waits reports whether the op only waits for a container's state.
+func (o Op) waits() bool {
+	switch o {
+	case OpWaitHealthy, OpWaitExit, OpWaitUp, OpWaitRecovered:
+		return true
+	}
+	return false
 }
 
 // errNoEngineCall is returned for an action that lacks the data its op

@@ -66,6 +66,10 @@ type RolloutStep struct {
 	Order     string         `json:"order"`
 	Forced    string         `json:"forced,omitempty"` // why stop-first was forced
 	Rollback  bool           `json:"rollback,omitempty"`
+	// Chained is set on a batch planned after another batch of the same
+	// rollout in the same plan: it starts once that batch passed its
+	// health gates, and does not run when one of them failed.
+	Chained bool `json:"chained,omitempty"`
 }
 
 // EventKind names what happened to a rollout.
@@ -206,7 +210,7 @@ func Started(state Rollouts, p ActionPlan, now time.Time) []Event {
 	var events []Event
 	for _, step := range p.Rollouts {
 		r, ok := state[rolloutKey(step.Fleet, step.Service)]
-		if step.Rollback || len(step.Slots) == 0 || (ok && r.Target == step.Target) {
+		if step.Rollback || step.Chained || len(step.Slots) == 0 || (ok && r.Target == step.Target) {
 			continue
 		}
 		events = append(events, Event{Time: now, Kind: EventRolloutStarted, Fleet: step.Fleet, Service: step.Service,
@@ -230,6 +234,9 @@ func Advance(state Rollouts, p ActionPlan, rep Report, now time.Time) (Rollouts,
 	var events []Event
 	for _, step := range p.Rollouts {
 		key := rolloutKey(step.Fleet, step.Service)
+		if step.Chained && (!inProgress(next[key], step) || !ran(step, rep)) {
+			continue // an earlier batch failed, so this one did not run, or it ran too late to count
+		}
 		r, evs := advanceOne(next[key], step, rep, now)
 		events = append(events, evs...)
 		if r == nil {
@@ -239,6 +246,28 @@ func Advance(state Rollouts, p ActionPlan, rep Report, now time.Time) (Rollouts,
 		}
 	}
 	return next, events
+}
+
+// inProgress reports whether r is the record a chained batch continues:
+// the rollout of its target still running, or its rollback still rolling
+// back.
+func inProgress(r RolloutRecord, step RolloutStep) bool {
+	if step.Rollback {
+		return r.Status == RolloutRollingBack
+	}
+	return r.Status == RolloutRunning && r.Target == step.Target
+}
+
+// ran reports whether any action of the batch ran (rather than being
+// skipped because an action it waited for failed).
+func ran(step RolloutStep, rep Report) bool {
+	for _, res := range rep.Results {
+		a := res.Action
+		if a.Rollout && a.Fleet == step.Fleet && a.Service == step.Service && slices.Contains(step.Slots, a.Slot) && res.Status != Skipped {
+			return true
+		}
+	}
+	return false
 }
 
 func advanceOne(prev RolloutRecord, step RolloutStep, rep Report, now time.Time) (*RolloutRecord, []Event) {

@@ -154,8 +154,10 @@ func TestRolloutPauses(t *testing.T) {
 		t.Fatal(err)
 	}
 	batches := 0
-	for _, p := range out.Plans {
-		batches += len(p.Rollouts)
+	for _, k := range rec.kinds() {
+		if k == "rollout-batch" {
+			batches++
+		}
 	}
 	if batches != 1 || rec.kinds()[len(rec.events)-1] != "rollout-paused" {
 		t.Fatalf("%d batches, events %v; want a pause after the first batch", batches, rec.kinds())
@@ -174,6 +176,104 @@ func TestRolloutPauses(t *testing.T) {
 	}
 	if r := out.Rollouts["web/api"]; r.Status != reconcile.RolloutPaused {
 		t.Errorf("record = %+v, want paused", r)
+	}
+}
+
+// Without a delay, one plan carries every batch: each later batch waits
+// for the previous batch's health gates only (not its hand-over), and each
+// batch is judged, told and saved as soon as its replicas are done.
+func TestRolloutChainsBatches(t *testing.T) {
+	e := newFake(t)
+	update := fleets.Rollout{Parallelism: 2, Order: fleets.OrderStartFirst, FailureAction: fleets.FailureRollback}
+	converge(t, e, rolling(6, "app:v1", update))
+
+	var rec recorder
+	saves := 0
+	opts := rec.opts()
+	save := opts.Save
+	opts.Save = func(s reconcile.Rollouts) error { saves++; return save(s) }
+	out, err := reconcile.Converge(t.Context(), e, []fleets.Fleet{rolling(6, "app:v2", update)}, policy(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Passes != 1 {
+		t.Fatalf("passes = %d, want one plan for the whole rollout", out.Passes)
+	}
+	p := out.Plans[0]
+	if len(p.Rollouts) != 3 || p.Rollouts[0].Chained || !p.Rollouts[1].Chained || !p.Rollouts[2].Chained {
+		t.Fatalf("rollout steps %+v, want three batches, the later two chained", p.Rollouts)
+	}
+	if got := []int{p.Rollouts[0].Remaining, p.Rollouts[1].Remaining, p.Rollouts[2].Remaining}; !slices.Equal(got, []int{6, 4, 2}) {
+		t.Errorf("remaining per batch = %v, want [6 4 2]", got)
+	}
+	for k := 1; k < 3; k++ {
+		gates, handOver := map[int]bool{}, map[int]bool{}
+		for _, a := range p.Actions {
+			if !a.Rollout || !slices.Contains(p.Rollouts[k-1].Slots, a.Slot) {
+				continue
+			}
+			switch a.Op {
+			case reconcile.OpWaitUp:
+				gates[a.ID] = true
+			case reconcile.OpStop, reconcile.OpRemove, reconcile.OpRename:
+				handOver[a.ID] = true
+			}
+		}
+		for _, a := range p.Actions {
+			if a.Op != reconcile.OpCreate || !slices.Contains(p.Rollouts[k].Slots, a.Slot) {
+				continue
+			}
+			waits := 0
+			for _, dep := range a.After {
+				if gates[dep] {
+					waits++
+				}
+				if handOver[dep] {
+					t.Errorf("batch %d: create %s waits for the previous batch's hand-over (action %d)", k+1, a.Target, dep)
+				}
+			}
+			if waits != len(gates) || waits == 0 {
+				t.Errorf("batch %d: create %s waits for %d of the previous batch's %d gates", k+1, a.Target, waits, len(gates))
+			}
+		}
+	}
+	want := []string{"rollout-started", "rollout-batch", "rollout-batch", "rollout-batch", "rollout-succeeded"}
+	if got := rec.kinds(); !slices.Equal(got, want) {
+		t.Errorf("events = %v, want %v", got, want)
+	}
+	if saves < 3 {
+		t.Errorf("state saved %d times, want once per batch as it is judged", saves)
+	}
+	if !strings.Contains(p.String(), "rollout 5/6") {
+		t.Errorf("causes do not count replicas across batches:\n%s", p)
+	}
+	assertConverged(t, e, []fleets.Fleet{rolling(6, "app:v2", update)})
+}
+
+// A failed gate in a chained plan: the later batches never run, and the
+// rollback replaces only what the first batch touched.
+func TestRolloutChainStopsAtFailedBatch(t *testing.T) {
+	e := newFake(t)
+	update := fleets.Rollout{Parallelism: 2, Order: fleets.OrderStartFirst, FailureAction: fleets.FailurePause}
+	converge(t, e, rolling(6, "app:v1", update))
+	e.OnStart(failOnImage("app:v2"))
+
+	var rec recorder
+	out, err := reconcile.Converge(t.Context(), e, []fleets.Fleet{rolling(6, "app:v2", update)}, policy(), rec.opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"rollout-started", "rollout-batch", "rollout-paused"}
+	if got := rec.kinds(); !slices.Equal(got, want) {
+		t.Fatalf("events = %v, want %v", got, want)
+	}
+	for _, res := range out.Reports[0].Results {
+		if a := res.Action; a.Op == reconcile.OpCreate && res.Status != reconcile.Skipped && a.Slot > 2 {
+			t.Errorf("slot %d was touched after the first batch failed: %s", a.Slot, res.Status)
+		}
+	}
+	if r := out.Rollouts["web/api"]; r.Status != reconcile.RolloutPaused || r.Batches != 1 {
+		t.Errorf("record = %+v, want paused after one batch", r)
 	}
 }
 

@@ -51,16 +51,70 @@ func (b *builder) planRollout(sc serviceCtx, stale []containerItems, resumable [
 		b.inSlot(r.c.slot, func() { b.resume(sc, r) })
 		step.Slots = append(step.Slots, r.c.slot)
 	}
-	for _, c := range stale[:max(0, min(len(stale), size-len(resumable)))] {
-		cause := rolloutCause(c, len(step.Slots)+1, step)
+	take := max(0, min(len(stale), size-len(resumable)))
+	b.planBatch(sc, stale[:take], &step, order, nil, step.Remaining)
+	b.rollouts = append(b.rollouts, step)
+	// Without a delay between batches, the later batches are planned too,
+	// each waiting for the previous batch's health gates only: a batch's
+	// hand-over (stop, remove and rename the old replicas) overlaps the
+	// next batch's start, and no re-observation stands between batches. A
+	// failed gate skips every later batch; the next pass re-plans them
+	// under the failure action.
+	total := step.Remaining
+	for done := len(step.Slots); take < len(stale) && svc.Update.Delay == 0; {
+		next := step
+		next.Slots, next.Chained = nil, true
+		next.Remaining = total - done
+		end := min(len(stale), take+size)
+		b.planBatch(sc, stale[take:end], &next, order, b.gatesOf(step), total)
+		done += len(next.Slots)
+		take = end
+		step = next
+		b.rollouts = append(b.rollouts, step)
+	}
+}
+
+// planBatch adds one batch of a rollout: each stale container replaced in
+// the given order, its first actions waiting for after (the gates of the
+// previous batch) as well. total is the number of replicas the rollout
+// replaces in this plan, for the causes' "n/total".
+func (b *builder) planBatch(sc serviceCtx, batch []containerItems, step *RolloutStep, order string, after []int, total int) {
+	for _, c := range batch {
+		first := len(b.actions)
+		cause := rolloutCause(c, total-step.Remaining+len(step.Slots)+1, total, *step)
 		if order == fleets.OrderStartFirst {
 			b.inSlot(c.slot, func() { b.startFirst(sc, c, cause) })
 		} else {
 			b.inSlot(c.slot, func() { b.gate(sc, c.name, b.replace(sc, c, cause)) })
 		}
+		b.waitAlso(first, after)
 		step.Slots = append(step.Slots, c.slot)
 	}
-	b.rollouts = append(b.rollouts, step)
+}
+
+// waitAlso makes the actions added since index first that wait for none of
+// their own batch also wait for ids.
+func (b *builder) waitAlso(first int, ids []int) {
+	if len(ids) == 0 {
+		return
+	}
+	for i := first; i < len(b.actions); i++ {
+		a := &b.actions[i]
+		if !slices.ContainsFunc(a.After, func(dep int) bool { return dep > first }) {
+			a.After = compactIDs(append(a.After, ids...))
+		}
+	}
+}
+
+// gatesOf returns the health gates of a planned rollout batch.
+func (b *builder) gatesOf(step RolloutStep) []int {
+	var ids []int
+	for _, a := range b.actions {
+		if a.Op == OpWaitUp && a.Rollout && a.Fleet == step.Fleet && a.Service == step.Service && slices.Contains(step.Slots, a.Slot) {
+			ids = append(ids, a.ID)
+		}
+	}
+	return ids
 }
 
 // effectiveOrder is the update order a service gets: start-first only when
@@ -160,7 +214,7 @@ func (b *builder) noteNext(t time.Time) {
 	}
 }
 
-func rolloutCause(c containerItems, n int, step RolloutStep) string {
+func rolloutCause(c containerItems, n, total int, step RolloutStep) string {
 	it, ok := c.kinds[drift.SpecChange]
 	if !ok {
 		it = c.kinds[drift.Image]
@@ -169,7 +223,7 @@ func rolloutCause(c containerItems, n int, step RolloutStep) string {
 	if step.Rollback {
 		what = "rollback"
 	}
-	return fmt.Sprintf("%s; %s %d/%d, %s%s", causeOf(it), what, n, step.Remaining, step.Order, forcedNote(step.Forced))
+	return fmt.Sprintf("%s; %s %d/%d, %s%s", causeOf(it), what, n, total, step.Order, forcedNote(step.Forced))
 }
 
 // finishRollouts closes rollouts whose replicas all run their target

@@ -76,7 +76,7 @@ changes again, or --retry asks for it.`,
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan, change nothing")
 	cmd.Flags().BoolVar(&allowMassPrune, "allow-mass-prune", false, "lift the prune guard for this run")
 	cmd.Flags().BoolVar(&retry, "retry", false, "retry rollouts that failed (rolled back or paused) on the current spec")
-	cmd.Flags().IntVar(&parallelism, "parallelism", 4, "actions in flight at once")
+	cmd.Flags().IntVar(&parallelism, "parallelism", 4, "engine actions in flight at once (health gates and other waits do not count)")
 	return cmd
 }
 

@@ -145,8 +145,8 @@ func loadChecked(ctx context.Context, ft fleetTree, fd fleetDir, host Host, r *r
 	if err == nil {
 		r.fleet = project.Name
 	}
-	for _, f := range findings {
-		r.atPath(string(f.Path), unsupportedMessage(f.Path))
+	for _, p := range unsupportedFindings(findings) {
+		r.atPath(string(p), unsupportedMessage(p))
 	}
 	if err != nil {
 		r.composeErr(err)

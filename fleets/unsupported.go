@@ -67,12 +67,92 @@ func buildUnsupported() []unsupported {
 	return list
 }
 
-var unsupportedPatterns = toPatterns(unsupportedAttributes)
+// compose-go's check matches every node of the model against every
+// pattern, splitting path strings each time; with one pattern per attribute
+// that was a third of a load's CPU. So compose-go gets one pattern per top
+// level ("include", "jobs") or per entry of a section ("services.*",
+// "secrets.*", "configs.*"), whose Detect looks the attributes up in the
+// entry directly, and unsupportedFindings expands a flagged entry into its
+// attributes.
+var (
+	unsupportedPatterns = toPatterns(unsupportedAttributes)
+	byEntry             = entryRules(unsupportedAttributes)
+)
+
+// entryRule is an unsupported attribute below a section entry: parts is
+// its path relative to the entry ("deploy", "mode").
+type entryRule struct {
+	parts  []string
+	detect func(any) bool
+}
+
+func entryRules(list []unsupported) map[string][]entryRule {
+	out := map[string][]entryRule{}
+	for _, u := range list {
+		parts := strings.Split(u.path, ".")
+		if len(parts) > 2 && parts[1] == "*" {
+			out[parts[0]] = append(out[parts[0]], entryRule{parts: parts[2:], detect: u.detect})
+		}
+	}
+	return out
+}
 
 func toPatterns(list []unsupported) []loader.UnsupportedAttributePattern {
-	out := make([]loader.UnsupportedAttributePattern, len(list))
-	for i, u := range list {
-		out[i] = loader.UnsupportedAttributePattern{Path: tree.Path(u.path), Detect: u.detect}
+	var out []loader.UnsupportedAttributePattern
+	sections := map[string]bool{}
+	for _, u := range list {
+		section, _, nested := strings.Cut(u.path, ".*.")
+		switch {
+		case !nested:
+			out = append(out, loader.UnsupportedAttributePattern{Path: tree.Path(u.path), Detect: u.detect})
+		case !sections[section]:
+			sections[section] = true
+			out = append(out, loader.UnsupportedAttributePattern{Path: tree.Path(section + ".*"),
+				Detect: func(v any) bool { return len(entryFindings(section, v)) > 0 }})
+		}
+	}
+	return out
+}
+
+// entryFindings returns the paths, relative to a section entry, of the
+// unsupported attributes it sets.
+func entryFindings(section string, entry any) []string {
+	var out []string
+	for _, rule := range byEntry[section] {
+		v, ok := lookup(entry, rule.parts)
+		if ok && (rule.detect == nil || rule.detect(v)) {
+			out = append(out, strings.Join(rule.parts, "."))
+		}
+	}
+	return out
+}
+
+func lookup(v any, parts []string) (any, bool) {
+	for _, p := range parts {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if v, ok = m[p]; !ok {
+			return nil, false
+		}
+	}
+	return v, true
+}
+
+// unsupportedFindings turns compose-go's findings into the paths of the
+// unsupported attributes, expanding a flagged section entry.
+func unsupportedFindings(found []loader.UnsupportedAttribute) []tree.Path {
+	var out []tree.Path
+	for _, f := range found {
+		parts := f.Path.Parts()
+		if len(parts) != 2 || byEntry[parts[0]] == nil {
+			out = append(out, f.Path)
+			continue
+		}
+		for _, rel := range entryFindings(parts[0], f.Value) {
+			out = append(out, tree.Path(string(f.Path)+"."+rel))
+		}
 	}
 	return out
 }

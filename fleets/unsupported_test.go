@@ -1,0 +1,80 @@
+package fleets
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/compose-spec/compose-go/v2/loader"
+	"github.com/compose-spec/compose-go/v2/tree"
+)
+
+// Every unsupported attribute is found through the few patterns compose-go
+// is given, and reported at its own path with its own message.
+func TestUnsupportedEveryAttribute(t *testing.T) {
+	for _, u := range unsupportedAttributes {
+		parts := strings.Split(u.path, ".")
+		value := any("x")
+		switch {
+		case u.detect == nil:
+		case u.detect("global"):
+			value = "global"
+		case u.detect("service:a"):
+			value = "service:a"
+		case u.detect(true):
+			value = true
+		default:
+			t.Fatalf("%s: no test value satisfies its detect function", u.path)
+		}
+		if len(parts) < 3 {
+			got := unsupportedFindings([]loader.UnsupportedAttribute{{Path: tree.Path(u.path), Value: value}})
+			if !slices.Equal(got, []tree.Path{tree.Path(u.path)}) {
+				t.Errorf("%s: findings %v", u.path, got)
+			}
+			continue
+		}
+		// The entry (a service, secret or config) that sets the attribute.
+		entry := map[string]any{}
+		m := entry
+		for _, p := range parts[2 : len(parts)-1] {
+			next := map[string]any{}
+			m[p] = next
+			m = next
+		}
+		m[parts[len(parts)-1]] = value
+		at := tree.Path(parts[0] + ".web")
+		var pattern *loader.UnsupportedAttributePattern
+		for i, p := range unsupportedPatterns {
+			if at.Matches(p.Path) {
+				pattern = &unsupportedPatterns[i]
+			}
+		}
+		if pattern == nil || !pattern.Detect(entry) {
+			t.Errorf("%s: no pattern flags %s", u.path, at)
+			continue
+		}
+		want := tree.Path(parts[0] + ".web." + strings.Join(parts[2:], "."))
+		got := unsupportedFindings([]loader.UnsupportedAttribute{{Path: at, Value: entry}})
+		if !slices.Equal(got, []tree.Path{want}) {
+			t.Errorf("%s: findings %v, want %s", u.path, got, want)
+		}
+		if msg := unsupportedMessage(want); msg != u.message {
+			t.Errorf("%s: message %q, want %q", u.path, msg, u.message)
+		}
+	}
+	// An entry with only supported attributes, or a detect that declines
+	// the value, is not flagged.
+	for _, entry := range []map[string]any{
+		{"image": "x", "deploy": map[string]any{"replicas": 2, "mode": "replicated"}},
+		{"network_mode": "host"},
+	} {
+		for _, p := range unsupportedPatterns {
+			if p.Detect != nil && tree.Path("services.web").Matches(p.Path) && p.Detect(entry) {
+				t.Errorf("%v flagged as unsupported", entry)
+			}
+		}
+	}
+	if len(unsupportedPatterns) > 8 {
+		t.Errorf("%d patterns for compose-go to match at every node; want one per section", len(unsupportedPatterns))
+	}
+}

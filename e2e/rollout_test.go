@@ -399,10 +399,13 @@ func TestRolloutPause(t *testing.T) {
 	if len(left) != 1 || !strings.Contains(left[0], s.fleet+"/web") || !strings.Contains(left[0], "paused") {
 		t.Errorf("plan --live: want the service left alone as paused\n%s", plan)
 	}
-	// The broken replica may be planned a restart (a heal, with backoff),
-	// but the rollout is not taken further.
+	// The rollout is not taken further, and the broken new replica is left
+	// as it is for inspection: no restart.
 	if planCreate.MatchString(plan.stdout) || plan.code == 1 {
 		t.Errorf("plan --live of a paused rollout plans another replica or fails\n%s", plan)
+	}
+	if len(left) == 1 && !strings.Contains(left[0], "new replicas are left as they are") || strings.Contains(plan.stdout, "restart ") {
+		t.Errorf("plan --live heals the paused rollout's new replica\n%s", plan)
 	}
 }
 

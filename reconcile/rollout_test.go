@@ -177,6 +177,21 @@ func TestRolloutPauses(t *testing.T) {
 	if r := out.Rollouts["web/api"]; r.Status != reconcile.RolloutPaused {
 		t.Errorf("record = %+v, want paused", r)
 	}
+
+	// While paused, the failed new replica is left as it is (a restart
+	// would only run the broken build again); an old one is still healed.
+	e.Stop("web-api-3")
+	p := reconcile.Plan([]fleets.Fleet{rolling(3, "app:v2", update)}, observe(t, e), reconcile.Policy{Now: now, Rollouts: out.Rollouts})
+	var acted []string
+	for _, a := range p.Actions {
+		acted = append(acted, string(a.Op)+" "+a.Target)
+	}
+	if !slices.Equal(acted, []string{"start web-api-3"}) {
+		t.Errorf("plan of a paused rollout: actions %v, want only the old replica's heal\n%s", acted, p)
+	}
+	if len(p.Blocked) != 1 || !strings.Contains(p.Blocked[0].Reason, "new replicas are left as they are") {
+		t.Errorf("plan does not say why the new replica is left alone: %+v", p.Blocked)
+	}
 }
 
 // Without a delay, one plan carries every batch: each later batch waits

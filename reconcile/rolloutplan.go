@@ -19,8 +19,7 @@ func (b *builder) planRollout(sc serviceCtx, stale []containerItems, resumable [
 	f, svc := sc.fleet, sc.svc
 	rec, hasRec := b.pol.Rollouts[rolloutKey(f.Name, svc.Name)]
 	if hasRec && rec.Stalled() && rec.Target == svc.Hash {
-		b.block(f.Name, svc.Name, "", fmt.Sprintf("rollout of %s %s: %s; not retried until a new commit or a manual sync",
-			short(rec.Target), rec.Status, rec.Reason), true)
+		b.blockStalled(sc, rec)
 		for _, c := range stale {
 			b.heal(sc, c) // the old replicas still get healed
 		}
@@ -115,6 +114,16 @@ func (b *builder) gatesOf(step RolloutStep) []int {
 		}
 	}
 	return ids
+}
+
+// blockStalled says why a service's rollout goes no further.
+func (b *builder) blockStalled(sc serviceCtx, rec RolloutRecord) {
+	kept := ""
+	if rec.Status == RolloutPaused {
+		kept = "; its new replicas are left as they are"
+	}
+	b.block(sc.fleet.Name, sc.svc.Name, "", fmt.Sprintf("rollout of %s %s: %s; not retried until a new commit or a manual sync%s",
+		short(rec.Target), rec.Status, rec.Reason, kept), true)
 }
 
 // effectiveOrder is the update order a service gets: start-first only when

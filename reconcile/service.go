@@ -53,8 +53,13 @@ func (b *builder) planService(sc serviceCtx) {
 	}
 	rec, hasRec := b.pol.Rollouts[rolloutKey(f.Name, svc.Name)]
 	stalled := hasRec && rec.Stalled() && rec.Target == svc.Hash
+	// A paused rollout leaves its new replicas as they are, failed ones
+	// included, for people to inspect: healing them would only restart a
+	// broken build over and over. The old replicas are still healed.
+	paused := stalled && rec.Status == RolloutPaused
 	resumable, resumed := b.resumable(sc, stalled)
 	var stale []containerItems
+	left := false // a paused rollout's new replica is left as it is
 	// Removals first, creates last: a create waits for the action that
 	// frees the name it takes (a leftover -next removed as extra, a
 	// renamed container renamed back), and that action must come first.
@@ -68,13 +73,18 @@ func (b *builder) planService(sc serviceCtx) {
 			case resumed[c.name] || !pass(c):
 			case isStale(c):
 				stale = append(stale, c)
+			case paused && !c.has(drift.Missing) && !c.has(drift.Extra):
+				left = true
 			default:
 				b.planContainer(sc, c)
 			}
 		}
 	}
-	if len(stale) > 0 || len(resumable) > 0 {
+	switch {
+	case len(stale) > 0 || len(resumable) > 0:
 		b.planRollout(sc, stale, resumable)
+	case left:
+		b.blockStalled(sc, rec)
 	}
 }
 

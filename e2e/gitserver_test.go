@@ -29,9 +29,27 @@ type gitServer struct {
 
 	handler http.Handler
 
-	mu       sync.Mutex
-	srv      *http.Server
-	requests []gitRequest
+	mu         sync.Mutex
+	srv        *http.Server
+	requests   []gitRequest
+	user, pass string // basic auth every request must carry, when set
+}
+
+// requireAuth makes the server answer 401 to requests without these
+// basic-auth credentials.
+func (g *gitServer) requireAuth(user, pass string) {
+	g.mu.Lock()
+	g.user, g.pass = user, pass
+	g.mu.Unlock()
+}
+
+// authorized checks a request against requireAuth's credentials.
+func (g *gitServer) authorized(r *http.Request) bool {
+	g.mu.Lock()
+	user, pass := g.user, g.pass
+	g.mu.Unlock()
+	u, p, ok := r.BasicAuth()
+	return user == "" || ok && u == user && p == pass
 }
 
 // gitRequest is one request the server answered.
@@ -62,6 +80,11 @@ func newGitServer(t testing.TB) *gitServer {
 	}
 	g.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		if !g.authorized(r) {
+			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
 		backend.ServeHTTP(w, r)
 		key := r.Method + " " + r.URL.Path
 		if r.URL.RawQuery != "" {

@@ -380,6 +380,42 @@ func TestPlanRevisionsFlags(t *testing.T) {
 	}
 }
 
+// TestPlanRevisionsRemoteAuth plans between two branches of a remote
+// repository that requires a token: refused without it, naming the
+// repository; planned with --git-token-file, and the token appears nowhere
+// in the output.
+func TestPlanRevisionsRemoteAuth(t *testing.T) {
+	const token = "s3cr3t-token-value"
+	g := newGitServer(t)
+	compose := func(image string) string {
+		return "services:\n  web:\n    image: " + image + "\n    pull_policy: never\n"
+	}
+	g.commit("main", "base", map[string]string{"fleets/shop/compose.yaml": compose("shop:1")})
+	g.commit("bump", "bump shop", map[string]string{"fleets/shop/compose.yaml": compose("shop:2")})
+	g.requireAuth("x-access-token", token)
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"--path", "fleets", "--base", "main", "--head", "bump", "--host", "h1"}
+
+	r := plan(t, g.url(), args...)
+	if r.code != 1 || !strings.Contains(r.stderr, "127.0.0.1") || !strings.Contains(strings.ToLower(r.stderr), "auth") {
+		t.Errorf("without a token: exit %d, stderr %q; want exit 1 naming the repository and authentication", r.code, r.stderr)
+	}
+	r = plan(t, g.url(), append(args, "--git-token-file", tokenFile)...)
+	if r.code != 2 || !strings.Contains(r.stdout, "shop:1 → shop:2") {
+		t.Errorf("with --git-token-file: exit %d, want 2 and the image bump\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if strings.Contains(r.stdout+r.stderr, token) {
+		t.Errorf("the token appears in the output")
+	}
+	r = plan(t, g.url(), append(args, "--git-token-file", filepath.Join(t.TempDir(), "missing"))...)
+	if r.code != 2 || !strings.Contains(r.stderr, "--git-token-file") {
+		t.Errorf("missing token file: exit %d, stderr %q; want a usage error naming the flag", r.code, r.stderr)
+	}
+}
+
 // TestPlanRevisionsExamples plans a change of the repository's own
 // examples/fleets: a new greeting for the shop, two hello replicas.
 func TestPlanRevisionsExamples(t *testing.T) {

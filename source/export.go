@@ -24,23 +24,48 @@ import (
 // A local repository (a path or file:// URL) is opened in place, read-only:
 // its own branches, tags and remote-tracking refs are visible. A remote one
 // is fetched into memory (all branches and tags), never into a directory.
+// To export several revisions of a remote, open a Snapshot once.
 func Export(ctx context.Context, repo, ref, path, dest string, auth Auth) (Revision, error) {
+	s, err := OpenSnapshot(ctx, repo, auth)
+	if err != nil {
+		return Revision{}, err
+	}
+	return s.Export(ctx, ref, path, dest)
+}
+
+// Snapshot is a repository opened for exporting revisions: a local one in
+// place, a remote one fetched into memory once. Its Export calls must not
+// run concurrently.
+type Snapshot struct {
+	g    *git.Repository
+	repo string
+	red  redactor
+}
+
+// OpenSnapshot opens repo for Export; see Export for what it accepts.
+func OpenSnapshot(ctx context.Context, repo string, auth Auth) (*Snapshot, error) {
+	red := auth.secrets(repo)
+	g, err := openForExport(ctx, repo, auth, red)
+	if err != nil {
+		return nil, err
+	}
+	return &Snapshot{g: g, repo: repo, red: red}, nil
+}
+
+// Export writes the tree of ref into dest, as the package's Export does.
+func (s *Snapshot) Export(ctx context.Context, ref, path, dest string) (Revision, error) {
 	if path == "" {
 		path = "."
 	}
 	if ref == "" {
 		ref = "HEAD"
 	}
-	red := auth.secrets(repo)
-	what := fmt.Sprintf("export %s ref %s", redactURL(repo), ref)
+	red := s.red
+	what := fmt.Sprintf("export %s ref %s", redactURL(s.repo), ref)
 	if err := validatePath(path); err != nil {
 		return Revision{}, err
 	}
-	g, err := openForExport(ctx, repo, auth, red)
-	if err != nil {
-		return Revision{}, err
-	}
-	c, err := resolveCommit(g, ref)
+	c, err := resolveCommit(s.g, ref)
 	if err != nil {
 		return Revision{}, red.wrap(err, what, ErrRefNotFound)
 	}

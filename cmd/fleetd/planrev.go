@@ -15,7 +15,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/fleetd/fleetd/fleets"
 	"github.com/fleetd/fleetd/reconcile"
@@ -29,6 +28,9 @@ type revFlags struct {
 	base, head string
 	path       string
 	inventory  string
+	// auth is how to reach a remote --repo: the daemon's source.auth
+	// settings, as flags naming files.
+	auth authConfig
 }
 
 func (rf *revFlags) register(cmd *cobra.Command) {
@@ -36,6 +38,19 @@ func (rf *revFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&rf.head, "head", "HEAD", "plan between revisions: the revision to merge")
 	cmd.Flags().StringVar(&rf.path, "path", ".", "plan between revisions: the fleets directory inside the repository")
 	cmd.Flags().StringVar(&rf.inventory, "inventory", "", "plan between revisions: inventory file inside the repository (default "+fleets.DefaultInventory+" when present; else --host and --label)")
+	registerAuth(cmd, &rf.auth)
+}
+
+// registerAuth adds the flags that authenticate to a remote repository,
+// each naming a file so that no secret appears in a command line.
+func registerAuth(cmd *cobra.Command, a *authConfig) {
+	f := cmd.Flags()
+	f.StringVar(&a.TokenFile, "git-token-file", "", "remote --repo over HTTPS: file holding an access token (sent as the password, user x-access-token unless --git-username)")
+	f.StringVar(&a.Username, "git-username", "", "remote --repo over HTTPS: user name for basic auth")
+	f.StringVar(&a.PasswordFile, "git-password-file", "", "remote --repo over HTTPS: file holding the basic auth password")
+	f.StringVar(&a.SSHKeyFile, "ssh-key-file", "", "remote --repo over SSH: private key file (needs --known-hosts-file)")
+	f.StringVar(&a.SSHKeyPassphraseFile, "ssh-key-passphrase-file", "", "remote --repo over SSH: file holding the key's passphrase")
+	f.StringVar(&a.KnownHostsFile, "known-hosts-file", "", "remote --repo over SSH: known_hosts file; host keys are checked strictly")
 }
 
 // requested reports whether the plan is between revisions.
@@ -128,18 +143,21 @@ func planRevisions(ctx context.Context, l *liveFlags, rf *revFlags, stderr io.Wr
 }
 
 // exportBoth writes the trees of both revisions under tmp/base and
-// tmp/head, concurrently.
+// tmp/head.
 func exportBoth(ctx context.Context, repo string, rf *revFlags, tmp string) (base, head source.Revision, err error) {
-	var g errgroup.Group
-	g.Go(func() (err error) {
-		base, err = source.Export(ctx, repo, rf.base, rf.path, filepath.Join(tmp, "base"), source.Auth{})
-		return err
-	})
-	g.Go(func() (err error) {
-		head, err = source.Export(ctx, repo, rf.head, rf.path, filepath.Join(tmp, "head"), source.Auth{})
-		return err
-	})
-	if err = g.Wait(); err != nil {
+	auth, err := gitAuth(rf.auth)
+	if err != nil {
+		return base, head, err
+	}
+	// One fetch of a remote serves both revisions.
+	snap, err := source.OpenSnapshot(ctx, repo, auth)
+	if err != nil {
+		return base, head, err
+	}
+	if base, err = snap.Export(ctx, rf.base, rf.path, filepath.Join(tmp, "base")); err != nil {
+		return base, head, err
+	}
+	if head, err = snap.Export(ctx, rf.head, rf.path, filepath.Join(tmp, "head")); err != nil {
 		return base, head, err
 	}
 	// A fleets directory missing on one side holds no fleets there (all
@@ -155,6 +173,21 @@ func exportBoth(ctx context.Context, repo string, rf *revFlags, tmp string) (bas
 		err = os.MkdirAll(head.Dir, 0o755)
 	}
 	return base, head, err
+}
+
+// gitAuth reads the secrets the auth flags name; an unreadable file is
+// reported with its flag.
+func gitAuth(a authConfig) (source.Auth, error) {
+	for _, f := range [][2]string{{"--git-token-file", a.TokenFile}, {"--git-password-file", a.PasswordFile},
+		{"--ssh-key-passphrase-file", a.SSHKeyPassphraseFile}} {
+		if _, err := readSecret(f[1]); err != nil {
+			return source.Auth{}, usageError("%s: %v", f[0], err)
+		}
+	}
+	if a.SSHKeyFile != "" && a.KnownHostsFile == "" {
+		return source.Auth{}, usageError("--ssh-key-file needs --known-hosts-file: host keys are checked strictly")
+	}
+	return sourceAuth(a)
 }
 
 // planHosts are the hosts to plan for, with their facts at each side: from

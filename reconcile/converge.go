@@ -113,15 +113,16 @@ type judge struct {
 	plan    ActionPlan
 	out     *Outcome
 	opts    ConvergeOptions
-	step    map[int]int // action ID -> index of the rollout step it belongs to
-	pending []int       // per step: its actions not finished yet
+	step    map[int]int    // action ID -> index of the rollout step it belongs to
+	pending []int          // per step: its actions not finished yet
+	failed  map[string]int // per service: failures of its batches judged so far
 	judged  []bool
 	results []Result // finished so far
 	err     error    // the first failed save
 }
 
 func newJudge(p ActionPlan, out *Outcome, opts ConvergeOptions) *judge {
-	j := &judge{plan: p, out: out, opts: opts, step: map[int]int{},
+	j := &judge{plan: p, out: out, opts: opts, step: map[int]int{}, failed: map[string]int{},
 		pending: make([]int, len(p.Rollouts)), judged: make([]bool, len(p.Rollouts))}
 	for _, a := range p.Actions {
 		if !a.Rollout {
@@ -179,7 +180,18 @@ func (j *judge) finish(rep Report) {
 
 func (j *judge) advance(k int, rep Report) {
 	j.judged[k] = true
-	next, events := Advance(j.out.Rollouts, ActionPlan{Rollouts: j.plan.Rollouts[k : k+1]}, rep, j.opts.Now())
+	step := j.plan.Rollouts[k]
+	key := rolloutKey(step.Fleet, step.Service)
+	if step.Chained {
+		// The plan counted on every earlier batch succeeding; the
+		// replicas a tolerated failure left behind are still to do.
+		step.Remaining += j.failed[key]
+	}
+	before := j.out.Rollouts[key].Failures
+	next, events := Advance(j.out.Rollouts, ActionPlan{Rollouts: []RolloutStep{step}}, rep, j.opts.Now())
+	if r, ok := next[key]; ok {
+		j.failed[key] += r.Failures - before
+	}
 	j.out.Rollouts = next
 	j.out.tell(j.opts, events)
 	if j.opts.Save != nil && j.err == nil && len(j.plan.Rollouts[k].Slots) > 0 {

@@ -65,7 +65,8 @@ type ExecOptions struct {
 	// Parallelism bounds the engine-changing actions in flight (default
 	// 4). Waits (health gates, readiness) do not count: they only follow
 	// events, and a batch of gates must not hold back the next batch's
-	// hand-over.
+	// hand-over. They have their own bound, maxWaits (each holds an events
+	// stream).
 	Parallelism int
 	// Progress, when set, is called after each action finishes (from the
 	// goroutine that ran it; it must be safe for concurrent use).
@@ -89,11 +90,16 @@ func Execute(ctx context.Context, eng Engine, p ActionPlan, opts ExecOptions) Re
 	}
 	var mu sync.Mutex // guards results
 	sem := make(chan struct{}, limit)
+	waitSem := make(chan struct{}, max(maxWaits, limit))
 	var g errgroup.Group
 	for i, a := range p.Actions {
 		g.Go(func() error {
 			defer close(done[i])
-			res := runWhenReady(ctx, eng, a, done, results, &mu, sem)
+			s := sem
+			if a.Op.waits() {
+				s = waitSem
+			}
+			res := runWhenReady(ctx, eng, a, done, results, &mu, s)
 			mu.Lock()
 			results[i] = res
 			mu.Unlock()
@@ -126,14 +132,12 @@ func runWhenReady(ctx context.Context, eng Engine, a Action, done []chan struct{
 		inst.Labels[fleets.LabelImageID] = imageID
 		a.Instance = &inst
 	}
-	if !a.Op.waits() {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			return Result{Action: a, Status: Skipped, Err: ctx.Err(), Error: ctx.Err().Error()}
-		}
-		defer func() { <-sem }()
+	select {
+	case sem <- struct{}{}:
+	case <-ctx.Done():
+		return Result{Action: a, Status: Skipped, Err: ctx.Err(), Error: ctx.Err().Error()}
 	}
+	defer func() { <-sem }()
 	start := time.Now()
 	out, err := apply(ctx, eng, a)
 	res := Result{Action: a, Status: Done, Duration: time.Since(start), Output: out}
@@ -142,6 +146,9 @@ func runWhenReady(ctx context.Context, eng Engine, a Action, done []chan struct{
 	}
 	return res
 }
+
+// maxWaits bounds the waits in flight at once.
+const maxWaits = 64
 
 // waits reports whether the op only waits for a container's state.
 func (o Op) waits() bool {

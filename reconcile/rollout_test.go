@@ -2,6 +2,7 @@ package reconcile_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -207,6 +208,17 @@ func TestRolloutChainsBatches(t *testing.T) {
 	opts := rec.opts()
 	save := opts.Save
 	opts.Save = func(s reconcile.Rollouts) error { saves++; return save(s) }
+	// How many actions had finished when each batch was told.
+	var finished int
+	var toldAt []int
+	opts.Exec.Progress = func(reconcile.Result) { finished++ }
+	onEvent := opts.OnEvent
+	opts.OnEvent = func(ev reconcile.Event) {
+		if ev.Kind == reconcile.EventRolloutBatch {
+			toldAt = append(toldAt, finished)
+		}
+		onEvent(ev)
+	}
 	out, err := reconcile.Converge(t.Context(), e, []fleets.Fleet{rolling(6, "app:v2", update)}, policy(), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -259,14 +271,17 @@ func TestRolloutChainsBatches(t *testing.T) {
 	if saves < 3 {
 		t.Errorf("state saved %d times, want once per batch as it is judged", saves)
 	}
+	if len(toldAt) != 3 || toldAt[0] >= len(p.Actions) || toldAt[1] >= len(p.Actions) {
+		t.Errorf("batches told after %v of %d actions; want the first two before the plan ends", toldAt, len(p.Actions))
+	}
 	if !strings.Contains(p.String(), "rollout 5/6") {
 		t.Errorf("causes do not count replicas across batches:\n%s", p)
 	}
 	assertConverged(t, e, []fleets.Fleet{rolling(6, "app:v2", update)})
 }
 
-// A failed gate in a chained plan: the later batches never run, and the
-// rollback replaces only what the first batch touched.
+// A failed gate in a chained plan: the later batches, planned in the same
+// plan, never run, and the rollout pauses after the first.
 func TestRolloutChainStopsAtFailedBatch(t *testing.T) {
 	e := newFake(t)
 	update := fleets.Rollout{Parallelism: 2, Order: fleets.OrderStartFirst, FailureAction: fleets.FailurePause}
@@ -282,14 +297,70 @@ func TestRolloutChainStopsAtFailedBatch(t *testing.T) {
 	if got := rec.kinds(); !slices.Equal(got, want) {
 		t.Fatalf("events = %v, want %v", got, want)
 	}
+	if steps := out.Plans[0].Rollouts; len(steps) != 3 || !steps[1].Chained || !steps[2].Chained {
+		t.Fatalf("first plan's rollout steps %+v, want three batches, the later two chained", steps)
+	}
+	skipped := 0
 	for _, res := range out.Reports[0].Results {
-		if a := res.Action; a.Op == reconcile.OpCreate && res.Status != reconcile.Skipped && a.Slot > 2 {
-			t.Errorf("slot %d was touched after the first batch failed: %s", a.Slot, res.Status)
+		if a := res.Action; a.Op == reconcile.OpCreate && a.Slot > 2 {
+			if res.Status != reconcile.Skipped {
+				t.Errorf("slot %d was touched after the first batch failed: %s", a.Slot, res.Status)
+			}
+			skipped++
 		}
+	}
+	if skipped != 4 {
+		t.Errorf("%d creates of later batches skipped, want 4", skipped)
 	}
 	if r := out.Rollouts["web/api"]; r.Status != reconcile.RolloutPaused || r.Batches != 1 {
 		t.Errorf("record = %+v, want paused after one batch", r)
 	}
+}
+
+// A failure in a batch's hand-over (not its gates) pauses the rollout too;
+// the next batch, already started alongside, may finish, but no further one
+// starts.
+func TestRolloutHandOverFailureStopsChain(t *testing.T) {
+	e := newFake(t)
+	update := fleets.Rollout{Parallelism: 2, Order: fleets.OrderStartFirst, FailureAction: fleets.FailurePause}
+	converge(t, e, rolling(6, "app:v1", update))
+	e.FailOn("RemoveContainer", "web-api-1", errors.New("device or resource busy"))
+
+	var rec recorder
+	out, err := reconcile.Converge(t.Context(), e, []fleets.Fleet{rolling(6, "app:v2", update)}, policy(), rec.opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := out.Rollouts["web/api"]; r.Status != reconcile.RolloutPaused {
+		t.Fatalf("record = %+v, want paused", r)
+	}
+	got := images(t, observe(t, e))
+	for _, name := range []string{"web-api-5", "web-api-6"} {
+		if got[name] != "app:v1" {
+			t.Errorf("%s runs %s after the first batch's hand-over failed; want it untouched", name, got[name])
+		}
+	}
+}
+
+// A failure the policy tolerates (max_failure_ratio) does not let the
+// chained batches declare the rollout done early: the failed replica is
+// still to do, and the same rollout finishes it in the next pass.
+func TestRolloutToleratedFailureIsFinished(t *testing.T) {
+	e := newFake(t)
+	update := fleets.Rollout{Parallelism: 2, Order: fleets.OrderStartFirst, FailureAction: fleets.FailurePause, MaxFailureRatio: 0.5}
+	converge(t, e, rolling(6, "app:v1", update))
+	e.FailOnce("RemoveContainer", "web-api-1", errors.New("device or resource busy"))
+
+	var rec recorder
+	_, err := reconcile.Converge(t.Context(), e, []fleets.Fleet{rolling(6, "app:v2", update)}, policy(), rec.opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := rec.kinds()
+	if n := slices.Index(kinds, "rollout-succeeded"); n != len(kinds)-1 || slices.Index(kinds[1:], "rollout-started") >= 0 {
+		t.Errorf("events %v: want one start and the success last", kinds)
+	}
+	assertConverged(t, e, []fleets.Fleet{rolling(6, "app:v2", update)})
 }
 
 func TestRolloutForcedStopFirst(t *testing.T) {

@@ -54,21 +54,24 @@ func (b *builder) planRollout(sc serviceCtx, stale []containerItems, resumable [
 	b.planBatch(sc, stale[:take], &step, order, nil, step.Remaining)
 	b.rollouts = append(b.rollouts, step)
 	// Without a delay between batches, the later batches are planned too,
-	// each waiting for the previous batch's health gates only: a batch's
+	// each waiting for the previous batch's health gates: a batch's
 	// hand-over (stop, remove and rename the old replicas) overlaps the
 	// next batch's start, and no re-observation stands between batches. A
 	// failed gate skips every later batch; the next pass re-plans them
-	// under the failure action.
+	// under the failure action. A batch also waits for the whole batch
+	// before the previous one, so that a failed hand-over lets at most one
+	// more batch run.
 	total := step.Remaining
+	var before RolloutStep // the batch before step, once there is one
 	for done := len(step.Slots); take < len(stale) && svc.Update.Delay == 0; {
 		next := step
 		next.Slots, next.Chained = nil, true
 		next.Remaining = total - done
 		end := min(len(stale), take+size)
-		b.planBatch(sc, stale[take:end], &next, order, b.gatesOf(step), total)
+		b.planBatch(sc, stale[take:end], &next, order, append(b.gatesOf(step), b.sinksOf(before)...), total)
 		done += len(next.Slots)
 		take = end
-		step = next
+		before, step = step, next
 		b.rollouts = append(b.rollouts, step)
 	}
 }
@@ -105,11 +108,41 @@ func (b *builder) waitAlso(first int, ids []int) {
 	}
 }
 
+// sinksOf returns the last actions of a planned rollout batch: those no
+// other action of the batch waits for. When they are done, so is the batch.
+func (b *builder) sinksOf(step RolloutStep) []int {
+	in := b.batchActions(step)
+	waited := map[int]bool{}
+	for _, a := range in {
+		for _, dep := range a.After {
+			waited[dep] = true
+		}
+	}
+	var ids []int
+	for _, a := range in {
+		if !waited[a.ID] {
+			ids = append(ids, a.ID)
+		}
+	}
+	return ids
+}
+
+// batchActions returns the actions of a planned rollout batch.
+func (b *builder) batchActions(step RolloutStep) []Action {
+	var out []Action
+	for _, a := range b.actions {
+		if a.Rollout && a.Fleet == step.Fleet && a.Service == step.Service && slices.Contains(step.Slots, a.Slot) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // gatesOf returns the health gates of a planned rollout batch.
 func (b *builder) gatesOf(step RolloutStep) []int {
 	var ids []int
-	for _, a := range b.actions {
-		if a.Op == OpWaitUp && a.Rollout && a.Fleet == step.Fleet && a.Service == step.Service && slices.Contains(step.Slots, a.Slot) {
+	for _, a := range b.batchActions(step) {
+		if a.Op == OpWaitUp {
 			ids = append(ids, a.ID)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -209,13 +210,13 @@ func TestRolloutChainsBatches(t *testing.T) {
 	save := opts.Save
 	opts.Save = func(s reconcile.Rollouts) error { saves++; return save(s) }
 	// How many actions had finished when each batch was told.
-	var finished int
+	var finished atomic.Int64
 	var toldAt []int
-	opts.Exec.Progress = func(reconcile.Result) { finished++ }
+	opts.Exec.Progress = func(reconcile.Result) { finished.Add(1) }
 	onEvent := opts.OnEvent
 	opts.OnEvent = func(ev reconcile.Event) {
 		if ev.Kind == reconcile.EventRolloutBatch {
-			toldAt = append(toldAt, finished)
+			toldAt = append(toldAt, int(finished.Load()))
 		}
 		onEvent(ev)
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fleetd/fleetd/fleets"
 	"github.com/fleetd/fleetd/reconcile"
 )
 
@@ -89,6 +90,14 @@ func (g *gitRepo) commit(t *testing.T, tag, subject string, files map[string]str
 	g.git(t, "tag", tag)
 }
 
+// write sets a file of the working tree without committing it.
+func (g *gitRepo) write(t *testing.T, name, data string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(g.dir, filepath.FromSlash(name)), []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // planRun is one run of fleetd plan --base/--head.
 type planRun struct {
 	stdout, stderr string
@@ -99,9 +108,15 @@ type planRun struct {
 // revisions must not need an engine.
 func plan(t *testing.T, dir string, args ...string) planRun {
 	t.Helper()
+	return runNoDocker(t, append([]string{"plan", "--repo", dir}, args...)...)
+}
+
+// runNoDocker runs the binary with no Docker engine to reach.
+func runNoDocker(t *testing.T, args ...string) planRun {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), runTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, fleetdBin, append([]string{"plan", "--repo", dir}, args...)...)
+	cmd := exec.CommandContext(ctx, fleetdBin, args...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "DOCKER_HOST=unix:///nonexistent.sock"}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -413,6 +428,75 @@ func TestPlanRevisionsRemoteAuth(t *testing.T) {
 	r = plan(t, g.url(), append(args, "--git-token-file", filepath.Join(t.TempDir(), "missing"))...)
 	if r.code != 2 || !strings.Contains(r.stderr, "--git-token-file") {
 		t.Errorf("missing token file: exit %d, stderr %q; want a usage error naming the flag", r.code, r.stderr)
+	}
+}
+
+// TestValidateBase validates a working tree against a base revision:
+// problems already at base are reported but do not fail, new ones do, and
+// a fixed problem is simply gone.
+func TestValidateBase(t *testing.T) {
+	g := newGitRepo(t)
+	svc := func(extra string) string {
+		return "services:\n  web:\n    image: shop:1\n    pull_policy: never\n" + extra
+	}
+	g.commit(t, "base", "shop with ipc", map[string]string{
+		"fleets/shop/compose.yaml":  svc("    ipc: host\n"),
+		"fleets/hello/compose.yaml": svc(""),
+	})
+	fleetsDir := filepath.Join(g.dir, "fleets")
+	validate := func(args ...string) planRun {
+		return runNoDocker(t, append([]string{"validate", fleetsDir, "--host", "h1"}, args...)...)
+	}
+
+	// The base's own problem: reported, not new, exit 0.
+	r := validate("--base", "base")
+	if r.code != 0 || !strings.Contains(r.stdout, "ipc: not supported by fleetd  (already at base)") || !strings.Contains(r.stdout, "1 problems, 0 new since base ") || !strings.HasSuffix(r.stdout, " (base)\n") {
+		t.Errorf("unchanged tree: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := validate(); r.code != 1 {
+		t.Errorf("without --base any problem fails: exit %d", r.code)
+	}
+
+	// A new problem in the working tree (uncommitted) fails; lines moved
+	// above the old one do not make it new.
+	g.write(t, "fleets/shop/compose.yaml", "# moved down\n"+svc("    ipc: host\n    links: [hello]\n"))
+	r = validate("--base", "base")
+	if r.code != 1 || !strings.Contains(r.stdout, "links: use networks") || !strings.Contains(r.stdout, "(new)") ||
+		!strings.Contains(r.stdout, "ipc: not supported by fleetd  (already at base)") {
+		t.Errorf("new problem: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	var rep struct {
+		Valid bool `json:"valid"`
+		Base  struct {
+			Ref         string           `json:"ref"`
+			Commit      string           `json:"commit"`
+			NewProblems []fleets.Problem `json:"new_problems"`
+		} `json:"base"`
+	}
+	r = validate("--base", "base", "--format", "json")
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("json: %v\n%s", err, r.stdout)
+	}
+	if rep.Valid || rep.Base.Ref != "base" || len(rep.Base.Commit) != 40 || len(rep.Base.NewProblems) == 0 {
+		t.Errorf("json report %+v", rep)
+	}
+	for _, p := range rep.Base.NewProblems {
+		if p.Field == "ipc" {
+			t.Errorf("the base's problem is reported new: %+v", p)
+		}
+	}
+
+	// Fixing the old problem: clean, exit 0.
+	g.write(t, "fleets/shop/compose.yaml", svc(""))
+	if r := validate("--base", "base"); r.code != 0 || !strings.Contains(r.stdout, "0 problems, 0 new since base ") {
+		t.Errorf("fixed: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// Not in a Git repository, or an unknown revision: an error, exit 1.
+	if r := runNoDocker(t, "validate", t.TempDir(), "--base", "main"); r.code != 1 || !strings.Contains(r.stderr, "Git repository") {
+		t.Errorf("outside a repository: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := validate("--base", "nope"); r.code != 1 || !strings.Contains(r.stderr, "nope") {
+		t.Errorf("unknown revision: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
 

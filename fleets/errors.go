@@ -94,3 +94,26 @@ func compareProblems(a, b Problem) int {
 func errorf(format string, args ...any) string {
 	return fmt.Sprintf(format, args...)
 }
+
+// NewSince returns the problems of head that base does not have, in head's
+// order: what a change introduced. Problems are compared without their
+// line, which moves when lines are added above; a problem that base has
+// n times is old n times.
+func NewSince(head, base []Problem) []Problem {
+	seen := map[Problem]int{}
+	for _, p := range base {
+		p.Line = 0
+		seen[p]++
+	}
+	var out []Problem
+	for _, p := range head {
+		key := p
+		key.Line = 0
+		if seen[key] > 0 {
+			seen[key]--
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}

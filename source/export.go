@@ -52,6 +52,16 @@ func OpenSnapshot(ctx context.Context, repo string, auth Auth) (*Snapshot, error
 	return &Snapshot{g: g, repo: repo, red: red}, nil
 }
 
+// WorktreeRoot is the top directory of a local repository's work tree, or
+// "" for a remote or bare one: Export's path is relative to it.
+func (s *Snapshot) WorktreeRoot() string {
+	wt, err := s.g.Worktree()
+	if err != nil {
+		return ""
+	}
+	return wt.Filesystem.Root()
+}
+
 // Export writes the tree of ref into dest, as the package's Export does.
 func (s *Snapshot) Export(ctx context.Context, ref, path, dest string) (Revision, error) {
 	if path == "" {

@@ -1,21 +1,27 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/fleetd/fleetd/fleets"
+	"github.com/fleetd/fleetd/source"
 )
 
 func newValidateCmd() *cobra.Command {
 	var hf hostFlags
-	var format string
+	var format, base string
 	cmd := &cobra.Command{
 		Use:   "validate [DIR]",
 		Short: "Load every fleet under DIR and report what this host would run",
@@ -23,7 +29,13 @@ func newValidateCmd() *cobra.Command {
 reports every problem it finds with file, line, fleet, service and field, and
 prints each valid fleet's services, images, replicas and whether it targets
 the host. Exit 0 when every fleet is valid, 1 when any is invalid, 2 for usage
-errors.`,
+errors.
+
+With --base REF, DIR must be inside a Git repository: the fleets directory is
+also loaded as it was at REF, and each problem is marked new (introduced
+since REF) or already there. Exit 1 only when there are new problems, so that
+a pull request is judged by what it changes (pass the merge base, as for
+plan --base).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := "."
@@ -43,6 +55,17 @@ errors.`,
 				return err
 			}
 			report := newValidateReport(host, loaded, problems)
+			if base != "" {
+				b, baseProblems, err := loadAtRevision(cmd.Context(), dir, base, host)
+				if err != nil {
+					return err
+				}
+				b.NewProblems = fleets.NewSince(problems, baseProblems)
+				if b.NewProblems == nil {
+					b.NewProblems = []fleets.Problem{}
+				}
+				report.Base = &b
+			}
 			if format == "json" {
 				err = writeJSON(cmd.OutOrStdout(), report)
 			} else {
@@ -51,7 +74,7 @@ errors.`,
 			if err != nil {
 				return err
 			}
-			if len(problems) > 0 {
+			if report.failed() {
 				return &exitError{code: exitFailure, err: errors.New("")}
 			}
 			return nil
@@ -59,7 +82,46 @@ errors.`,
 	}
 	hf.register(cmd)
 	cmd.Flags().StringVar(&format, "format", "text", "output format: text or json")
+	cmd.Flags().StringVar(&base, "base", "", "Git revision to compare with (branch, tag, commit, HEAD~1): fail only on problems introduced since")
 	return cmd
+}
+
+// loadAtRevision loads the fleets directory dir as it was at ref, from the
+// Git repository holding it, and returns the revision and its problems. A
+// directory that did not exist at ref holds no fleets and no problems.
+func loadAtRevision(ctx context.Context, dir, ref string, host fleets.Host) (validateBase, []fleets.Problem, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return validateBase{}, nil, fmt.Errorf("--base: %w", err)
+	}
+	snap, err := source.OpenSnapshot(ctx, abs, source.Auth{})
+	if err != nil {
+		return validateBase{}, nil, fmt.Errorf("--base needs %s inside a Git repository: %w", dir, err)
+	}
+	root := snap.WorktreeRoot()
+	if root == "" {
+		return validateBase{}, nil, usageError("--base: %s is not in a Git work tree", dir)
+	}
+	rel, err := filepath.Rel(root, abs)
+	if err != nil {
+		return validateBase{}, nil, fmt.Errorf("--base: %w", err)
+	}
+	tmp, err := os.MkdirTemp("", "fleetd-validate-")
+	if err != nil {
+		return validateBase{}, nil, fmt.Errorf("--base: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	rev, err := snap.Export(ctx, ref, filepath.ToSlash(rel), tmp)
+	if err != nil {
+		return validateBase{}, nil, err
+	}
+	b := validateBase{Ref: ref, Commit: rev.Commit}
+	if _, err := os.Stat(rev.Dir); errors.Is(err, fs.ErrNotExist) {
+		return b, nil, nil
+	}
+	_, loadErr := fleets.Load(ctx, rev.Dir, host)
+	problems, err := splitProblems(loadErr)
+	return b, problems, err
 }
 
 // splitProblems separates validation problems (reported, exit 1) from
@@ -80,6 +142,25 @@ type validateReport struct {
 	Valid    bool             `json:"valid"`
 	Fleets   []validateFleet  `json:"fleets"`
 	Problems []fleets.Problem `json:"problems"`
+	// Base is set with --base.
+	Base *validateBase `json:"base,omitempty"`
+}
+
+// validateBase is the revision --base compared with, and the problems
+// introduced since (a subset of Problems).
+type validateBase struct {
+	Ref         string           `json:"ref"`
+	Commit      string           `json:"commit"`
+	NewProblems []fleets.Problem `json:"new_problems"`
+}
+
+// failed reports whether validate exits 1: any problem, or with --base any
+// new problem.
+func (r validateReport) failed() bool {
+	if r.Base != nil {
+		return len(r.Base.NewProblems) > 0
+	}
+	return len(r.Problems) > 0
 }
 
 type validateFleet struct {
@@ -140,10 +221,31 @@ func (r validateReport) writeText(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write report: %w", err)
 	}
-	for _, p := range r.Problems {
-		fmt.Fprintln(w, p.String())
+	var fresh []fleets.Problem
+	if r.Base != nil {
+		fresh = r.Base.NewProblems
 	}
-	_, err := fmt.Fprintf(w, "%d fleets valid, %d problems\n", len(r.Fleets), len(r.Problems))
+	for _, p := range r.Problems {
+		note := ""
+		if r.Base != nil {
+			if i := slices.Index(fresh, p); i >= 0 {
+				fresh = slices.Delete(slices.Clone(fresh), i, i+1)
+				note = "  (new)"
+			} else {
+				note = "  (already at base)"
+			}
+		}
+		fmt.Fprintln(w, p.String()+note)
+	}
+	summary := fmt.Sprintf("%d fleets valid, %d problems", len(r.Fleets), len(r.Problems))
+	if r.Base != nil {
+		short := r.Base.Commit[:min(7, len(r.Base.Commit))]
+		summary += fmt.Sprintf(", %d new since base %s", len(r.Base.NewProblems), short)
+		if !strings.HasPrefix(r.Base.Commit, r.Base.Ref) {
+			summary += " (" + r.Base.Ref + ")"
+		}
+	}
+	_, err := fmt.Fprintln(w, summary)
 	return err
 }
 

@@ -21,9 +21,10 @@ FLEETS_PATH=${FLEETS_PATH:-.}
 # merged there since the branch was cut are not this PR's changes.
 base=$(git merge-base "$BASE_REF" HEAD)
 
-# 1. Validate the head for the log: every problem with file and line.
-#    (plan below checks every host of the inventory and fails on them.)
-fleetd validate --host ci "$FLEETS_PATH" || true
+# 1. Validate the head for the log: every problem with file and line, each
+#    marked new (this PR's) or already at the merge base. (plan below
+#    checks every host of the inventory and fails on any problem.)
+fleetd validate --host ci --base "$base" "$FLEETS_PATH" || true
 
 # 2. The plan, as Markdown. Exit 0: no changes, 2: changes, 1: error or
 #    invalid head (the plan is still written and posted).

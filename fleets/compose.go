@@ -23,7 +23,7 @@ import (
 //     and size-checks them first, then resolveFiles reads them;
 //   - include is off (reported as unsupported), and every file compose-go
 //     opens by itself (extends.file) passes guard first.
-func loadProject(ctx context.Context, ft fleetTree, name string, files []*composeFile, env map[string]string, unsupported func([]loader.UnsupportedAttribute)) (*types.Project, error) {
+func loadProject(ctx context.Context, ft fleetTree, name string, files []*composeFile, env map[string]string, unsupported func([]loader.UnsupportedAttribute), seen *[]string) (*types.Project, error) {
 	details := types.ConfigDetails{
 		WorkingDir:  ft.dir,
 		Environment: env,
@@ -39,7 +39,7 @@ func loadProject(ctx context.Context, ft fleetTree, name string, files []*compos
 		o.SkipInclude = true
 		o.Profiles = nil
 		o.KnownExtensions = map[string]any{extensionKey: xFleetd{}}
-		o.ResourceLoaders = []loader.ResourceLoader{guard{ft}}
+		o.ResourceLoaders = []loader.ResourceLoader{guard{ft: ft, seen: seen}}
 	}
 	project, err := loader.LoadWithContext(ctx, details, opts,
 		loader.WithUnsupportedAttributesCheck(unsupportedPatterns, unsupported))
@@ -68,9 +68,20 @@ func resolveFiles(project *types.Project) (*types.Project, error) {
 // refuses to load it, so compose-go never opens such a file (extends.file).
 // Relative paths are taken relative to the fleet directory, which is where
 // compose-go resolves them from the fleet's own files.
-type guard struct{ ft fleetTree }
+//
+// It also records every path compose-go asks about in seen (when not nil):
+// the extends files a fleet reads besides its compose files.
+type guard struct {
+	ft   fleetTree
+	seen *[]string
+}
 
-func (g guard) Accept(p string) bool { return g.check(p) != nil }
+func (g guard) Accept(p string) bool {
+	if g.seen != nil {
+		*g.seen = append(*g.seen, p)
+	}
+	return g.check(p) != nil
+}
 
 func (g guard) Load(_ context.Context, p string) (string, error) {
 	return "", g.check(p)

@@ -1,13 +1,18 @@
 package fleets
 
 import (
+	"bytes"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"maps"
 	"path"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
@@ -32,6 +37,12 @@ func Load(ctx context.Context, root string, host Host) ([]Fleet, error) {
 	if err != nil {
 		return nil, err
 	}
+	return finish(all, problems)
+}
+
+// finish runs the checks across a host's fleets and returns the valid
+// ones, sorted by name, with every problem.
+func finish(all []*loadedFleet, problems ProblemList) ([]Fleet, error) {
 	var loaded []*loadedFleet
 	for _, lf := range all {
 		problems = append(problems, lf.r.problems...)
@@ -58,15 +69,29 @@ func Load(ctx context.Context, root string, host Host) ([]Fleet, error) {
 // loadAll loads the fleet directories in parallel, one worker per CPU;
 // fleets are independent until checkAcross.
 func loadAll(ctx context.Context, absRoot string, dirs []fleetDir, host Host) ([]*loadedFleet, error) {
-	out := make([]*loadedFleet, len(dirs))
+	jobs := make([]loadJob, len(dirs))
+	for i, fd := range dirs {
+		jobs[i] = loadJob{fd, host}
+	}
+	return loadJobs(ctx, absRoot, jobs)
+}
+
+// loadJob is one fleet directory to load for one host.
+type loadJob struct {
+	fd   fleetDir
+	host Host
+}
+
+func loadJobs(ctx context.Context, absRoot string, jobs []loadJob) ([]*loadedFleet, error) {
+	out := make([]*loadedFleet, len(jobs))
 	var g errgroup.Group
 	g.SetLimit(runtime.GOMAXPROCS(0))
-	for i, fd := range dirs {
+	for i, j := range jobs {
 		g.Go(func() error {
 			if err := ctx.Err(); err != nil {
 				return fmt.Errorf("load fleets: %w", err)
 			}
-			out[i] = loadFleet(ctx, absRoot, fd, host)
+			out[i] = loadFleet(ctx, absRoot, j.fd, j.host)
 			return nil
 		})
 	}
@@ -76,11 +101,107 @@ func loadAll(ctx context.Context, absRoot string, dirs []fleetDir, host Host) ([
 	return out, nil
 }
 
+// HostFleets is what Load returns for one host: the valid fleets and, when
+// any fleet is invalid, a ProblemList.
+type HostFleets struct {
+	Fleets []Fleet
+	Err    error
+}
+
+// LoadHosts loads the fleets under root for each host, with the same
+// results as Load for each, but loads a fleet directory once for all the
+// hosts that read the same compose files, when none of its files mentions
+// the host's variables (FLEETD_HOST...): only its placement is then worked
+// out per host. A fleet that does mention them, or fails to load, is
+// loaded for each host. Any error other than problems comes alone.
+func LoadHosts(ctx context.Context, root string, hosts []Host) ([]HostFleets, error) {
+	absRoot, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("load fleets: %w", err)
+	}
+	dirs := make([][]fleetDir, len(hosts))
+	problems := make([]ProblemList, len(hosts))
+	for i, h := range hosts {
+		if dirs[i], problems[i], err = discover(absRoot, h); err != nil {
+			return nil, err
+		}
+	}
+	// First, each distinct directory (with its files) for the first host
+	// that has it.
+	var first []loadJob
+	index := map[string]int{}
+	for i, h := range hosts {
+		for _, fd := range dirs[i] {
+			if _, ok := index[fd.key()]; !ok {
+				index[fd.key()] = len(first)
+				first = append(first, loadJob{fd, h})
+			}
+		}
+	}
+	shared, err := loadJobs(ctx, absRoot, first)
+	if err != nil {
+		return nil, err
+	}
+	// Then, per host, what cannot be shared.
+	var again []loadJob
+	for i, h := range hosts {
+		for _, fd := range dirs[i] {
+			j := index[fd.key()]
+			if !shared[j].hostFree && !sameHost(first[j].host, h) {
+				again = append(again, loadJob{fd, h})
+			}
+		}
+	}
+	own, err := loadJobs(ctx, absRoot, again)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]HostFleets, len(hosts))
+	for i, h := range hosts {
+		var all []*loadedFleet
+		for _, fd := range dirs[i] {
+			j := index[fd.key()]
+			if !shared[j].hostFree && !sameHost(first[j].host, h) {
+				all, own = append(all, own[0]), own[1:]
+				continue
+			}
+			all = append(all, shared[j].placedFor(h))
+		}
+		out[i].Fleets, out[i].Err = finish(all, slices.Clone(problems[i]))
+	}
+	return out, nil
+}
+
+// key identifies a fleet directory with the compose files it merges.
+func (fd fleetDir) key() string { return fd.rel + "\x00" + strings.Join(fd.files, "\x00") }
+
+func sameHost(a, b Host) bool { return a.Name == b.Name && maps.Equal(a.Labels, b.Labels) }
+
+// placedFor is a copy of a loaded fleet for another host: its placement
+// and its services' constraints evaluated for host, and a report of its
+// own, since the checks across fleets add problems per host.
+func (lf *loadedFleet) placedFor(host Host) *loadedFleet {
+	r := *lf.r
+	r.problems = slices.Clone(lf.r.problems)
+	out := &loadedFleet{fleet: lf.fleet, r: &r, hostFree: lf.hostFree}
+	out.fleet.Services = slices.Clone(lf.fleet.Services)
+	out.fleet.Targets = out.fleet.Placement.Selects(host)
+	for i := range out.fleet.Services {
+		s := &out.fleet.Services[i]
+		s.Targets = out.fleet.Targets && ConstraintsMatch(s.Constraints, host)
+	}
+	return out
+}
+
 // loadedFleet is a fleet with the report that places its problems; a
 // fleet whose report has problems must not be used.
 type loadedFleet struct {
 	fleet Fleet
 	r     *report
+	// hostFree is set when no file the fleet was loaded from mentions
+	// FLEETD_HOST: it loads the same for every host with the same compose
+	// files, but for its placement (see placedFor).
+	hostFree bool
 }
 
 // loadFleet loads one fleet directory.
@@ -96,10 +217,11 @@ func loadFleet(ctx context.Context, absRoot string, fd fleetDir, host Host) *loa
 	if r.failed() {
 		return lf
 	}
-	project := loadChecked(ctx, ft, fd, host, r)
+	project, hostFree := loadChecked(ctx, ft, fd, host, r)
 	if project == nil {
 		return lf
 	}
+	lf.hostFree = hostFree
 	// Converted even when validation found problems, so that conversion's
 	// own problems (constraints, secrets) are reported in the same pass.
 	lf.fleet = convertProject(project, fd, ft, absRoot, host, r)
@@ -133,15 +255,17 @@ func readComposeFiles(ft fleetTree, fd fleetDir, r *report) []*composeFile {
 // loadChecked runs compose-go and every check that needs its result, and
 // reads env_file and label_file once they are known to be safe. It returns
 // nil when the project cannot be converted; a project it returns may still
-// have problems in r.
-func loadChecked(ctx context.Context, ft fleetTree, fd fleetDir, host Host, r *report) *types.Project {
+// have problems in r. hostFree reports whether no file it read mentions
+// the host's variables.
+func loadChecked(ctx context.Context, ft fleetTree, fd fleetDir, host Host, r *report) (project *types.Project, hostFree bool) {
 	env, err := interpolationEnv(ft, host)
 	if err != nil {
 		r.fileErr(path.Join(fd.rel, ".env"), 0, err)
-		return nil
+		return nil, false
 	}
 	var findings []loader.UnsupportedAttribute
-	project, err := loadProject(ctx, ft, fd.name, r.files, env, func(f []loader.UnsupportedAttribute) { findings = f })
+	var extended []string
+	project, err = loadProject(ctx, ft, fd.name, r.files, env, func(f []loader.UnsupportedAttribute) { findings = f }, &extended)
 	if err == nil {
 		r.fleet = project.Name
 	}
@@ -150,19 +274,62 @@ func loadChecked(ctx context.Context, ft fleetTree, fd fleetDir, host Host, r *r
 	}
 	if err != nil {
 		r.composeErr(err)
-		return nil
+		return nil, false
 	}
 	checkExtensionKeys(r)
 	before := len(r.problems)
 	checkProjectFiles(project, ft, r)
 	if len(r.problems) > before {
-		return nil // an unsafe file must not be read
+		return nil, false // an unsafe file must not be read
 	}
+	hostFree = !mentionsHost(ft, r.files, append(extended, dataFiles(project)...))
 	project, err = resolveFiles(project)
 	if err != nil {
 		r.fleetf("", "%s", err)
-		return nil
+		return nil, false
 	}
 	validateProject(project, r)
-	return project
+	return project, hostFree
+}
+
+// hostVarPrefix starts every variable a fleet can read host facts from.
+const hostVarPrefix = "FLEETD_HOST"
+
+// mentionsHost reports whether the compose files, the fleet's .env or any
+// of the other files (extends, env_file, label_file; relative to the fleet
+// directory or absolute) mention the host's variables. It is conservative:
+// a file it cannot read counts as a mention.
+func mentionsHost(ft fleetTree, files []*composeFile, others []string) bool {
+	for _, f := range files {
+		if bytes.Contains(f.data, []byte(hostVarPrefix)) {
+			return true
+		}
+	}
+	for _, name := range append([]string{".env"}, others...) {
+		abs, err := ft.resolve(name)
+		if err != nil {
+			return true
+		}
+		data, err := readFile(abs, maxDataFileSize)
+		switch {
+		case errors.Is(err, fs.ErrNotExist): // nothing to mention (a required one was reported)
+		case err != nil:
+			return true
+		case bytes.Contains(data, []byte(hostVarPrefix)):
+			return true
+		}
+	}
+	return false
+}
+
+// dataFiles lists the env_file and label_file paths of a project.
+func dataFiles(p *types.Project) []string {
+	var out []string
+	for _, s := range p.Services {
+		for _, ef := range s.EnvFiles {
+			out = append(out, ef.Path)
+		}
+		out = append(out, s.LabelFiles...)
+	}
+	return out
 }

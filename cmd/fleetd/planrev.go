@@ -280,10 +280,14 @@ func hostPairs(base, head fleets.Inventory) []reconcile.HostRevisions {
 // then see only the fleets that changed, which is fine: base's problems are
 // only shown, head is always checked whole.
 func loadHosts(ctx context.Context, hosts []reconcile.HostRevisions, baseDir, headDir, tmp string) error {
+	all := make([]*reconcile.HostRevisions, len(hosts))
 	for i := range hosts {
-		if err := loadSide(ctx, headDir, &hosts[i].Head); err != nil {
-			return err
-		}
+		all[i] = &hosts[i]
+	}
+	head := func(hr *reconcile.HostRevisions) *reconcile.HostLoad { return &hr.Head }
+	base := func(hr *reconcile.HostRevisions) *reconcile.HostLoad { return &hr.Base }
+	if err := loadSide(ctx, headDir, all, head); err != nil {
+		return err
 	}
 	same, err := unchangedFleetDirs(hosts, baseDir, headDir)
 	if err != nil {
@@ -293,17 +297,21 @@ func loadHosts(ctx context.Context, hosts []reconcile.HostRevisions, baseDir, he
 	if err := copyTreeWithout(baseDir, reduced, same); err != nil {
 		return fmt.Errorf("plan: %w", err)
 	}
-	for i := range hosts {
-		hr := &hosts[i]
-		if !sameFacts(hr.Base.Host, hr.Head.Host) {
-			if err := loadSide(ctx, baseDir, &hr.Base); err != nil {
-				return err
-			}
-			continue
+	var moved, kept []*reconcile.HostRevisions // hosts whose facts the inventory changes, or not
+	for _, hr := range all {
+		if sameFacts(hr.Base.Host, hr.Head.Host) {
+			kept = append(kept, hr)
+		} else {
+			moved = append(moved, hr)
 		}
-		if err := loadSide(ctx, reduced, &hr.Base); err != nil {
-			return err
-		}
+	}
+	if err := loadSide(ctx, baseDir, moved, base); err != nil {
+		return err
+	}
+	if err := loadSide(ctx, reduced, kept, base); err != nil {
+		return err
+	}
+	for _, hr := range kept {
 		for _, f := range hr.Head.Fleets {
 			if same[f.Dir] {
 				hr.Base.Fleets = append(hr.Base.Fleets, f)
@@ -314,13 +322,28 @@ func loadHosts(ctx context.Context, hosts []reconcile.HostRevisions, baseDir, he
 	return nil
 }
 
-func loadSide(ctx context.Context, dir string, hl *reconcile.HostLoad) error {
-	loaded, err := fleets.Load(ctx, dir, hl.Host)
-	var pl fleets.ProblemList
-	if err != nil && !errors.As(err, &pl) {
-		return fmt.Errorf("load %s for host %s: %w", dir, hl.Host.Name, err)
+// loadSide loads dir for one side (base or head) of each host, loading
+// each fleet once for the hosts whose facts it does not read.
+func loadSide(ctx context.Context, dir string, hosts []*reconcile.HostRevisions, side func(*reconcile.HostRevisions) *reconcile.HostLoad) error {
+	if len(hosts) == 0 {
+		return nil
 	}
-	hl.Fleets, hl.Problems = loaded, pl
+	facts := make([]fleets.Host, len(hosts))
+	for i, hr := range hosts {
+		facts[i] = side(hr).Host
+	}
+	loaded, err := fleets.LoadHosts(ctx, dir, facts)
+	if err != nil {
+		return fmt.Errorf("load %s: %w", dir, err)
+	}
+	for i, hr := range hosts {
+		var pl fleets.ProblemList
+		if err := loaded[i].Err; err != nil && !errors.As(err, &pl) {
+			return fmt.Errorf("load %s for host %s: %w", dir, facts[i].Name, err)
+		}
+		hl := side(hr)
+		hl.Fleets, hl.Problems = loaded[i].Fleets, pl
+	}
 	return nil
 }
 

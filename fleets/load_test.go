@@ -20,13 +20,30 @@ import (
 //	               without it, Load must succeed
 //	-- noerror --  substrings no problem line may contain
 func TestLoad(t *testing.T) {
+	eachArchive(t, func(t *testing.T, root string, tc loadCase) {
+		fleets, err := Load(t.Context(), root, tc.host)
+		checkErrors(t, err, tc)
+		if tc.hasWant {
+			matchSummary(t, summary(t, fleets), tc.want)
+		}
+	})
+}
+
+// eachArchive unpacks every testdata/load archive into a temporary
+// repository and runs a subtest on it.
+func eachArchive(t *testing.T, run func(t *testing.T, root string, tc loadCase)) {
 	archives, err := filepath.Glob("testdata/load/*.txtar")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, path := range archives {
 		t.Run(strings.TrimSuffix(filepath.Base(path), ".txtar"), func(t *testing.T) {
-			runArchive(t, path)
+			ar, err := txtar.ParseFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			root := t.TempDir()
+			run(t, root, unpack(t, ar, root))
 		})
 	}
 }
@@ -37,20 +54,6 @@ type loadCase struct {
 	errors  []string
 	noerror []string
 	hasWant bool
-}
-
-func runArchive(t *testing.T, path string) {
-	ar, err := txtar.ParseFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	root := t.TempDir()
-	tc := unpack(t, ar, root)
-	fleets, err := Load(t.Context(), root, tc.host)
-	checkErrors(t, err, tc)
-	if tc.hasWant {
-		matchSummary(t, summary(t, fleets), tc.want)
-	}
 }
 
 func unpack(t *testing.T, ar *txtar.Archive, root string) loadCase {

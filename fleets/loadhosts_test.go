@@ -5,10 +5,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
-	"strings"
 	"testing"
-
-	"golang.org/x/tools/txtar"
 )
 
 // LoadHosts gives, for every host, exactly what Load gives for it — on
@@ -16,40 +13,28 @@ import (
 // host facts in interpolation, placement) and a mix of hosts, including
 // one listed twice.
 func TestLoadHostsSameAsLoad(t *testing.T) {
-	archives, err := filepath.Glob("testdata/load/*.txtar")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, path := range archives {
-		t.Run(strings.TrimSuffix(filepath.Base(path), ".txtar"), func(t *testing.T) {
-			ar, err := txtar.ParseFile(path)
-			if err != nil {
-				t.Fatal(err)
+	eachArchive(t, func(t *testing.T, root string, tc loadCase) {
+		hosts := []Host{
+			tc.host,
+			{Name: "host2", Labels: map[string]string{"role": "db", "region": "us-east"}},
+			{Name: tc.host.Name, Labels: map[string]string{"role": "db"}},
+			{Name: "host3"},
+			tc.host,
+		}
+		got, err := LoadHosts(t.Context(), root, hosts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, h := range hosts {
+			want, wantErr := Load(t.Context(), root, h)
+			if !reflect.DeepEqual(got[i].Fleets, want) {
+				t.Errorf("host %d %+v: fleets differ from Load's\ngot  %+v\nwant %+v", i, h, got[i].Fleets, want)
 			}
-			root := t.TempDir()
-			tc := unpack(t, ar, root)
-			hosts := []Host{
-				tc.host,
-				{Name: "host2", Labels: map[string]string{"role": "db", "region": "us-east"}},
-				{Name: tc.host.Name, Labels: map[string]string{"role": "db"}},
-				{Name: "host3"},
-				tc.host,
+			if !sameProblems(got[i].Err, wantErr) {
+				t.Errorf("host %d %+v: problems differ from Load's\ngot  %v\nwant %v", i, h, got[i].Err, wantErr)
 			}
-			got, err := LoadHosts(t.Context(), root, hosts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i, h := range hosts {
-				want, wantErr := Load(t.Context(), root, h)
-				if !reflect.DeepEqual(got[i].Fleets, want) {
-					t.Errorf("host %d %+v: fleets differ from Load's\ngot  %+v\nwant %+v", i, h, got[i].Fleets, want)
-				}
-				if !sameProblems(got[i].Err, wantErr) {
-					t.Errorf("host %d %+v: problems differ from Load's\ngot  %v\nwant %v", i, h, got[i].Err, wantErr)
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 func sameProblems(a, b error) bool {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fleetd/fleetd/drift"
+	"github.com/fleetd/fleetd/engine/enginetest"
 	"github.com/fleetd/fleetd/fleets"
 	"github.com/fleetd/fleetd/reconcile"
 )
@@ -96,6 +97,21 @@ func TestRolloutInBatches(t *testing.T) {
 	assertConverged(t, e, []fleets.Fleet{rolling(4, "app:v2", update)})
 }
 
+// rollOut deploys n replicas of app:v1 with update, lets prepare break
+// something, then converges to app:v2 and returns the outcome and what
+// was told.
+func rollOut(t *testing.T, e *enginetest.Fake, n int, update fleets.Rollout, prepare func()) (reconcile.Outcome, *recorder) {
+	t.Helper()
+	converge(t, e, rolling(n, "app:v1", update))
+	prepare()
+	rec := &recorder{}
+	out, err := reconcile.Converge(t.Context(), e, []fleets.Fleet{rolling(n, "app:v2", update)}, policy(), rec.opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out, rec
+}
+
 // failOnImage makes every container of image fail its health check.
 func failOnImage(image string) func(c *drift.Container) {
 	return func(c *drift.Container) {
@@ -147,14 +163,7 @@ func TestRolloutRollsBackAndDoesNotRetry(t *testing.T) {
 func TestRolloutPauses(t *testing.T) {
 	e := newFake(t)
 	update := fleets.Rollout{Parallelism: 1, Order: fleets.OrderStopFirst, FailureAction: fleets.FailurePause}
-	converge(t, e, rolling(3, "app:v1", update))
-	e.OnStart(failOnImage("app:v2"))
-
-	var rec recorder
-	out, err := reconcile.Converge(t.Context(), e, []fleets.Fleet{rolling(3, "app:v2", update)}, policy(), rec.opts())
-	if err != nil {
-		t.Fatal(err)
-	}
+	out, rec := rollOut(t, e, 3, update, func() { e.OnStart(failOnImage("app:v2")) })
 	batches := 0
 	for _, k := range rec.kinds() {
 		if k == "rollout-batch" {
@@ -286,14 +295,7 @@ func TestRolloutChainsBatches(t *testing.T) {
 func TestRolloutChainStopsAtFailedBatch(t *testing.T) {
 	e := newFake(t)
 	update := fleets.Rollout{Parallelism: 2, Order: fleets.OrderStartFirst, FailureAction: fleets.FailurePause}
-	converge(t, e, rolling(6, "app:v1", update))
-	e.OnStart(failOnImage("app:v2"))
-
-	var rec recorder
-	out, err := reconcile.Converge(t.Context(), e, []fleets.Fleet{rolling(6, "app:v2", update)}, policy(), rec.opts())
-	if err != nil {
-		t.Fatal(err)
-	}
+	out, rec := rollOut(t, e, 6, update, func() { e.OnStart(failOnImage("app:v2")) })
 	want := []string{"rollout-started", "rollout-batch", "rollout-paused"}
 	if got := rec.kinds(); !slices.Equal(got, want) {
 		t.Fatalf("events = %v, want %v", got, want)
@@ -324,14 +326,7 @@ func TestRolloutChainStopsAtFailedBatch(t *testing.T) {
 func TestRolloutHandOverFailureStopsChain(t *testing.T) {
 	e := newFake(t)
 	update := fleets.Rollout{Parallelism: 2, Order: fleets.OrderStartFirst, FailureAction: fleets.FailurePause}
-	converge(t, e, rolling(6, "app:v1", update))
-	e.FailOn("RemoveContainer", "web-api-1", errors.New("device or resource busy"))
-
-	var rec recorder
-	out, err := reconcile.Converge(t.Context(), e, []fleets.Fleet{rolling(6, "app:v2", update)}, policy(), rec.opts())
-	if err != nil {
-		t.Fatal(err)
-	}
+	out, _ := rollOut(t, e, 6, update, func() { e.FailOn("RemoveContainer", "web-api-1", errors.New("device or resource busy")) })
 	if r := out.Rollouts["web/api"]; r.Status != reconcile.RolloutPaused {
 		t.Fatalf("record = %+v, want paused", r)
 	}
@@ -349,14 +344,7 @@ func TestRolloutHandOverFailureStopsChain(t *testing.T) {
 func TestRolloutToleratedFailureIsFinished(t *testing.T) {
 	e := newFake(t)
 	update := fleets.Rollout{Parallelism: 2, Order: fleets.OrderStartFirst, FailureAction: fleets.FailurePause, MaxFailureRatio: 0.5}
-	converge(t, e, rolling(6, "app:v1", update))
-	e.FailOnce("RemoveContainer", "web-api-1", errors.New("device or resource busy"))
-
-	var rec recorder
-	_, err := reconcile.Converge(t.Context(), e, []fleets.Fleet{rolling(6, "app:v2", update)}, policy(), rec.opts())
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, rec := rollOut(t, e, 6, update, func() { e.FailOnce("RemoveContainer", "web-api-1", errors.New("device or resource busy")) })
 	kinds := rec.kinds()
 	if n := slices.Index(kinds, "rollout-succeeded"); n != len(kinds)-1 || slices.Index(kinds[1:], "rollout-started") >= 0 {
 		t.Errorf("events %v: want one start and the success last", kinds)

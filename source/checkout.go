@@ -57,7 +57,7 @@ func (r *Repo) materialize(ctx context.Context, c *object.Commit) (string, error
 	if err != nil {
 		return "", r.red.wrap(err, r.what("checkout"))
 	}
-	if err := writeTree(ctx, tree, tmp); err != nil {
+	if err := writeTree(ctx, tree, tmp, nil); err != nil {
 		os.RemoveAll(tmp)
 		return "", r.red.wrap(err, r.what("checkout "+c.Hash.String()))
 	}

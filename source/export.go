@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	pathpkg "path"
 	"path/filepath"
+	"slices"
 
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
@@ -64,6 +66,12 @@ func (s *Snapshot) WorktreeRoot() string {
 
 // Export writes the tree of ref into dest, as the package's Export does.
 func (s *Snapshot) Export(ctx context.Context, ref, path, dest string) (Revision, error) {
+	return s.ExportExcept(ctx, ref, path, dest, nil)
+}
+
+// ExportExcept is Export leaving out the directories in skip (slash
+// paths relative to the repository's root), and everything below them.
+func (s *Snapshot) ExportExcept(ctx context.Context, ref, path, dest string, skip map[string]bool) (Revision, error) {
 	if path == "" {
 		path = "."
 	}
@@ -82,9 +90,13 @@ func (s *Snapshot) Export(ctx context.Context, ref, path, dest string) (Revision
 	if err := emptyDir(dest); err != nil {
 		return Revision{}, red.wrap(err, what)
 	}
+	var skipFn func(string) bool
+	if len(skip) > 0 {
+		skipFn = func(dir string) bool { return skip[dir] }
+	}
 	tree, err := c.Tree()
 	if err == nil {
-		err = writeTree(ctx, tree, dest)
+		err = writeTree(ctx, tree, dest, skipFn)
 	}
 	if err != nil {
 		return Revision{}, red.wrap(err, what)
@@ -94,6 +106,89 @@ func (s *Snapshot) Export(ctx context.Context, ref, path, dest string) (Revision
 		return Revision{}, red.wrap(err, what)
 	}
 	return revisionOf(c, ref, abs, path), nil
+}
+
+// ReadFile returns the contents of the file name (a slash path from the
+// repository's root) at ref, and whether it exists there.
+func (s *Snapshot) ReadFile(ref, name string) ([]byte, bool, error) {
+	what := fmt.Sprintf("read %s at %s", name, ref)
+	c, err := resolveCommit(s.g, ref)
+	if err != nil {
+		return nil, false, s.red.wrap(err, what, ErrRefNotFound)
+	}
+	f, err := c.File(name)
+	if errors.Is(err, object.ErrFileNotFound) || errors.Is(err, object.ErrDirectoryNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, s.red.wrap(err, what)
+	}
+	data, err := f.Contents()
+	if err != nil {
+		return nil, false, s.red.wrap(err, what)
+	}
+	return []byte(data), true, nil
+}
+
+// Changed lists the files (slash paths from the repository's root) that
+// differ between the trees of base and head below path: added, removed,
+// or with other contents or mode. Git compares subtrees by hash, so what
+// did not change costs nothing.
+func (s *Snapshot) Changed(ctx context.Context, base, head, path string) ([]string, error) {
+	what := fmt.Sprintf("compare %s and %s", base, head)
+	trees := make([]*object.Tree, 2)
+	for i, ref := range []string{base, head} {
+		c, err := resolveCommit(s.g, ref)
+		if err != nil {
+			return nil, s.red.wrap(err, what, ErrRefNotFound)
+		}
+		t, err := c.Tree()
+		if err == nil && path != "." && path != "" {
+			t, err = t.Tree(path)
+			if errors.Is(err, object.ErrDirectoryNotFound) {
+				t, err = &object.Tree{}, nil // the whole path is added or removed
+			}
+		}
+		if err != nil {
+			return nil, s.red.wrap(err, what)
+		}
+		trees[i] = t
+	}
+	changes, err := object.DiffTreeWithOptions(ctx, trees[0], trees[1], nil)
+	if err != nil {
+		return nil, s.red.wrap(err, what)
+	}
+	var out []string
+	for _, ch := range changes {
+		for _, name := range []string{ch.From.Name, ch.To.Name} {
+			if name != "" {
+				out = append(out, pathpkg.Join(path, name))
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// Has reports whether p (a slash path from the repository's root) is in
+// the tree of ref.
+func (s *Snapshot) Has(ref, p string) (bool, error) {
+	c, err := resolveCommit(s.g, ref)
+	if err != nil {
+		return false, s.red.wrap(err, "find "+p+" at "+ref, ErrRefNotFound)
+	}
+	if p == "." || p == "" {
+		return true, nil
+	}
+	t, err := c.Tree()
+	if err != nil {
+		return false, s.red.wrap(err, "find "+p+" at "+ref)
+	}
+	_, err = t.FindEntry(p)
+	if errors.Is(err, object.ErrEntryNotFound) || errors.Is(err, object.ErrDirectoryNotFound) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 func openForExport(ctx context.Context, repo string, auth Auth, red redactor) (*git.Repository, error) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/fleetd/fleetd/source"
@@ -75,5 +76,66 @@ func TestExportRemoteAndErrors(t *testing.T) {
 	srv.Close()
 	if _, err := source.Export(t.Context(), srv.repoURL(), "main", ".", t.TempDir(), source.Auth{}); !errors.Is(err, source.ErrUnreachable) {
 		t.Errorf("server down: %v, want ErrUnreachable", err)
+	}
+}
+
+// A Snapshot answers what plan needs without writing trees: which files
+// changed below a path (Git compares subtree hashes), a file's contents,
+// whether a path exists; and exports a revision without some directories.
+func TestSnapshotChangedReadHasExcept(t *testing.T) {
+	t.Parallel()
+	u := newUpstream(t)
+	u.commit("base", map[string]string{
+		"fleets/web/compose.yaml":  composeV1,
+		"fleets/db/compose.yaml":   composeV1,
+		"fleets/db/.env":           "A=1\n",
+		"fleets/gone/compose.yaml": composeV1,
+		"inventory.yaml":           "hosts: []\n",
+		"README":                   "x\n",
+	})
+	u.commit("head", map[string]string{
+		"fleets/db/.env":           "A=2\n",
+		"fleets/new/compose.yaml":  composeV1,
+		"fleets/web/compose.yaml":  composeV1, // unchanged
+		"README":                   "y\n",     // outside the path
+		"fleets/web/extra/a.yaml":  "a: 1\n",
+		"fleets/gone/compose.yaml": "",
+	})
+	snap, err := source.OpenSnapshot(t.Context(), u.work, source.Auth{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := snap.Changed(t.Context(), "HEAD~1", "HEAD", "fleets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"fleets/db/.env", "fleets/gone/compose.yaml", "fleets/new/compose.yaml", "fleets/web/extra/a.yaml"}
+	if !slices.Equal(got, want) {
+		t.Errorf("Changed = %v, want %v", got, want)
+	}
+	if got, err := snap.Changed(t.Context(), "HEAD~1", "HEAD", "nowhere"); err != nil || len(got) != 0 {
+		t.Errorf("Changed below a missing path = %v, %v; want nothing", got, err)
+	}
+	if data, ok, err := snap.ReadFile("HEAD~1", "fleets/db/.env"); err != nil || !ok || string(data) != "A=1\n" {
+		t.Errorf("ReadFile at base = %q, %v, %v", data, ok, err)
+	}
+	if _, ok, err := snap.ReadFile("HEAD", "missing.yaml"); err != nil || ok {
+		t.Errorf("ReadFile of a missing file: found %v, %v", ok, err)
+	}
+	for p, want := range map[string]bool{"fleets": true, "fleets/new": true, "fleets/nope": false, ".": true} {
+		if ok, err := snap.Has("HEAD", p); err != nil || ok != want {
+			t.Errorf("Has(%s) = %v, %v; want %v", p, ok, err, want)
+		}
+	}
+	dest := t.TempDir()
+	rev, err := snap.ExportExcept(t.Context(), "HEAD", "fleets", dest, map[string]bool{"fleets/web": true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(rev.Dir, "web")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a skipped directory was written: %v", err)
+	}
+	if got := readFile(t, filepath.Join(rev.Dir, "db", ".env")); got != "A=2\n" {
+		t.Errorf("db/.env = %q", got)
 	}
 }

@@ -17,7 +17,7 @@ import (
 // executable bit, symlinks as symlinks; submodules are left out. All writes
 // go through an os.Root, so a crafted tree (an entry named "..", a file
 // under a symlinked directory) cannot write outside dest.
-func writeTree(ctx context.Context, tree *object.Tree, dest string) error {
+func writeTree(ctx context.Context, tree *object.Tree, dest string, skip func(dir string) bool) error {
 	if err := os.MkdirAll(dest, 0o755); err != nil {
 		return err
 	}
@@ -26,6 +26,7 @@ func writeTree(ctx context.Context, tree *object.Tree, dest string) error {
 		return err
 	}
 	defer root.Close()
+	made := map[string]bool{".": true} // directories created so far
 	files := tree.Files()
 	defer files.Close()
 	for {
@@ -39,20 +40,36 @@ func writeTree(ctx context.Context, tree *object.Tree, dest string) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := writeFile(root, f); err != nil {
+		if skip != nil && skipped(f.Name, skip) {
+			continue
+		}
+		if err := writeFile(root, f, made); err != nil {
 			return fmt.Errorf("write %s: %w", f.Name, err)
 		}
 	}
 }
 
-func writeFile(root *os.Root, f *object.File) error {
+// skipped reports whether a file lies in a directory skip names.
+func skipped(name string, skip func(dir string) bool) bool {
+	for dir := path.Dir(name); dir != "."; dir = path.Dir(dir) {
+		if skip(dir) {
+			return true
+		}
+	}
+	return false
+}
+
+func writeFile(root *os.Root, f *object.File, made map[string]bool) error {
 	name := filepath.FromSlash(f.Name)
 	if !filepath.IsLocal(name) {
 		return errors.New("path escapes the tree")
 	}
-	if dir := path.Dir(f.Name); dir != "." {
+	if dir := path.Dir(f.Name); !made[dir] {
 		if err := root.MkdirAll(filepath.FromSlash(dir), 0o755); err != nil {
 			return err
+		}
+		for ; dir != "."; dir = path.Dir(dir) {
+			made[dir] = true
 		}
 	}
 	if f.Mode == filemode.Symlink {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -115,15 +114,24 @@ func planRevisions(ctx context.Context, l *liveFlags, rf *revFlags, stderr io.Wr
 		return reconcile.Review{}, fmt.Errorf("plan: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	baseRev, headRev, err := exportBoth(ctx, l.repo, rf, tmp)
+	auth, err := gitAuth(rf.auth)
 	if err != nil {
 		return reconcile.Review{}, err
 	}
-	hosts, err := planHosts(l, rf, filepath.Join(tmp, "base"), filepath.Join(tmp, "head"), stderr)
+	// One open (for a remote, one fetch) serves both revisions.
+	snap, err := source.OpenSnapshot(ctx, l.repo, auth)
 	if err != nil {
 		return reconcile.Review{}, err
 	}
-	if err := loadHosts(ctx, hosts, baseRev.Dir, headRev.Dir, tmp); err != nil {
+	if err := checkPath(snap, rf); err != nil {
+		return reconcile.Review{}, err
+	}
+	hosts, err := planHosts(snap, l, rf, stderr)
+	if err != nil {
+		return reconcile.Review{}, err
+	}
+	baseRev, headRev, err := loadRevisions(ctx, snap, rf, hosts, tmp)
+	if err != nil {
 		return reconcile.Review{}, err
 	}
 	rv := reconcile.PlanRevisions(
@@ -142,37 +150,16 @@ func planRevisions(ctx context.Context, l *liveFlags, rf *revFlags, stderr io.Wr
 	return rv, nil
 }
 
-// exportBoth writes the trees of both revisions under tmp/base and
-// tmp/head.
-func exportBoth(ctx context.Context, repo string, rf *revFlags, tmp string) (base, head source.Revision, err error) {
-	auth, err := gitAuth(rf.auth)
-	if err != nil {
-		return base, head, err
+// checkPath fails when --path is in neither revision. A fleets directory
+// missing on one side holds no fleets there (all of them deleted, or the
+// first ones added).
+func checkPath(snap *source.Snapshot, rf *revFlags) error {
+	for _, ref := range []string{rf.base, rf.head} {
+		if ok, err := snap.Has(ref, path.Clean(rf.path)); err != nil || ok {
+			return err
+		}
 	}
-	// One fetch of a remote serves both revisions.
-	snap, err := source.OpenSnapshot(ctx, repo, auth)
-	if err != nil {
-		return base, head, err
-	}
-	if base, err = snap.Export(ctx, rf.base, rf.path, filepath.Join(tmp, "base")); err != nil {
-		return base, head, err
-	}
-	if head, err = snap.Export(ctx, rf.head, rf.path, filepath.Join(tmp, "head")); err != nil {
-		return base, head, err
-	}
-	// A fleets directory missing on one side holds no fleets there (all
-	// of them deleted, or the first ones added); on both, --path is wrong.
-	_, berr := os.Stat(base.Dir)
-	_, herr := os.Stat(head.Dir)
-	switch {
-	case berr != nil && herr != nil:
-		return base, head, usageError("--path %s: not in the repository at %s nor at %s", rf.path, rf.base, rf.head)
-	case berr != nil:
-		err = os.MkdirAll(base.Dir, 0o755)
-	case herr != nil:
-		err = os.MkdirAll(head.Dir, 0o755)
-	}
-	return base, head, err
+	return usageError("--path %s: not in the repository at %s nor at %s", rf.path, rf.base, rf.head)
 }
 
 // gitAuth reads the secrets the auth flags name; an unreadable file is
@@ -193,7 +180,7 @@ func gitAuth(a authConfig) (source.Auth, error) {
 // planHosts are the hosts to plan for, with their facts at each side: from
 // the inventory when there is one at head, else the single host of --host
 // and --label.
-func planHosts(l *liveFlags, rf *revFlags, baseRoot, headRoot string, stderr io.Writer) ([]reconcile.HostRevisions, error) {
+func planHosts(snap *source.Snapshot, l *liveFlags, rf *revFlags, stderr io.Writer) ([]reconcile.HostRevisions, error) {
 	name := rf.inventory
 	if name == "" && (l.hostFlags.name != "" || len(l.hostFlags.labels) > 0) {
 		return singleHost(l)
@@ -201,7 +188,7 @@ func planHosts(l *liveFlags, rf *revFlags, baseRoot, headRoot string, stderr io.
 	if name == "" {
 		name = fleets.DefaultInventory
 	}
-	head, found, err := readInventory(headRoot, name)
+	head, found, err := readInventory(snap, rf.head, name)
 	if err != nil {
 		return nil, fmt.Errorf("inventory at %s: %w", rf.head, err)
 	}
@@ -211,7 +198,7 @@ func planHosts(l *liveFlags, rf *revFlags, baseRoot, headRoot string, stderr io.
 		}
 		return singleHost(l)
 	}
-	base, found, err := readInventory(baseRoot, name)
+	base, found, err := readInventory(snap, rf.base, name)
 	if err != nil {
 		fmt.Fprintf(stderr, "fleetd: inventory at %s is invalid, planned with the head's: %v\n", rf.base, err)
 		base, found = head, true
@@ -230,26 +217,21 @@ func singleHost(l *liveFlags) ([]reconcile.HostRevisions, error) {
 	return []reconcile.HostRevisions{{Base: reconcile.HostLoad{Host: host}, Head: reconcile.HostLoad{Host: host}}}, nil
 }
 
-// readInventory reads the inventory file of an exported tree; found is
-// false when there is none.
-func readInventory(root, name string) (fleets.Inventory, bool, error) {
+// readInventory reads the inventory file at ref; found is false when
+// there is none.
+func readInventory(snap *source.Snapshot, ref, name string) (fleets.Inventory, bool, error) {
 	clean := path.Clean(name)
 	if !fs.ValidPath(clean) {
 		return fleets.Inventory{}, false, usageError("--inventory %q: want a relative path inside the repository", name)
 	}
-	data, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(clean)))
-	if errors.Is(err, fs.ErrNotExist) {
-		return fleets.Inventory{}, false, nil
-	}
-	if err != nil {
+	data, found, err := snap.ReadFile(ref, clean)
+	if err != nil || !found {
 		return fleets.Inventory{}, false, err
 	}
 	inv, err := fleets.ParseInventory(clean, data)
 	return inv, true, err
 }
 
-// hostPairs pairs the hosts of both inventories by name. A host listed on
-// one side only is planned with the facts of that side on both.
 func hostPairs(base, head fleets.Inventory) []reconcile.HostRevisions {
 	var out []reconcile.HostRevisions
 	for _, h := range head.Hosts {
@@ -269,34 +251,35 @@ func hostPairs(base, head fleets.Inventory) []reconcile.HostRevisions {
 	return out
 }
 
-// loadHosts loads both trees for every host. Problems are kept for the
-// review; any other error ends the plan.
+// loadRevisions exports and loads both revisions for every host.
+// Problems are kept for the review; any other error ends the plan.
 //
 // Loading dominates a plan, so base is loaded only where it differs: a
-// fleet whose directory is byte for byte the same at both revisions, and
-// valid at head on every host, loads the same at base for a host with the
-// same facts; the head's result stands in for it, and base is loaded from
-// a copy of its tree without those directories. Base's cross-fleet checks
-// then see only the fleets that changed, which is fine: base's problems are
-// only shown, head is always checked whole.
-func loadHosts(ctx context.Context, hosts []reconcile.HostRevisions, baseDir, headDir, tmp string) error {
+// fleet whose directory is the same at both revisions (Git says so by
+// comparing tree hashes), and valid at head on every host, loads the same
+// at base for a host with the same facts; the head's result stands in for
+// it, and base is exported without those directories. Base's cross-fleet
+// checks then see only the fleets that changed, which is fine: base's
+// problems are only shown, head is always checked whole. A host whose
+// facts the inventory changes gets a whole base.
+func loadRevisions(ctx context.Context, snap *source.Snapshot, rf *revFlags, hosts []reconcile.HostRevisions, tmp string) (base, head source.Revision, err error) {
+	if head, err = exportSide(ctx, snap, rf.head, rf.path, filepath.Join(tmp, "head"), nil); err != nil {
+		return base, head, err
+	}
 	all := make([]*reconcile.HostRevisions, len(hosts))
 	for i := range hosts {
 		all[i] = &hosts[i]
 	}
-	head := func(hr *reconcile.HostRevisions) *reconcile.HostLoad { return &hr.Head }
-	base := func(hr *reconcile.HostRevisions) *reconcile.HostLoad { return &hr.Base }
-	if err := loadSide(ctx, headDir, all, head); err != nil {
-		return err
+	headSide := func(hr *reconcile.HostRevisions) *reconcile.HostLoad { return &hr.Head }
+	baseSide := func(hr *reconcile.HostRevisions) *reconcile.HostLoad { return &hr.Base }
+	if err := loadSide(ctx, head.Dir, all, headSide); err != nil {
+		return base, head, err
 	}
-	same, err := unchangedFleetDirs(hosts, baseDir, headDir)
+	changed, err := snap.Changed(ctx, rf.base, rf.head, path.Clean(rf.path))
 	if err != nil {
-		return err
+		return base, head, err
 	}
-	reduced := filepath.Join(tmp, "base-changed")
-	if err := copyTreeWithout(baseDir, reduced, same); err != nil {
-		return fmt.Errorf("plan: %w", err)
-	}
+	same := unchangedFleetDirs(hosts, changed, path.Clean(rf.path))
 	var moved, kept []*reconcile.HostRevisions // hosts whose facts the inventory changes, or not
 	for _, hr := range all {
 		if sameFacts(hr.Base.Host, hr.Head.Host) {
@@ -305,11 +288,24 @@ func loadHosts(ctx context.Context, hosts []reconcile.HostRevisions, baseDir, he
 			moved = append(moved, hr)
 		}
 	}
-	if err := loadSide(ctx, baseDir, moved, base); err != nil {
-		return err
+	if len(moved) > 0 {
+		whole, err := exportSide(ctx, snap, rf.base, rf.path, filepath.Join(tmp, "base"), nil)
+		if err != nil {
+			return base, head, err
+		}
+		if err := loadSide(ctx, whole.Dir, moved, baseSide); err != nil {
+			return base, head, err
+		}
 	}
-	if err := loadSide(ctx, reduced, kept, base); err != nil {
-		return err
+	skip := map[string]bool{}
+	for dir := range same {
+		skip[path.Join(path.Clean(rf.path), dir)] = true
+	}
+	if base, err = exportSide(ctx, snap, rf.base, rf.path, filepath.Join(tmp, "base-changed"), skip); err != nil {
+		return base, head, err
+	}
+	if err := loadSide(ctx, base.Dir, kept, baseSide); err != nil {
+		return base, head, err
 	}
 	for _, hr := range kept {
 		for _, f := range hr.Head.Fleets {
@@ -319,7 +315,17 @@ func loadHosts(ctx context.Context, hosts []reconcile.HostRevisions, baseDir, he
 		}
 		slices.SortFunc(hr.Base.Fleets, func(a, b fleets.Fleet) int { return strings.Compare(a.Name, b.Name) })
 	}
-	return nil
+	return base, head, nil
+}
+
+// exportSide exports one revision, leaving out the directories in skip;
+// a fleets directory that is not in it is made empty: it holds no fleets.
+func exportSide(ctx context.Context, snap *source.Snapshot, ref, dir, dest string, skip map[string]bool) (source.Revision, error) {
+	rev, err := snap.ExportExcept(ctx, ref, dir, dest, skip)
+	if err != nil {
+		return rev, err
+	}
+	return rev, os.MkdirAll(rev.Dir, 0o755)
 }
 
 // loadSide loads dir for one side (base or head) of each host, loading
@@ -351,13 +357,10 @@ func sameFacts(a, b fleets.Host) bool {
 	return a.Name == b.Name && maps.Equal(a.Labels, b.Labels)
 }
 
-// unchangedFleetDirs are the directories of the fleets that are valid at
-// head on every host and whose files are the same at both revisions.
-func unchangedFleetDirs(hosts []reconcile.HostRevisions, baseDir, headDir string) (map[string]bool, error) {
-	changed, err := changedFiles(baseDir, headDir)
-	if err != nil {
-		return nil, fmt.Errorf("plan: compare revisions: %w", err)
-	}
+// unchangedFleetDirs are the directories (relative to the fleets path) of
+// the fleets that are valid at head on every host and hold no file Git
+// reports changed.
+func unchangedFleetDirs(hosts []reconcile.HostRevisions, changed []string, fleetsPath string) map[string]bool {
 	count := map[string]int{}
 	for _, hr := range hosts {
 		for _, f := range hr.Head.Fleets {
@@ -369,117 +372,10 @@ func unchangedFleetDirs(hosts []reconcile.HostRevisions, baseDir, headDir string
 		if n != len(hosts) || dir == "." || dir == "" {
 			continue
 		}
-		if !slices.ContainsFunc(changed, func(file string) bool { return file == dir || strings.HasPrefix(file, dir+"/") }) {
+		full := path.Join(fleetsPath, dir)
+		if !slices.ContainsFunc(changed, func(file string) bool { return file == full || strings.HasPrefix(file, full+"/") }) {
 			same[dir] = true
 		}
 	}
-	return same, nil
-}
-
-// changedFiles lists the slash paths that differ between two trees: added,
-// removed, or with other contents, mode or link target.
-func changedFiles(a, b string) ([]string, error) {
-	fa, err := treeFiles(a)
-	if err != nil {
-		return nil, err
-	}
-	fb, err := treeFiles(b)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for name, ia := range fa {
-		ib, ok := fb[name]
-		if !ok || ia.mode != ib.mode || ia.size != ib.size {
-			out = append(out, name)
-			continue
-		}
-		if eq, err := sameContents(filepath.Join(a, name), filepath.Join(b, name), ia.mode); err != nil || !eq {
-			out = append(out, name)
-		}
-	}
-	for name := range fb {
-		if _, ok := fa[name]; !ok {
-			out = append(out, name)
-		}
-	}
-	return out, nil
-}
-
-type fileInfo struct {
-	mode fs.FileMode
-	size int64
-}
-
-func treeFiles(root string) (map[string]fileInfo, error) {
-	out := map[string]fileInfo{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(root, p)
-		if err != nil {
-			return err
-		}
-		out[filepath.ToSlash(rel)] = fileInfo{mode: info.Mode(), size: info.Size()}
-		return nil
-	})
-	return out, err
-}
-
-func sameContents(a, b string, mode fs.FileMode) (bool, error) {
-	if mode&fs.ModeSymlink != 0 {
-		ta, err := os.Readlink(a)
-		if err != nil {
-			return false, err
-		}
-		tb, err := os.Readlink(b)
-		return ta == tb, err
-	}
-	da, err := os.ReadFile(a)
-	if err != nil {
-		return false, err
-	}
-	db, err := os.ReadFile(b)
-	return bytes.Equal(da, db), err
-}
-
-// copyTreeWithout copies the tree src to dst, leaving out the directories
-// in skip (slash paths relative to src). Symlinks are copied as links.
-func copyTreeWithout(src, dst string, skip map[string]bool) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		target := filepath.Join(dst, rel)
-		switch {
-		case d.IsDir() && skip[filepath.ToSlash(rel)]:
-			return filepath.SkipDir
-		case d.IsDir():
-			return os.MkdirAll(target, 0o755)
-		case d.Type()&fs.ModeSymlink != 0:
-			link, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			return os.Symlink(link, target)
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, data, info.Mode().Perm())
-	})
+	return same
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
@@ -23,7 +25,7 @@ import (
 //     and size-checks them first, then resolveFiles reads them;
 //   - include is off (reported as unsupported), and every file compose-go
 //     opens by itself (extends.file) passes guard first.
-func loadProject(ctx context.Context, ft fleetTree, name string, files []*composeFile, env map[string]string, unsupported func([]loader.UnsupportedAttribute), seen *[]string) (*types.Project, error) {
+func loadProject(ctx context.Context, ft fleetTree, name string, files []*composeFile, env map[string]string, unsupported func([]loader.UnsupportedAttribute), rd *reads) (*types.Project, error) {
 	details := types.ConfigDetails{
 		WorkingDir:  ft.dir,
 		Environment: env,
@@ -39,7 +41,14 @@ func loadProject(ctx context.Context, ft fleetTree, name string, files []*compos
 		o.SkipInclude = true
 		o.Profiles = nil
 		o.KnownExtensions = map[string]any{extensionKey: xFleetd{}}
-		o.ResourceLoaders = []loader.ResourceLoader{guard{ft: ft, seen: seen}}
+		o.ResourceLoaders = []loader.ResourceLoader{guard{ft: ft, rd: rd}}
+		if o.Interpolate != nil && o.Interpolate.LookupValue != nil && rd != nil {
+			next := o.Interpolate.LookupValue
+			o.Interpolate.LookupValue = func(key string) (string, bool) {
+				rd.lookup(key)
+				return next(key)
+			}
+		}
 	}
 	project, err := loader.LoadWithContext(ctx, details, opts,
 		loader.WithUnsupportedAttributesCheck(unsupportedPatterns, unsupported))
@@ -69,18 +78,41 @@ func resolveFiles(project *types.Project) (*types.Project, error) {
 // Relative paths are taken relative to the fleet directory, which is where
 // compose-go resolves them from the fleet's own files.
 //
-// It also records every path compose-go asks about in seen (when not nil):
+// It also records every path compose-go asks about (when rd is not nil):
 // the extends files a fleet reads besides its compose files.
 type guard struct {
-	ft   fleetTree
-	seen *[]string
+	ft fleetTree
+	rd *reads
 }
 
 func (g guard) Accept(p string) bool {
-	if g.seen != nil {
-		*g.seen = append(*g.seen, p)
+	if g.rd != nil {
+		g.rd.file(p)
 	}
 	return g.check(p) != nil
+}
+
+// reads records what loading one fleet read besides its compose files:
+// the files compose-go opened by itself, and whether interpolation looked
+// up a host variable. Safe for concurrent use.
+type reads struct {
+	mu      sync.Mutex
+	files   []string
+	hostVar bool
+}
+
+func (rd *reads) file(p string) {
+	rd.mu.Lock()
+	rd.files = append(rd.files, p)
+	rd.mu.Unlock()
+}
+
+func (rd *reads) lookup(key string) {
+	if strings.HasPrefix(key, hostVarPrefix) {
+		rd.mu.Lock()
+		rd.hostVar = true
+		rd.mu.Unlock()
+	}
 }
 
 func (g guard) Load(_ context.Context, p string) (string, error) {

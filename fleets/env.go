@@ -18,9 +18,11 @@ import (
 // host's declared facts, so that `fleetd plan` on a laptop and the agent
 // on the host agree, and no credential in the agent's environment can leak
 // into a container spec or a plan.
-func interpolationEnv(ft fleetTree, host Host) (map[string]string, error) {
+//
+// rd, when not nil, records whether .env looked a host variable up.
+func interpolationEnv(ft fleetTree, host Host, rd *reads) (map[string]string, error) {
 	hostVars := hostEnv(host)
-	env, err := readDotEnv(ft, hostVars)
+	env, err := readDotEnv(ft, hostVars, rd)
 	if err != nil {
 		return nil, err
 	}
@@ -54,7 +56,7 @@ func envKey(label string) string {
 
 // readDotEnv parses the fleet's .env, if any. Its own ${VAR} references see
 // the host's variables and the lines above them.
-func readDotEnv(ft fleetTree, hostVars map[string]string) (map[string]string, error) {
+func readDotEnv(ft fleetTree, hostVars map[string]string, rd *reads) (map[string]string, error) {
 	p := filepath.Join(ft.dir, ".env")
 	if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
 		return map[string]string{}, nil
@@ -68,6 +70,9 @@ func readDotEnv(ft fleetTree, hostVars map[string]string) (map[string]string, er
 		return nil, err
 	}
 	env, err := dotenv.UnmarshalBytesWithLookup(data, func(k string) (string, bool) {
+		if rd != nil {
+			rd.lookup(k)
+		}
 		v, ok := hostVars[k]
 		return v, ok
 	})

@@ -258,14 +258,14 @@ func readComposeFiles(ft fleetTree, fd fleetDir, r *report) []*composeFile {
 // have problems in r. hostFree reports whether no file it read mentions
 // the host's variables.
 func loadChecked(ctx context.Context, ft fleetTree, fd fleetDir, host Host, r *report) (project *types.Project, hostFree bool) {
-	env, err := interpolationEnv(ft, host)
+	rd := &reads{}
+	env, err := interpolationEnv(ft, host, rd)
 	if err != nil {
 		r.fileErr(path.Join(fd.rel, ".env"), 0, err)
 		return nil, false
 	}
 	var findings []loader.UnsupportedAttribute
-	var extended []string
-	project, err = loadProject(ctx, ft, fd.name, r.files, env, func(f []loader.UnsupportedAttribute) { findings = f }, &extended)
+	project, err = loadProject(ctx, ft, fd.name, r.files, env, func(f []loader.UnsupportedAttribute) { findings = f }, rd)
 	if err == nil {
 		r.fleet = project.Name
 	}
@@ -282,7 +282,7 @@ func loadChecked(ctx context.Context, ft fleetTree, fd fleetDir, host Host, r *r
 	if len(r.problems) > before {
 		return nil, false // an unsafe file must not be read
 	}
-	hostFree = !mentionsHost(ft, r.files, append(extended, dataFiles(project)...))
+	hostFree = !rd.hostVar && !refersToHost(project) && !mentionsHost(ft, r.files, append(rd.files, dataFiles(project)...))
 	project, err = resolveFiles(project)
 	if err != nil {
 		r.fleetf("", "%s", err)
@@ -294,6 +294,46 @@ func loadChecked(ctx context.Context, ft fleetTree, fd fleetDir, host Host, r *r
 
 // hostVarPrefix starts every variable a fleet can read host facts from.
 const hostVarPrefix = "FLEETD_HOST"
+
+// A fleet reads host facts when interpolation (of its compose files,
+// extends files or .env) looks a host variable up, when a value is taken
+// from the environment by name (refersToHost), or when an env_file or
+// label_file — interpolated by their own parser later — mentions one
+// (mentionsHost; it also searches the compose and extends files, a
+// redundant but cheap guard).
+
+// refersToHost reports whether the project takes a value from the
+// interpolation environment by a host variable's name: an environment
+// entry or build arg without a value, a secret or config from the
+// environment.
+func refersToHost(p *types.Project) bool {
+	hostVar := func(k string) bool { return strings.HasPrefix(k, hostVarPrefix) }
+	for _, s := range p.Services {
+		for k := range s.Environment {
+			if hostVar(k) {
+				return true
+			}
+		}
+		if s.Build != nil {
+			for k := range s.Build.Args {
+				if hostVar(k) {
+					return true
+				}
+			}
+		}
+	}
+	for _, sc := range p.Secrets {
+		if hostVar(sc.Environment) {
+			return true
+		}
+	}
+	for _, c := range p.Configs {
+		if hostVar(c.Environment) {
+			return true
+		}
+	}
+	return false
+}
 
 // mentionsHost reports whether the compose files, the fleet's .env or any
 // of the other files (extends, env_file, label_file; relative to the fleet

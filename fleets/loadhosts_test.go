@@ -57,6 +57,12 @@ func TestHostFree(t *testing.T) {
 		"dotenv/.env":          "TAG=${FLEETD_HOST_LABEL_ROLE:-x}\n",
 		"envfile/compose.yaml": "services:\n  web:\n    image: nginx\n    env_file: [web.env]\n",
 		"envfile/web.env":      "WHERE=${FLEETD_HOST}\n",
+		// Written so that the raw bytes never spell it: YAML escapes.
+		"escaped/compose.yaml": "services:\n  web:\n    image: \"nginx:${FLEETD\\x5fHOST}\"\n",
+		"folded/compose.yaml":  "services:\n  web:\n    image: \"nginx:${FLEETD_\\\n      HOST}\"\n",
+		"barekey/compose.yaml": "services:\n  web:\n    image: nginx\n    environment: [\"FLEETD\\x5fHOST\"]\n",
+		"extends/compose.yaml": "services:\n  web:\n    extends: {file: base.yaml, service: web}\n",
+		"extends/base.yaml":    "services:\n  web:\n    image: \"nginx:${FLEETD\\x5fHOST_LABEL_ROLE:-x}\"\n",
 	} {
 		writeFile(t, root, name, []byte(data))
 	}
@@ -69,7 +75,8 @@ func TestHostFree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]bool{"plain": true, "facts": false, "dotenv": false, "envfile": false}
+	want := map[string]bool{"plain": true, "facts": false, "dotenv": false, "envfile": false,
+		"escaped": false, "folded": false, "barekey": false, "extends": false}
 	for i, lf := range loaded {
 		if lf.r.failed() {
 			t.Fatalf("%s: %v", dirs[i].rel, lf.r.problems)

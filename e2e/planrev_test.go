@@ -429,6 +429,37 @@ func TestPlanRevisionsRemoteAuth(t *testing.T) {
 	if r.code != 2 || !strings.Contains(r.stderr, "--git-token-file") {
 		t.Errorf("missing token file: exit %d, stderr %q; want a usage error naming the flag", r.code, r.stderr)
 	}
+	r = plan(t, g.url(), append(args, "--ssh-key-file", tokenFile, "--known-hosts-file", tokenFile)...)
+	if r.code != 2 || !strings.Contains(r.stderr, "--ssh-key-file") {
+		t.Errorf("SSH key for an HTTP URL: exit %d, stderr %q; want a usage error naming the flag", r.code, r.stderr)
+	}
+}
+
+// TestPlanRevisionsNestedFleets: a fleet inside another fleet's directory
+// (here inside its build context) stays in base's tree: changing the outer
+// fleet's environment shows just that, with no phantom change of its build
+// context, and the unchanged inner fleet shows nothing.
+func TestPlanRevisionsNestedFleets(t *testing.T) {
+	g := newGitRepo(t)
+	g.commit(t, "base", "nested", map[string]string{
+		"fleets/a/compose.yaml":       "services:\n  web:\n    build: ./app\n    image: a:1\n    environment: {LEVEL: one}\n",
+		"fleets/a/app/Dockerfile":     "FROM scratch\nCOPY . /\n",
+		"fleets/a/app/b/compose.yaml": "services:\n  inner:\n    image: b:1\n    pull_policy: never\n",
+	})
+	g.commit(t, "head", "env of a", map[string]string{
+		"fleets/a/compose.yaml": "services:\n  web:\n    build: ./app\n    image: a:1\n    environment: {LEVEL: two}\n",
+	})
+	rv := reviewJSON(t, g.dir, "--path", "fleets", "--base", "base", "--head", "head", "--host", "h1")
+	h := hostOf(t, rv, "h1")
+	web := serviceOf(t, h, "a", "web")
+	if web.Recreate == nil || len(web.Recreate.Build) != 0 {
+		t.Errorf("a/web: want a recreate for the environment only, got %+v", web.Recreate)
+	}
+	for _, f := range h.Fleets {
+		if f.Name == "b" {
+			t.Errorf("the unchanged nested fleet b shows a change: %+v", f)
+		}
+	}
 }
 
 // TestValidateBase validates a working tree against a base revision:
@@ -491,12 +522,31 @@ func TestValidateBase(t *testing.T) {
 	if r := validate("--base", "base"); r.code != 0 || !strings.Contains(r.stdout, "0 problems, 0 new since base ") {
 		t.Errorf("fixed: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	// Not in a Git repository, or an unknown revision: an error, exit 1.
-	if r := runNoDocker(t, "validate", t.TempDir(), "--base", "main"); r.code != 1 || !strings.Contains(r.stderr, "Git repository") {
+	// Not in a Git repository, or an unknown revision: nothing to compare
+	// with, exit 2 (1 means new problems).
+	if r := runNoDocker(t, "validate", t.TempDir(), "--base", "main"); r.code != 2 || !strings.Contains(r.stderr, "Git repository") {
 		t.Errorf("outside a repository: exit %d, stderr %q", r.code, r.stderr)
 	}
-	if r := validate("--base", "nope"); r.code != 1 || !strings.Contains(r.stderr, "nope") {
+	if r := validate("--base", "nope"); r.code != 2 || !strings.Contains(r.stderr, "nope") {
 		t.Errorf("unknown revision: exit %d, stderr %q", r.code, r.stderr)
+	}
+
+	// The repository's root as DIR (its fleet named after the directory
+	// on both sides), and DIR reached through a symlink.
+	g.commit(t, "root", "a fleet at the root", map[string]string{
+		"compose.yaml": svc("    ipc: host\n"),
+	})
+	r = runNoDocker(t, "validate", g.dir, "--host", "h1", "--base", "root")
+	if r.code != 0 || strings.Contains(r.stdout, "(new)") || !strings.Contains(r.stdout, "(already at base)") {
+		t.Errorf("root fleet: exit %d, want its old problem not new\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(g.dir, link); err != nil {
+		t.Fatal(err)
+	}
+	r = runNoDocker(t, "validate", filepath.Join(link, "fleets"), "--host", "h1", "--base", "root")
+	if r.code != 0 || !strings.Contains(r.stdout, "0 new since base") {
+		t.Errorf("through a symlink: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
 

@@ -28,7 +28,45 @@ type fleetDir struct {
 // discover walks root for fleet directories, sorted by path. Hidden
 // directories (.git) are skipped, and symlinked directories are not
 // followed. A directory whose compose files are ambiguous is reported.
-func discover(root string, host Host) ([]fleetDir, ProblemList, error) {
+func discover(root string, host Host, rootName string) ([]fleetDir, ProblemList, error) {
+	names, err := composeNames(root, host)
+	if err != nil {
+		return nil, nil, err
+	}
+	var dirs []fleetDir
+	var problems ProblemList
+	for _, dir := range slices.Sorted(maps.Keys(names)) {
+		fd, p := newFleetDir(root, dir, names[dir], host, rootName)
+		problems = append(problems, p...)
+		if p == nil && fd.files != nil {
+			dirs = append(dirs, fd)
+		}
+	}
+	return dirs, problems, nil
+}
+
+// FleetDirs lists the directories under root (slash paths relative to it,
+// "." for root itself) that hold a compose file, valid or not: where the
+// fleets are, for a caller that must know which directories nest in
+// others.
+func FleetDirs(root string) ([]string, error) {
+	names, err := composeNames(root, Host{})
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, dir := range slices.Sorted(maps.Keys(names)) {
+		if len(intersect(composeFileNames, names[dir])) > 0 {
+			out = append(out, dir)
+		}
+	}
+	return out, nil
+}
+
+// composeNames maps each directory under root to the compose-related file
+// names it holds. Hidden directories (.git) are skipped, and symlinked
+// directories are not followed.
+func composeNames(root string, host Host) (map[string][]string, error) {
 	names := map[string][]string{} // slash dir -> compose-related file names
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -51,22 +89,13 @@ func discover(root string, host Host) ([]fleetDir, ProblemList, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("discover fleets: %w", err)
+		return nil, fmt.Errorf("discover fleets: %w", err)
 	}
-	var dirs []fleetDir
-	var problems ProblemList
-	for _, dir := range slices.Sorted(maps.Keys(names)) {
-		fd, p := newFleetDir(root, dir, names[dir], host)
-		problems = append(problems, p...)
-		if p == nil && fd.files != nil {
-			dirs = append(dirs, fd)
-		}
-	}
-	return dirs, problems, nil
+	return names, nil
 }
 
-func newFleetDir(root, dir string, present []string, host Host) (fleetDir, ProblemList) {
-	fd := fleetDir{rel: dir, name: dirFleetName(root, dir)}
+func newFleetDir(root, dir string, present []string, host Host, rootName string) (fleetDir, ProblemList) {
+	fd := fleetDir{rel: dir, name: dirFleetName(root, dir, rootName)}
 	var problems ProblemList
 	groups := [][]string{composeFileNames, overrideFileNames, hostFileNames(host)}
 	for i, group := range groups {
@@ -87,11 +116,14 @@ func newFleetDir(root, dir string, present []string, host Host) (fleetDir, Probl
 	return fd, problems
 }
 
-func dirFleetName(root, dir string) string {
+// dirFleetName is a fleet's default name, as Compose's: its directory's.
+// The fleet at the root takes rootName when given (see RootName), else the
+// root directory's name.
+func dirFleetName(root, dir, rootName string) string {
 	base := path.Base(dir)
 	if dir == "." {
-		abs, err := filepath.Abs(root)
-		if err == nil {
+		base = rootName
+		if abs, err := filepath.Abs(root); err == nil && base == "" {
 			base = filepath.Base(abs)
 		}
 	}

@@ -24,12 +24,13 @@ import (
 // ProblemList naming every problem found in the tree: an invalid fleet is
 // left out, valid ones are still returned so that the caller can keep
 // running them. Any other error (root unreadable, ctx done) comes alone.
-func Load(ctx context.Context, root string, host Host) ([]Fleet, error) {
+func Load(ctx context.Context, root string, host Host, opts ...Option) ([]Fleet, error) {
+	o := newOptions(opts)
 	absRoot, err := filepath.Abs(root)
 	if err != nil {
 		return nil, fmt.Errorf("load fleets: %w", err)
 	}
-	dirs, problems, err := discover(absRoot, host)
+	dirs, problems, err := discover(absRoot, host, o.rootName)
 	if err != nil {
 		return nil, err
 	}
@@ -65,6 +66,29 @@ func finish(all []*loadedFleet, problems ProblemList) ([]Fleet, error) {
 	}
 	return fleets, nil
 }
+
+// Option tunes Load and LoadHosts.
+type Option func(*options)
+
+type options struct {
+	rootName string
+}
+
+func newOptions(opts []Option) options {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// RootName names the fleet whose compose files are at the root of the
+// loaded directory, when they set no name. Compose would take the
+// directory's name, which for a checked-out revision is fleetd's own (a
+// commit hash, a temporary directory), so callers pass the repository's
+// name instead; the fleet then keeps its name from one revision to the
+// next.
+func RootName(name string) Option { return func(o *options) { o.rootName = name } }
 
 // loadAll loads the fleet directories in parallel, one worker per CPU;
 // fleets are independent until checkAcross.
@@ -114,7 +138,8 @@ type HostFleets struct {
 // the host's variables (FLEETD_HOST...): only its placement is then worked
 // out per host. A fleet that does mention them, or fails to load, is
 // loaded for each host. Any error other than problems comes alone.
-func LoadHosts(ctx context.Context, root string, hosts []Host) ([]HostFleets, error) {
+func LoadHosts(ctx context.Context, root string, hosts []Host, opts ...Option) ([]HostFleets, error) {
+	o := newOptions(opts)
 	absRoot, err := filepath.Abs(root)
 	if err != nil {
 		return nil, fmt.Errorf("load fleets: %w", err)
@@ -122,7 +147,7 @@ func LoadHosts(ctx context.Context, root string, hosts []Host) ([]HostFleets, er
 	dirs := make([][]fleetDir, len(hosts))
 	problems := make([]ProblemList, len(hosts))
 	for i, h := range hosts {
-		if dirs[i], problems[i], err = discover(absRoot, h); err != nil {
+		if dirs[i], problems[i], err = discover(absRoot, h, o.rootName); err != nil {
 			return nil, err
 		}
 	}

@@ -67,7 +67,7 @@ func TestHostFree(t *testing.T) {
 		writeFile(t, root, name, []byte(data))
 	}
 	abs, _ := filepath.Abs(root)
-	dirs, _, err := discover(abs, Host{Name: "h"})
+	dirs, _, err := discover(abs, Host{Name: "h"}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

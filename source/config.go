@@ -2,6 +2,7 @@ package source
 
 import (
 	"net/url"
+	pathpkg "path"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -106,6 +107,20 @@ func validatePath(p string) error {
 		return configError("path", "%q must be a relative path inside the repository", p)
 	}
 	return nil
+}
+
+// RepoName is a repository's name from its URL or path: the last element
+// of its path without ".git" — "fleet" for https://git.example.com/ops/fleet.git,
+// git@host:ops/fleet.git or /srv/fleet. A fleet kept at the repository's
+// root is named after it (fleets.RootName), as Compose names a project
+// after its directory.
+func RepoName(raw string) string {
+	p := raw
+	if ep, err := parseURL(raw, "repo"); err == nil && ep.Path != "" {
+		p = ep.Path
+	}
+	p = strings.TrimRight(filepath.ToSlash(p), "/")
+	return strings.TrimSuffix(pathpkg.Base(p), ".git")
 }
 
 // parseURL parses a remote URL (or local path) into a go-git endpoint;

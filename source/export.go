@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	pathpkg "path"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/storage/memory"
@@ -116,18 +118,31 @@ func (s *Snapshot) ReadFile(ref, name string) ([]byte, bool, error) {
 	if err != nil {
 		return nil, false, s.red.wrap(err, what, ErrRefNotFound)
 	}
-	f, err := c.File(name)
-	if errors.Is(err, object.ErrFileNotFound) || errors.Is(err, object.ErrDirectoryNotFound) {
-		return nil, false, nil
+	// A symlink is followed inside the tree, as a checkout would.
+	for hops := 0; ; hops++ {
+		f, err := c.File(name)
+		if errors.Is(err, object.ErrFileNotFound) || errors.Is(err, object.ErrDirectoryNotFound) {
+			return nil, false, nil
+		}
+		if err != nil {
+			return nil, false, s.red.wrap(err, what)
+		}
+		data, err := f.Contents()
+		if err != nil {
+			return nil, false, s.red.wrap(err, what)
+		}
+		if f.Mode != filemode.Symlink {
+			return []byte(data), true, nil
+		}
+		next := pathpkg.Join(pathpkg.Dir(name), data)
+		switch {
+		case hops == 8:
+			return nil, false, fmt.Errorf("%s: too many symlinks", what)
+		case pathpkg.IsAbs(data) || !fs.ValidPath(next):
+			return nil, false, fmt.Errorf("%s: symlink to %s leaves the repository", what, data)
+		}
+		name = next
 	}
-	if err != nil {
-		return nil, false, s.red.wrap(err, what)
-	}
-	data, err := f.Contents()
-	if err != nil {
-		return nil, false, s.red.wrap(err, what)
-	}
-	return []byte(data), true, nil
 }
 
 // Changed lists the files (slash paths from the repository's root) that
@@ -144,8 +159,12 @@ func (s *Snapshot) Changed(ctx context.Context, base, head, path string) ([]stri
 		}
 		t, err := c.Tree()
 		if err == nil && path != "." && path != "" {
+			root := t
 			t, err = t.Tree(path)
 			if errors.Is(err, object.ErrDirectoryNotFound) {
+				if e, ferr := root.FindEntry(path); ferr == nil && e.Mode != filemode.Dir {
+					return nil, fmt.Errorf("%s: %s is not a directory at %s (%s)", what, path, ref, e.Mode)
+				}
 				t, err = &object.Tree{}, nil // the whole path is added or removed
 			}
 		}

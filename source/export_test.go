@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/fleetd/fleetd/source"
@@ -101,11 +102,17 @@ func TestSnapshotChangedReadHasExcept(t *testing.T) {
 		"fleets/web/extra/a.yaml":  "a: 1\n",
 		"fleets/gone/compose.yaml": "",
 	})
+	for link, target := range map[string]string{"inv-link.yaml": "inventory.yaml", "out-link.yaml": "../../etc/passwd", "fleets-link": "fleets"} {
+		if err := os.Symlink(target, filepath.Join(u.work, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	u.commit("links", nil)
 	snap, err := source.OpenSnapshot(t.Context(), u.work, source.Auth{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := snap.Changed(t.Context(), "HEAD~1", "HEAD", "fleets")
+	got, err := snap.Changed(t.Context(), "HEAD~2", "HEAD", "fleets")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,11 +120,20 @@ func TestSnapshotChangedReadHasExcept(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("Changed = %v, want %v", got, want)
 	}
-	if got, err := snap.Changed(t.Context(), "HEAD~1", "HEAD", "nowhere"); err != nil || len(got) != 0 {
+	if got, err := snap.Changed(t.Context(), "HEAD~2", "HEAD", "nowhere"); err != nil || len(got) != 0 {
 		t.Errorf("Changed below a missing path = %v, %v; want nothing", got, err)
 	}
-	if data, ok, err := snap.ReadFile("HEAD~1", "fleets/db/.env"); err != nil || !ok || string(data) != "A=1\n" {
+	if _, err := snap.Changed(t.Context(), "HEAD~2", "HEAD", "fleets-link"); err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Errorf("Changed below a symlink: %v; want an error saying it is not a directory", err)
+	}
+	if data, ok, err := snap.ReadFile("HEAD~2", "fleets/db/.env"); err != nil || !ok || string(data) != "A=1\n" {
 		t.Errorf("ReadFile at base = %q, %v, %v", data, ok, err)
+	}
+	if data, ok, err := snap.ReadFile("HEAD", "inv-link.yaml"); err != nil || !ok || string(data) != "hosts: []\n" {
+		t.Errorf("ReadFile through a symlink = %q, %v, %v; want the target's contents", data, ok, err)
+	}
+	if _, _, err := snap.ReadFile("HEAD", "out-link.yaml"); err == nil {
+		t.Error("ReadFile followed a symlink out of the repository")
 	}
 	if _, ok, err := snap.ReadFile("HEAD", "missing.yaml"); err != nil || ok {
 		t.Errorf("ReadFile of a missing file: found %v, %v", ok, err)
@@ -137,5 +153,24 @@ func TestSnapshotChangedReadHasExcept(t *testing.T) {
 	}
 	if got := readFile(t, filepath.Join(rev.Dir, "db", ".env")); got != "A=2\n" {
 		t.Errorf("db/.env = %q", got)
+	}
+}
+
+func TestRepoName(t *testing.T) {
+	for raw, want := range map[string]string{
+		"https://git.example.com/ops/fleet.git":  "fleet",
+		"https://git.example.com/ops/fleet.git/": "fleet",
+		"git@github.com:ops/fleet.git":           "fleet",
+		"ssh://git@host:2222/ops/fleet":          "fleet",
+		"/srv/repos/fleet":                       "fleet",
+		"file:///srv/repos/fleet.git":            "fleet",
+	} {
+		if got := source.RepoName(raw); got != want {
+			t.Errorf("RepoName(%q) = %q, want %q", raw, got, want)
+		}
+	}
+	wd, _ := os.Getwd()
+	if got := source.RepoName("."); got != filepath.Base(wd) {
+		t.Errorf("RepoName(.) = %q, want the working directory's name %q", got, filepath.Base(wd))
 	}
 }

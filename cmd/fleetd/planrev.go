@@ -120,6 +120,9 @@ func planRevisions(ctx context.Context, l *liveFlags, rf *revFlags, stderr io.Wr
 	}
 	// One open (for a remote, one fetch) serves both revisions.
 	snap, err := source.OpenSnapshot(ctx, l.repo, auth)
+	if errors.Is(err, source.ErrConfig) {
+		return reconcile.Review{}, usageError("%s", authFlagNames.Replace(err.Error()))
+	}
 	if err != nil {
 		return reconcile.Review{}, err
 	}
@@ -130,7 +133,10 @@ func planRevisions(ctx context.Context, l *liveFlags, rf *revFlags, stderr io.Wr
 	if err != nil {
 		return reconcile.Review{}, err
 	}
-	baseRev, headRev, err := loadRevisions(ctx, snap, rf, hosts, tmp)
+	// A fleet at the repository's root is named after the repository on
+	// both sides, not after the directories the revisions are written to.
+	root := fleets.RootName(source.RepoName(l.repo))
+	baseRev, headRev, err := loadRevisions(ctx, snap, rf, hosts, tmp, root)
 	if err != nil {
 		return reconcile.Review{}, err
 	}
@@ -161,6 +167,15 @@ func checkPath(snap *source.Snapshot, rf *revFlags) error {
 	}
 	return usageError("--path %s: not in the repository at %s nor at %s", rf.path, rf.base, rf.head)
 }
+
+// authFlagNames renames the daemon's settings in source's errors to the
+// flags that set them here.
+var authFlagNames = strings.NewReplacer(
+	"source auth.token", "--git-token-file",
+	"source auth.ssh_key_file", "--ssh-key-file",
+	"source auth.known_hosts_file", "--known-hosts-file",
+	"source repo", "--repo",
+)
 
 // gitAuth reads the secrets the auth flags name; an unreadable file is
 // reported with its flag.
@@ -262,7 +277,7 @@ func hostPairs(base, head fleets.Inventory) []reconcile.HostRevisions {
 // checks then see only the fleets that changed, which is fine: base's
 // problems are only shown, head is always checked whole. A host whose
 // facts the inventory changes gets a whole base.
-func loadRevisions(ctx context.Context, snap *source.Snapshot, rf *revFlags, hosts []reconcile.HostRevisions, tmp string) (base, head source.Revision, err error) {
+func loadRevisions(ctx context.Context, snap *source.Snapshot, rf *revFlags, hosts []reconcile.HostRevisions, tmp string, opts ...fleets.Option) (base, head source.Revision, err error) {
 	if head, err = exportSide(ctx, snap, rf.head, rf.path, filepath.Join(tmp, "head"), nil); err != nil {
 		return base, head, err
 	}
@@ -272,14 +287,18 @@ func loadRevisions(ctx context.Context, snap *source.Snapshot, rf *revFlags, hos
 	}
 	headSide := func(hr *reconcile.HostRevisions) *reconcile.HostLoad { return &hr.Head }
 	baseSide := func(hr *reconcile.HostRevisions) *reconcile.HostLoad { return &hr.Base }
-	if err := loadSide(ctx, head.Dir, all, headSide); err != nil {
+	if err := loadSide(ctx, head.Dir, all, headSide, opts...); err != nil {
 		return base, head, err
 	}
 	changed, err := snap.Changed(ctx, rf.base, rf.head, path.Clean(rf.path))
 	if err != nil {
 		return base, head, err
 	}
-	same := unchangedFleetDirs(hosts, changed, path.Clean(rf.path))
+	nested, err := fleets.FleetDirs(head.Dir)
+	if err != nil {
+		return base, head, err
+	}
+	same := unchangedFleetDirs(hosts, changed, path.Clean(rf.path), nested)
 	var moved, kept []*reconcile.HostRevisions // hosts whose facts the inventory changes, or not
 	for _, hr := range all {
 		if sameFacts(hr.Base.Host, hr.Head.Host) {
@@ -293,7 +312,7 @@ func loadRevisions(ctx context.Context, snap *source.Snapshot, rf *revFlags, hos
 		if err != nil {
 			return base, head, err
 		}
-		if err := loadSide(ctx, whole.Dir, moved, baseSide); err != nil {
+		if err := loadSide(ctx, whole.Dir, moved, baseSide, opts...); err != nil {
 			return base, head, err
 		}
 	}
@@ -304,7 +323,7 @@ func loadRevisions(ctx context.Context, snap *source.Snapshot, rf *revFlags, hos
 	if base, err = exportSide(ctx, snap, rf.base, rf.path, filepath.Join(tmp, "base-changed"), skip); err != nil {
 		return base, head, err
 	}
-	if err := loadSide(ctx, base.Dir, kept, baseSide); err != nil {
+	if err := loadSide(ctx, base.Dir, kept, baseSide, opts...); err != nil {
 		return base, head, err
 	}
 	for _, hr := range kept {
@@ -330,7 +349,7 @@ func exportSide(ctx context.Context, snap *source.Snapshot, ref, dir, dest strin
 
 // loadSide loads dir for one side (base or head) of each host, loading
 // each fleet once for the hosts whose facts it does not read.
-func loadSide(ctx context.Context, dir string, hosts []*reconcile.HostRevisions, side func(*reconcile.HostRevisions) *reconcile.HostLoad) error {
+func loadSide(ctx context.Context, dir string, hosts []*reconcile.HostRevisions, side func(*reconcile.HostRevisions) *reconcile.HostLoad, opts ...fleets.Option) error {
 	if len(hosts) == 0 {
 		return nil
 	}
@@ -338,7 +357,7 @@ func loadSide(ctx context.Context, dir string, hosts []*reconcile.HostRevisions,
 	for i, hr := range hosts {
 		facts[i] = side(hr).Host
 	}
-	loaded, err := fleets.LoadHosts(ctx, dir, facts)
+	loaded, err := fleets.LoadHosts(ctx, dir, facts, opts...)
 	if err != nil {
 		return fmt.Errorf("load %s: %w", dir, err)
 	}
@@ -353,14 +372,23 @@ func loadSide(ctx context.Context, dir string, hosts []*reconcile.HostRevisions,
 	return nil
 }
 
+// nests reports whether another of the directories is above or below dir.
+func nests(dir string, all []string) bool {
+	return slices.ContainsFunc(all, func(o string) bool {
+		return o != dir && (o == "." || strings.HasPrefix(o, dir+"/") || strings.HasPrefix(dir, o+"/"))
+	})
+}
+
 func sameFacts(a, b fleets.Host) bool {
 	return a.Name == b.Name && maps.Equal(a.Labels, b.Labels)
 }
 
 // unchangedFleetDirs are the directories (relative to the fleets path) of
 // the fleets that are valid at head on every host and hold no file Git
-// reports changed.
-func unchangedFleetDirs(hosts []reconcile.HostRevisions, changed []string, fleetsPath string) map[string]bool {
+// reports changed. A fleet directory above or below another one (all is
+// every fleet directory at head, valid or not) is never among them: base
+// is exported without these directories and everything below them.
+func unchangedFleetDirs(hosts []reconcile.HostRevisions, changed []string, fleetsPath string, all []string) map[string]bool {
 	count := map[string]int{}
 	for _, hr := range hosts {
 		for _, f := range hr.Head.Fleets {
@@ -369,7 +397,7 @@ func unchangedFleetDirs(hosts []reconcile.HostRevisions, changed []string, fleet
 	}
 	same := map[string]bool{}
 	for dir, n := range count {
-		if n != len(hosts) || dir == "." || dir == "" {
+		if n != len(hosts) || dir == "." || dir == "" || nests(dir, all) {
 			continue
 		}
 		full := path.Join(fleetsPath, dir)

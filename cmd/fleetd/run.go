@@ -163,7 +163,9 @@ func agentConfig(cfg daemonConfig, host fleets.Host, log *slog.Logger) (reconcil
 	return reconcile.AgentConfig{
 		Host: host,
 		Load: func(ctx context.Context, dir string) ([]fleets.Fleet, error) {
-			return fleets.Load(ctx, dir, host)
+			// A fleet at the repository's root is named after the
+			// repository, not after the commit's directory.
+			return fleets.Load(ctx, dir, host, fleets.RootName(source.RepoName(cfg.Source.URL)))
 		},
 		Poll: poll, InWindow: inWindow, Resync: resync,
 		Parallelism: cfg.Reconcile.Parallelism, AllowMassPrune: cfg.Reconcile.AllowMassPrune,

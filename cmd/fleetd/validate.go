@@ -90,21 +90,29 @@ plan --base).`,
 // Git repository holding it, and returns the revision and its problems. A
 // directory that did not exist at ref holds no fleets and no problems.
 func loadAtRevision(ctx context.Context, dir, ref string, host fleets.Host) (validateBase, []fleets.Problem, error) {
+	// Every failure to compare is the flags' fault: exit 2, not 1 (which
+	// means new problems).
 	abs, err := filepath.Abs(dir)
+	if err == nil {
+		abs, err = filepath.EvalSymlinks(abs) // the work tree's root is a real path
+	}
 	if err != nil {
-		return validateBase{}, nil, fmt.Errorf("--base: %w", err)
+		return validateBase{}, nil, usageError("--base: %v", err)
 	}
 	snap, err := source.OpenSnapshot(ctx, abs, source.Auth{})
 	if err != nil {
-		return validateBase{}, nil, fmt.Errorf("--base needs %s inside a Git repository: %w", dir, err)
+		return validateBase{}, nil, usageError("--base needs %s inside a Git repository: %v", dir, err)
 	}
 	root := snap.WorktreeRoot()
 	if root == "" {
 		return validateBase{}, nil, usageError("--base: %s is not in a Git work tree", dir)
 	}
+	if real, err := filepath.EvalSymlinks(root); err == nil {
+		root = real
+	}
 	rel, err := filepath.Rel(root, abs)
-	if err != nil {
-		return validateBase{}, nil, fmt.Errorf("--base: %w", err)
+	if err != nil || !filepath.IsLocal(rel) && rel != "." {
+		return validateBase{}, nil, usageError("--base: %s is not inside the work tree %s", dir, root)
 	}
 	tmp, err := os.MkdirTemp("", "fleetd-validate-")
 	if err != nil {
@@ -113,13 +121,14 @@ func loadAtRevision(ctx context.Context, dir, ref string, host fleets.Host) (val
 	defer os.RemoveAll(tmp)
 	rev, err := snap.Export(ctx, ref, filepath.ToSlash(rel), tmp)
 	if err != nil {
-		return validateBase{}, nil, err
+		return validateBase{}, nil, usageError("--base %s: %v", ref, err)
 	}
 	b := validateBase{Ref: ref, Commit: rev.Commit}
 	if _, err := os.Stat(rev.Dir); errors.Is(err, fs.ErrNotExist) {
 		return b, nil, nil
 	}
-	_, loadErr := fleets.Load(ctx, rev.Dir, host)
+	// The fleet at DIR itself is named after DIR, as at head.
+	_, loadErr := fleets.Load(ctx, rev.Dir, host, fleets.RootName(filepath.Base(abs)))
 	problems, err := splitProblems(loadErr)
 	return b, problems, err
 }

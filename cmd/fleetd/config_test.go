@@ -1,11 +1,14 @@
 package main
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fleetd/fleetd/fleets"
 )
 
 func writeConfig(t *testing.T, text string) string {
@@ -89,4 +92,31 @@ func mustTime(t *testing.T, s string) time.Time {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// The agent names a fleet kept at the repository's root after the
+// repository, not after the commit's directory it loads from: the name,
+// and so the containers, stay the same from one commit to the next.
+func TestAgentNamesRootFleetAfterRepository(t *testing.T) {
+	cfg, err := loadConfig(t, "source: {url: https://git.example.com/ops/fleet.git}\nlisten: 127.0.0.1:1\n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ac, err := agentConfig(cfg, fleets.Host{Name: "h1"}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, commit := range []string{"3f2a9c1e0b", "77d04e2a19"} {
+		dir := filepath.Join(t.TempDir(), commit)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte("services:\n  web:\n    image: nginx\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		loaded, err := ac.Load(t.Context(), dir)
+		if err != nil || len(loaded) != 1 || loaded[0].Name != "fleet" {
+			t.Fatalf("root fleet at %s loaded as %+v, %v; want it named fleet", commit, loaded, err)
+		}
+	}
 }

@@ -429,6 +429,10 @@ func TestPlanRevisionsRemoteAuth(t *testing.T) {
 	if r.code != 2 || !strings.Contains(r.stderr, "--git-token-file") {
 		t.Errorf("missing token file: exit %d, stderr %q; want a usage error naming the flag", r.code, r.stderr)
 	}
+	r = plan(t, g.bare, append(args, "--git-token-file", tokenFile)...)
+	if r.code != 2 || !strings.Contains(r.stderr, "remote --repo") {
+		t.Errorf("token with a local repository: exit %d, stderr %q; want a usage error", r.code, r.stderr)
+	}
 	r = plan(t, g.url(), append(args, "--ssh-key-file", tokenFile, "--known-hosts-file", tokenFile)...)
 	if r.code != 2 || !strings.Contains(r.stderr, "--ssh-key-file") {
 		t.Errorf("SSH key for an HTTP URL: exit %d, stderr %q; want a usage error naming the flag", r.code, r.stderr)

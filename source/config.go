@@ -123,6 +123,13 @@ func RepoName(raw string) string {
 	return strings.TrimSuffix(pathpkg.Base(p), ".git")
 }
 
+// IsLocal reports whether repo is a local path or file:// URL, opened in
+// place: no credentials apply to it.
+func IsLocal(repo string) bool {
+	ep, err := parseURL(repo, "repo")
+	return err == nil && ep.Protocol == "file"
+}
+
 // parseURL parses a remote URL (or local path) into a go-git endpoint;
 // relative local paths are made absolute.
 func parseURL(raw, field string) (*transport.Endpoint, error) {

@@ -114,6 +114,9 @@ func planRevisions(ctx context.Context, l *liveFlags, rf *revFlags, stderr io.Wr
 		return reconcile.Review{}, fmt.Errorf("plan: %w", err)
 	}
 	defer os.RemoveAll(tmp)
+	if rf.auth != (authConfig{}) && source.IsLocal(l.repo) {
+		return reconcile.Review{}, usageError("--git-*, --ssh-* and --known-hosts-file apply to a remote --repo; %s is a local path", l.repo)
+	}
 	auth, err := gitAuth(rf.auth)
 	if err != nil {
 		return reconcile.Review{}, err

@@ -464,6 +464,21 @@ func TestPlanRevisionsNestedFleets(t *testing.T) {
 			t.Errorf("the unchanged nested fleet b shows a change: %+v", f)
 		}
 	}
+
+	// The outer fleet deleted, the inner one unchanged: base still has
+	// the inner fleet's files, which the outer one read, so the plan
+	// shows the outer fleet going away.
+	g2 := newGitRepo(t)
+	g2.commit(t, "base", "nested", map[string]string{
+		"fleets/x/compose.yaml":   "services:\n  web:\n    image: x:1\n    pull_policy: never\n    env_file: [y/app.env]\n",
+		"fleets/x/y/compose.yaml": "services:\n  inner:\n    image: y:1\n    pull_policy: never\n",
+		"fleets/x/y/app.env":      "A=1\n",
+	})
+	g2.commit(t, "head", "drop x", map[string]string{"fleets/x/compose.yaml": ""})
+	r := plan(t, g2.dir, "--path", "fleets", "--base", "base", "--head", "head", "--host", "h1")
+	if r.code != 2 || !strings.Contains(r.stdout, "- fleet x") {
+		t.Errorf("outer fleet deleted: exit %d, want 2 and fleet x removed\n%s%s", r.code, r.stdout, r.stderr)
+	}
 }
 
 // TestValidateBase validates a working tree against a base revision:
@@ -550,7 +565,15 @@ func TestValidateBase(t *testing.T) {
 	}
 	r = runNoDocker(t, "validate", filepath.Join(link, "fleets"), "--host", "h1", "--base", "root")
 	if r.code != 0 || !strings.Contains(r.stdout, "0 new since base") {
-		t.Errorf("through a symlink: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		t.Errorf("through a symlinked parent: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	direct := filepath.Join(t.TempDir(), "fleets-link")
+	if err := os.Symlink(g.dir, direct); err != nil {
+		t.Fatal(err)
+	}
+	r = runNoDocker(t, "validate", direct, "--host", "h1", "--base", "root")
+	if r.code != 0 || !strings.Contains(r.stdout, "1 problems, 0 new since base") {
+		t.Errorf("DIR itself a symlink: exit %d, want its fleets loaded\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
 

@@ -50,7 +50,11 @@ func discover(root string, host Host, rootName string) ([]fleetDir, ProblemList,
 // fleets are, for a caller that must know which directories nest in
 // others.
 func FleetDirs(root string) ([]string, error) {
-	names, err := composeNames(root, Host{})
+	real, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return nil, fmt.Errorf("discover fleets: %w", err)
+	}
+	names, err := composeNames(real, Host{})
 	if err != nil {
 		return nil, err
 	}
@@ -153,3 +157,11 @@ func intersect(want, present []string) []string {
 	}
 	return out
 }
+
+// IsComposeFile reports whether a file name makes its directory a fleet
+// (compose.yaml and the other names Compose looks for).
+func IsComposeFile(name string) bool { return slices.Contains(composeFileNames, name) }
+
+// DirName is the name a fleet in directory dir (slash, relative) gets when
+// its compose files set none, as Compose names a project.
+func DirName(dir string) string { return loader.NormalizeProjectName(path.Base(dir)) }

@@ -25,10 +25,9 @@ import (
 // left out, valid ones are still returned so that the caller can keep
 // running them. Any other error (root unreadable, ctx done) comes alone.
 func Load(ctx context.Context, root string, host Host, opts ...Option) ([]Fleet, error) {
-	o := newOptions(opts)
-	absRoot, err := filepath.Abs(root)
+	absRoot, o, err := prepare(root, opts)
 	if err != nil {
-		return nil, fmt.Errorf("load fleets: %w", err)
+		return nil, err
 	}
 	dirs, problems, err := discover(absRoot, host, o.rootName)
 	if err != nil {
@@ -65,6 +64,26 @@ func finish(all []*loadedFleet, problems ProblemList) ([]Fleet, error) {
 		return fleets, slices.Compact(problems)
 	}
 	return fleets, nil
+}
+
+// prepare resolves root to an absolute path without symlinks — a root
+// reached through a symlink is walked like any other (the walk follows no
+// symlinked directory, the root included) — and applies the options. The
+// fleet at the root keeps the name of root as given.
+func prepare(root string, opts []Option) (string, options, error) {
+	o := newOptions(opts)
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return "", o, fmt.Errorf("load fleets: %w", err)
+	}
+	if o.rootName == "" {
+		o.rootName = filepath.Base(abs)
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return "", o, fmt.Errorf("load fleets: %w", err)
+	}
+	return real, o, nil
 }
 
 // Option tunes Load and LoadHosts.
@@ -139,10 +158,9 @@ type HostFleets struct {
 // out per host. A fleet that does mention them, or fails to load, is
 // loaded for each host. Any error other than problems comes alone.
 func LoadHosts(ctx context.Context, root string, hosts []Host, opts ...Option) ([]HostFleets, error) {
-	o := newOptions(opts)
-	absRoot, err := filepath.Abs(root)
+	absRoot, o, err := prepare(root, opts)
 	if err != nil {
-		return nil, fmt.Errorf("load fleets: %w", err)
+		return nil, err
 	}
 	dirs := make([][]fleetDir, len(hosts))
 	problems := make([]ProblemList, len(hosts))

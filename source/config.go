@@ -120,6 +120,9 @@ func RepoName(raw string) string {
 		p = ep.Path
 	}
 	p = strings.TrimRight(filepath.ToSlash(p), "/")
+	if pathpkg.Base(p) == ".git" { // a work tree's .git directory
+		p = pathpkg.Dir(p)
+	}
 	return strings.TrimSuffix(pathpkg.Base(p), ".git")
 }
 

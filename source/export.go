@@ -189,6 +189,42 @@ func (s *Snapshot) Changed(ctx context.Context, base, head, path string) ([]stri
 	return slices.Compact(out), nil
 }
 
+// List returns the files (slash paths from the repository's root) below
+// path in the tree of ref, reading trees only, no file contents; nothing
+// when path is not there.
+func (s *Snapshot) List(ref, path string) ([]string, error) {
+	what := fmt.Sprintf("list %s at %s", path, ref)
+	c, err := resolveCommit(s.g, ref)
+	if err != nil {
+		return nil, s.red.wrap(err, what, ErrRefNotFound)
+	}
+	t, err := c.Tree()
+	if err == nil && path != "." && path != "" {
+		t, err = t.Tree(path)
+		if errors.Is(err, object.ErrDirectoryNotFound) {
+			return nil, nil
+		}
+	}
+	if err != nil {
+		return nil, s.red.wrap(err, what)
+	}
+	w := object.NewTreeWalker(t, true, nil)
+	defer w.Close()
+	var out []string
+	for {
+		name, e, err := w.Next()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, s.red.wrap(err, what)
+		}
+		if e.Mode != filemode.Dir {
+			out = append(out, pathpkg.Join(path, name))
+		}
+	}
+}
+
 // Has reports whether p (a slash path from the repository's root) is in
 // the tree of ref.
 func (s *Snapshot) Has(ref, p string) (bool, error) {

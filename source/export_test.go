@@ -164,6 +164,8 @@ func TestRepoName(t *testing.T) {
 		"ssh://git@host:2222/ops/fleet":          "fleet",
 		"/srv/repos/fleet":                       "fleet",
 		"file:///srv/repos/fleet.git":            "fleet",
+		"/srv/work/fleet/.git":                   "fleet",
+		"/srv/work/fleet/.git/":                  "fleet",
 	} {
 		if got := source.RepoName(raw); got != want {
 			t.Errorf("RepoName(%q) = %q, want %q", raw, got, want)

@@ -137,9 +137,13 @@ func planRevisions(ctx context.Context, l *liveFlags, rf *revFlags, stderr io.Wr
 		return reconcile.Review{}, err
 	}
 	// A fleet at the repository's root is named after the repository on
-	// both sides, not after the directories the revisions are written to.
-	root := fleets.RootName(source.RepoName(l.repo))
-	baseRev, headRev, err := loadRevisions(ctx, snap, rf, hosts, tmp, root)
+	// both sides, not after the directories the revisions are written to:
+	// a local work tree's own name, else the URL's.
+	repoName := source.RepoName(l.repo)
+	if wt := snap.WorktreeRoot(); wt != "" {
+		repoName = filepath.Base(wt)
+	}
+	baseRev, headRev, err := loadRevisions(ctx, snap, rf, hosts, tmp, rootName(rf.path, repoName)...)
 	if err != nil {
 		return reconcile.Review{}, err
 	}
@@ -174,7 +178,7 @@ func checkPath(snap *source.Snapshot, rf *revFlags) error {
 // authFlagNames renames the daemon's settings in source's errors to the
 // flags that set them here.
 var authFlagNames = strings.NewReplacer(
-	"source auth.token", "--git-token-file",
+	"source auth.token", "--git-token-file/--git-username/--git-password-file",
 	"source auth.ssh_key_file", "--ssh-key-file",
 	"source auth.known_hosts_file", "--known-hosts-file",
 	"source repo", "--repo",
@@ -297,7 +301,7 @@ func loadRevisions(ctx context.Context, snap *source.Snapshot, rf *revFlags, hos
 	if err != nil {
 		return base, head, err
 	}
-	nested, err := fleets.FleetDirs(head.Dir)
+	nested, err := fleetDirsBoth(snap, rf, head.Dir)
 	if err != nil {
 		return base, head, err
 	}
@@ -373,6 +377,35 @@ func loadSide(ctx context.Context, dir string, hosts []*reconcile.HostRevisions,
 		hl.Fleets, hl.Problems = loaded[i].Fleets, pl
 	}
 	return nil
+}
+
+// fleetDirsBoth lists the fleet directories (relative to the fleets path)
+// of head, from its exported tree, and of base, from Git: a directory that
+// holds a fleet on either side must not be left out of base's export along
+// with one above it.
+func fleetDirsBoth(snap *source.Snapshot, rf *revFlags, headDir string) ([]string, error) {
+	dirs, err := fleets.FleetDirs(headDir)
+	if err != nil {
+		return nil, err
+	}
+	fleetsPath := path.Clean(rf.path)
+	files, err := snap.List(rf.base, fleetsPath)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		if fleets.IsComposeFile(path.Base(f)) {
+			rel := strings.TrimPrefix(path.Dir(f), fleetsPath+"/")
+			if fleetsPath == "." {
+				rel = path.Dir(f)
+			}
+			if path.Dir(f) == fleetsPath {
+				rel = "."
+			}
+			dirs = append(dirs, rel)
+		}
+	}
+	return dirs, nil
 }
 
 // nests reports whether another of the directories is above or below dir.

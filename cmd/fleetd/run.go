@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -163,14 +164,24 @@ func agentConfig(cfg daemonConfig, host fleets.Host, log *slog.Logger) (reconcil
 	return reconcile.AgentConfig{
 		Host: host,
 		Load: func(ctx context.Context, dir string) ([]fleets.Fleet, error) {
-			// A fleet at the repository's root is named after the
-			// repository, not after the commit's directory.
-			return fleets.Load(ctx, dir, host, fleets.RootName(source.RepoName(cfg.Source.URL)))
+			return fleets.Load(ctx, dir, host, rootName(cfg.Source.Path, source.RepoName(cfg.Source.URL))...)
 		},
 		Poll: poll, InWindow: inWindow, Resync: resync,
 		Parallelism: cfg.Reconcile.Parallelism, AllowMassPrune: cfg.Reconcile.AllowMassPrune,
 		Log: log, Version: versionString(),
 	}, nil
+}
+
+// rootName names a fleet whose compose files sit in the fleets directory
+// itself. When that directory is the repository's root (path "."), the
+// fleet is named after the repository, not after the directory a commit is
+// checked out into, which changes with every commit; otherwise after the
+// fleets directory, as Compose would.
+func rootName(fleetsPath, repo string) []fleets.Option {
+	if path.Clean(fleetsPath) != "." || repo == "" {
+		return nil
+	}
+	return []fleets.Option{fleets.RootName(repo)}
 }
 
 // pollFunc is the source schedule: a jittered interval, or a cron

@@ -93,6 +93,7 @@ func loadAtRevision(ctx context.Context, dir, ref string, host fleets.Host) (val
 	// Every failure to compare is the flags' fault: exit 2, not 1 (which
 	// means new problems).
 	abs, err := filepath.Abs(dir)
+	name := filepath.Base(abs) // the fleet at DIR is named after DIR as given, as at head
 	if err == nil {
 		abs, err = filepath.EvalSymlinks(abs) // the work tree's root is a real path
 	}
@@ -127,8 +128,7 @@ func loadAtRevision(ctx context.Context, dir, ref string, host fleets.Host) (val
 	if _, err := os.Stat(rev.Dir); errors.Is(err, fs.ErrNotExist) {
 		return b, nil, nil
 	}
-	// The fleet at DIR itself is named after DIR, as at head.
-	_, loadErr := fleets.Load(ctx, rev.Dir, host, fleets.RootName(filepath.Base(abs)))
+	_, loadErr := fleets.Load(ctx, rev.Dir, host, fleets.RootName(name))
 	problems, err := splitProblems(loadErr)
 	return b, problems, err
 }

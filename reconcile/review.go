@@ -233,18 +233,14 @@ func indexSide(l HostLoad, other []fleets.Fleet) hostSide {
 	}
 	// A fleet whose compose file does not parse is named after its
 	// directory, which need not be its name on the other side.
-	// A problem belongs to the deepest of those directories holding its
-	// file: a fleet nested in another's directory does not make that one
-	// invalid.
-	for _, p := range l.Problems {
-		owner := -1
-		for i, f := range other {
-			if inDir(p.File, f.Dir) && (owner < 0 || len(f.Dir) > len(other[owner].Dir)) {
-				owner = i
+	// A problem names the fleet it belongs to, after its directory when
+	// its compose file could not be read; a fleet nested in another's
+	// directory names itself, so it does not make that one invalid.
+	for _, f := range other {
+		for _, p := range l.Problems {
+			if inDir(p.File, f.Dir) && (p.Fleet == f.Name || p.Fleet == fleets.DirName(f.Dir)) {
+				s.invalid[f.Name] = true
 			}
-		}
-		if owner >= 0 {
-			s.invalid[other[owner].Name] = true
 		}
 	}
 	return s

@@ -360,13 +360,16 @@ func (b *builder) markStarted(sc serviceCtx, name string, id int) {
 		b.ready[key] = r
 	}
 	r[fleets.ConditionStarted] = append(r[fleets.ConditionStarted], id)
+	// The waits follow the started container by ID when the start knows
+	// it: a rename in the same plan may not have given it its name yet.
+	cid := b.actions[id-1].ContainerID
 	if b.dependedOn(sc.fleet, sc.svc.Name, fleets.ConditionHealthy) {
-		w := b.add(Action{Op: OpWaitHealthy, Fleet: sc.fleet.Name, Service: sc.svc.Name, Target: name, Cause: "a dependent waits for service_healthy",
+		w := b.add(Action{Op: OpWaitHealthy, Fleet: sc.fleet.Name, Service: sc.svc.Name, Target: name, ContainerID: cid, Cause: "a dependent waits for service_healthy",
 			After: []int{id}, Timeout: sc.svc.HealthTimeout})
 		r[fleets.ConditionHealthy] = append(r[fleets.ConditionHealthy], w)
 	}
 	if b.dependedOn(sc.fleet, sc.svc.Name, fleets.ConditionCompleted) {
-		w := b.add(Action{Op: OpWaitExit, Fleet: sc.fleet.Name, Service: sc.svc.Name, Target: name, Cause: "a dependent waits for service_completed_successfully",
+		w := b.add(Action{Op: OpWaitExit, Fleet: sc.fleet.Name, Service: sc.svc.Name, Target: name, ContainerID: cid, Cause: "a dependent waits for service_completed_successfully",
 			After: []int{id}, Timeout: sc.svc.HealthTimeout})
 		r[fleets.ConditionCompleted] = append(r[fleets.ConditionCompleted], w)
 	}

@@ -325,6 +325,7 @@ func loadChecked(ctx context.Context, ft fleetTree, fd fleetDir, host Host, r *r
 	if len(r.problems) > before {
 		return nil, false // an unsafe file must not be read
 	}
+	dropHooks(project)
 	hostFree = !rd.hostVar && !refersToHost(project) && !mentionsHost(ft, r.files, append(rd.files, dataFiles(project)...))
 	project, err = resolveFiles(project)
 	if err != nil {
@@ -403,6 +404,19 @@ func mentionsHost(ft fleetTree, files []*composeFile, others []string) bool {
 		}
 	}
 	return false
+}
+
+// dropHooks removes the lifecycle hooks (pre_start, post_start, pre_stop)
+// from a project: fleetd does not run them (each is reported as
+// unsupported), so neither their env_file nor their label_file, which
+// checkProjectFiles does not confine, may be read.
+func dropHooks(p *types.Project) {
+	for name, s := range p.Services {
+		if s.PreStart != nil || s.PostStart != nil || s.PreStop != nil {
+			s.PreStart, s.PostStart, s.PreStop = nil, nil, nil
+			p.Services[name] = s
+		}
+	}
 }
 
 // dataFiles lists the env_file and label_file paths of a project.

@@ -1,9 +1,13 @@
 package fleets
 
 import (
+	"context"
+	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/tree"
@@ -76,5 +80,30 @@ func TestUnsupportedEveryAttribute(t *testing.T) {
 	}
 	if len(unsupportedPatterns) > 8 {
 		t.Errorf("%d patterns for compose-go to match at every node; want one per section", len(unsupportedPatterns))
+	}
+}
+
+// A lifecycle hook is reported as unsupported, and its env_file is never
+// opened: fleetd does not confine files it will not use (a FIFO outside
+// the tree would block a read forever).
+func TestHookFilesNotRead(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	writeFile(t, root, "app/compose.yaml", []byte("services:\n  web:\n    image: nginx\n    pre_start:\n      - command: [\"true\"]\n        env_file: [\""+fifo+"\"]\n"))
+	done := make(chan error, 1)
+	go func() {
+		_, err := Load(context.Background(), root, Host{Name: "h"})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "pre_start") {
+			t.Errorf("Load = %v, want pre_start reported as unsupported", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Load blocked reading a hook's env_file")
 	}
 }

@@ -384,6 +384,7 @@ func TestPlanRevisionsFlags(t *testing.T) {
 	}{
 		{[]string{"--base", "nope"}, 1, "nope"},
 		{[]string{"--base", "base", "--path", "nowhere"}, 2, "--path nowhere"},
+		{[]string{"--base", "base", "--path", "fleets/shop/compose.yaml"}, 2, "not a directory"},
 		{[]string{"--base", "base", "--inventory", "missing.yaml"}, 1, "missing.yaml"},
 		{[]string{"--base", "base", "--inventory", "x.yaml", "--host", "a"}, 2, "exclude"},
 		{[]string{"--base", "base", "--format", "yaml"}, 2, "--format"},

@@ -225,6 +225,37 @@ func (s *Snapshot) List(ref, path string) ([]string, error) {
 	}
 }
 
+// Kind says what p (a slash path from the repository's root) is in the
+// tree of ref: "dir", "file", "symlink" (or another mode's name), or ""
+// when it is not there.
+func (s *Snapshot) Kind(ref, p string) (string, error) {
+	c, err := resolveCommit(s.g, ref)
+	if err != nil {
+		return "", s.red.wrap(err, "find "+p+" at "+ref, ErrRefNotFound)
+	}
+	if p == "." || p == "" {
+		return "dir", nil
+	}
+	t, err := c.Tree()
+	if err != nil {
+		return "", s.red.wrap(err, "find "+p+" at "+ref)
+	}
+	e, err := t.FindEntry(p)
+	switch {
+	case errors.Is(err, object.ErrEntryNotFound) || errors.Is(err, object.ErrDirectoryNotFound):
+		return "", nil
+	case err != nil:
+		return "", s.red.wrap(err, "find "+p+" at "+ref)
+	case e.Mode == filemode.Dir:
+		return "dir", nil
+	case e.Mode == filemode.Symlink:
+		return "symlink", nil
+	case e.Mode.IsFile():
+		return "file", nil
+	}
+	return e.Mode.String(), nil
+}
+
 // Has reports whether p (a slash path from the repository's root) is in
 // the tree of ref.
 func (s *Snapshot) Has(ref, p string) (bool, error) {

@@ -167,12 +167,21 @@ func planRevisions(ctx context.Context, l *liveFlags, rf *revFlags, stderr io.Wr
 // missing on one side holds no fleets there (all of them deleted, or the
 // first ones added).
 func checkPath(snap *source.Snapshot, rf *revFlags) error {
+	found := false
 	for _, ref := range []string{rf.base, rf.head} {
-		if ok, err := snap.Has(ref, path.Clean(rf.path)); err != nil || ok {
+		kind, err := snap.Kind(ref, path.Clean(rf.path))
+		switch {
+		case err != nil:
 			return err
+		case kind != "" && kind != "dir":
+			return usageError("--path %s: a %s at %s, not a directory", rf.path, kind, ref)
 		}
+		found = found || kind == "dir"
 	}
-	return usageError("--path %s: not in the repository at %s nor at %s", rf.path, rf.base, rf.head)
+	if !found {
+		return usageError("--path %s: not in the repository at %s nor at %s", rf.path, rf.base, rf.head)
+	}
+	return nil
 }
 
 // authFlagNames renames the daemon's settings in source's errors to the

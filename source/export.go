@@ -256,27 +256,6 @@ func (s *Snapshot) Kind(ref, p string) (string, error) {
 	return e.Mode.String(), nil
 }
 
-// Has reports whether p (a slash path from the repository's root) is in
-// the tree of ref.
-func (s *Snapshot) Has(ref, p string) (bool, error) {
-	c, err := resolveCommit(s.g, ref)
-	if err != nil {
-		return false, s.red.wrap(err, "find "+p+" at "+ref, ErrRefNotFound)
-	}
-	if p == "." || p == "" {
-		return true, nil
-	}
-	t, err := c.Tree()
-	if err != nil {
-		return false, s.red.wrap(err, "find "+p+" at "+ref)
-	}
-	_, err = t.FindEntry(p)
-	if errors.Is(err, object.ErrEntryNotFound) || errors.Is(err, object.ErrDirectoryNotFound) {
-		return false, nil
-	}
-	return err == nil, err
-}
-
 func openForExport(ctx context.Context, repo string, auth Auth, red redactor) (*git.Repository, error) {
 	ep, err := parseURL(repo, "repo")
 	if err != nil {

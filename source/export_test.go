@@ -138,9 +138,10 @@ func TestSnapshotChangedReadHasExcept(t *testing.T) {
 	if _, ok, err := snap.ReadFile("HEAD", "missing.yaml"); err != nil || ok {
 		t.Errorf("ReadFile of a missing file: found %v, %v", ok, err)
 	}
-	for p, want := range map[string]bool{"fleets": true, "fleets/new": true, "fleets/nope": false, ".": true} {
-		if ok, err := snap.Has("HEAD", p); err != nil || ok != want {
-			t.Errorf("Has(%s) = %v, %v; want %v", p, ok, err, want)
+	for p, want := range map[string]string{"fleets": "dir", "fleets/new": "dir", "fleets/nope": "", ".": "dir",
+		"README": "file", "fleets-link": "symlink"} {
+		if kind, err := snap.Kind("HEAD", p); err != nil || kind != want {
+			t.Errorf("Kind(%s) = %q, %v; want %q", p, kind, err, want)
 		}
 	}
 	dest := t.TempDir()

@@ -79,7 +79,7 @@ func Converge(ctx context.Context, eng Engine, desired []fleets.Fleet, pol Polic
 			opts.OnPlan(p)
 		}
 		out.tell(opts, Started(out.Rollouts, p, opts.Now()))
-		j := newJudge(p, &out, opts)
+		j := newJudge(ctx, p, &out, opts)
 		exec := opts.Exec
 		exec.Progress = j.progress(opts.Exec.Progress)
 		rep := Execute(ctx, eng, p, exec)
@@ -109,6 +109,10 @@ func Converge(ctx context.Context, eng Engine, desired []fleets.Fleet, pol Polic
 // finished, so that its events are told and the state saved as they
 // happen, not when the whole plan, with the later batches it chains, ends.
 type judge struct {
+	// ctx ends the plan: once it is done, nothing more is judged — a
+	// batch cut short by a shutdown did not fail, and the next run
+	// resumes it.
+	ctx     context.Context
 	mu      sync.Mutex
 	plan    ActionPlan
 	out     *Outcome
@@ -121,8 +125,8 @@ type judge struct {
 	err     error    // the first failed save
 }
 
-func newJudge(p ActionPlan, out *Outcome, opts ConvergeOptions) *judge {
-	j := &judge{plan: p, out: out, opts: opts, step: map[int]int{}, failed: map[string]int{},
+func newJudge(ctx context.Context, p ActionPlan, out *Outcome, opts ConvergeOptions) *judge {
+	j := &judge{ctx: ctx, plan: p, out: out, opts: opts, step: map[int]int{}, failed: map[string]int{},
 		pending: make([]int, len(p.Rollouts)), judged: make([]bool, len(p.Rollouts))}
 	for _, a := range p.Actions {
 		if !a.Rollout {
@@ -153,6 +157,9 @@ func (j *judge) progress(then func(Result)) func(Result) {
 			return
 		}
 		j.pending[i]--
+		if j.ctx.Err() != nil {
+			return
+		}
 		waiting := map[string]bool{} // services with an earlier batch not judged yet
 		for k, st := range j.plan.Rollouts {
 			key := rolloutKey(st.Fleet, st.Service)
@@ -171,6 +178,9 @@ func (j *judge) progress(then func(Result)) func(Result) {
 func (j *judge) finish(rep Report) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	if j.ctx.Err() != nil {
+		return
+	}
 	for k := range j.plan.Rollouts {
 		if !j.judged[k] {
 			j.advance(k, rep)

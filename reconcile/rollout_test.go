@@ -388,3 +388,87 @@ func TestForgetOnNewCommit(t *testing.T) {
 		t.Errorf("a new spec did not supersede the paused rollout: %v", got)
 	}
 }
+
+// A paused rollout still finishes what fleetd itself left half done: a
+// replacement whose rename failed is renamed and started, so no slot stays
+// empty until the next commit.
+func TestPausedRolloutFinishesHandOver(t *testing.T) {
+	e := newFake(t)
+	update := fleets.Rollout{Parallelism: 1, Order: fleets.OrderStopFirst, FailureAction: fleets.FailurePause}
+	out, _ := rollOut(t, e, 3, update, func() { e.FailOnce("RenameContainer", "web-api-1-next", errors.New("conflict")) })
+	if r := out.Rollouts["web/api"]; r.Status != reconcile.RolloutPaused {
+		t.Fatalf("record = %+v, want paused after the failed hand-over", r)
+	}
+	if _, err := reconcile.Converge(t.Context(), e, []fleets.Fleet{rolling(3, "app:v2", update)}, reconcile.Policy{Now: now, Rollouts: out.Rollouts}, (&recorder{}).opts()); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"web-api-1", "web-api-2", "web-api-3"} {
+		if c, ok := e.Container(name); !ok || c.State != "running" {
+			t.Errorf("%s: %+v, %v; want every slot running while paused", name, c, ok)
+		}
+	}
+	if _, ok := e.Container("web-api-1-next"); ok {
+		t.Error("the half-done replacement was left under its temporary name")
+	}
+}
+
+// A service that depends on another (service_healthy) waits for that
+// service's first batch only: a failure in a later batch of the other
+// service's chain does not skip, and so fail, this one's rollout.
+func TestChainedRolloutDependentsWaitForFirstBatch(t *testing.T) {
+	update := fleets.Rollout{Parallelism: 1, Order: fleets.OrderStartFirst, FailureAction: fleets.FailureRollback}
+	build := func(image string) fleets.Fleet {
+		api := service("web", "api", 4, func(s *fleets.Service) { s.Spec.Image = image; s.Update = update })
+		worker := service("web", "worker", 1, func(s *fleets.Service) {
+			s.Spec.Image = image
+			s.Update = update
+			s.DependsOn = []fleets.Dependency{{Service: "api", Condition: fleets.ConditionHealthy, Required: true}}
+		})
+		return fleet("web", api, worker)
+	}
+	e := newFake(t)
+	converge(t, e, build("app:v1"))
+	e.OnStart(func(c *drift.Container) {
+		if c.Name == "web-api-3-next" {
+			c.Health = "unhealthy"
+		}
+	})
+	out, err := reconcile.Converge(t.Context(), e, []fleets.Fleet{build("app:v2")}, policy(), (&recorder{}).opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := out.Rollouts["web/worker"]; ok {
+		t.Errorf("worker's rollout record %+v; want it rolled out and done", r)
+	}
+	if c, ok := e.Container("web-worker-1"); !ok || c.Image != "app:v2" {
+		t.Errorf("worker runs %+v, want app:v2", c)
+	}
+	if r := out.Rollouts["web/api"]; r.Status != reconcile.RolloutRolledBack {
+		t.Errorf("api's record %+v, want rolled back", r)
+	}
+}
+
+// A shutdown in the middle of a rollout is not a failure: nothing is
+// judged once the context ends, and the next run resumes.
+func TestCancelledRolloutIsNotJudged(t *testing.T) {
+	e := newFake(t)
+	update := fleets.Rollout{Parallelism: 1, Order: fleets.OrderStartFirst, FailureAction: fleets.FailureRollback}
+	converge(t, e, rolling(3, "app:v1", update))
+	ctx, cancel := context.WithCancel(t.Context())
+	opts := (&recorder{}).opts()
+	opts.Exec.Progress = func(res reconcile.Result) {
+		if res.Action.Op == reconcile.OpStart && res.Action.Target == "web-api-2-next" {
+			cancel()
+		}
+	}
+	out, _ := reconcile.Converge(ctx, e, []fleets.Fleet{rolling(3, "app:v2", update)}, policy(), opts)
+	for _, r := range out.Rollouts {
+		if r.Stalled() || r.Status == reconcile.RolloutRollingBack {
+			t.Errorf("a cancelled rollout was judged a failure: %+v", r)
+		}
+	}
+	if _, err := reconcile.Converge(t.Context(), e, []fleets.Fleet{rolling(3, "app:v2", update)}, reconcile.Policy{Now: now, Rollouts: out.Rollouts}, (&recorder{}).opts()); err != nil {
+		t.Fatal(err)
+	}
+	assertConverged(t, e, []fleets.Fleet{rolling(3, "app:v2", update)})
+}

@@ -68,7 +68,12 @@ func (b *builder) planRollout(sc serviceCtx, stale []containerItems, resumable [
 		next.Slots, next.Chained = nil, true
 		next.Remaining = total - done
 		end := min(len(stale), take+size)
+		// Dependents (depends_on) wait for the first batch only, as
+		// when each pass planned one batch: a later batch's failure
+		// must not skip, and so fail, another service's rollout.
+		ready := b.readyMark(sc)
 		b.planBatch(sc, stale[take:end], &next, order, append(b.gatesOf(step), b.sinksOf(before)...), total)
+		b.readyReset(sc, ready)
 		done += len(next.Slots)
 		take = end
 		before, step = step, next
@@ -105,6 +110,23 @@ func (b *builder) waitAlso(first int, ids []int) {
 		if !slices.ContainsFunc(a.After, func(dep int) bool { return dep > first }) {
 			a.After = compactIDs(append(a.After, ids...))
 		}
+	}
+}
+
+// readyMark and readyReset undo what planning adds to a service's
+// readiness (the actions its dependents wait for).
+func (b *builder) readyMark(sc serviceCtx) map[string]int {
+	mark := map[string]int{}
+	for cond, ids := range b.ready[sc.fleet.Name+"/"+sc.svc.Name] {
+		mark[cond] = len(ids)
+	}
+	return mark
+}
+
+func (b *builder) readyReset(sc serviceCtx, mark map[string]int) {
+	r := b.ready[sc.fleet.Name+"/"+sc.svc.Name]
+	for cond := range r {
+		r[cond] = r[cond][:mark[cond]]
 	}
 }
 
@@ -153,7 +175,7 @@ func (b *builder) gatesOf(step RolloutStep) []int {
 func (b *builder) blockStalled(sc serviceCtx, rec RolloutRecord) {
 	kept := ""
 	if rec.Status == RolloutPaused {
-		kept = "; its new replicas are left as they are"
+		kept = "; its failed new replicas are left as they are"
 	}
 	b.block(sc.fleet.Name, sc.svc.Name, "", fmt.Sprintf("rollout of %s %s: %s; not retried until a new commit or a manual sync%s",
 		short(rec.Target), rec.Status, rec.Reason, kept), true)

@@ -53,9 +53,11 @@ func (b *builder) planService(sc serviceCtx) {
 	}
 	rec, hasRec := b.pol.Rollouts[rolloutKey(f.Name, svc.Name)]
 	stalled := hasRec && rec.Stalled() && rec.Target == svc.Hash
-	// A paused rollout leaves its new replicas as they are, failed ones
-	// included, for people to inspect: healing them would only restart a
-	// broken build over and over. The old replicas are still healed.
+	// A paused rollout does not restart its new replicas that stopped or
+	// turn unhealthy: that would only run a broken build over and over,
+	// and the exited or unhealthy replica stays there to inspect. Anything
+	// else is still done for them (a never-started container is started, a
+	// rename, network or limit undone), and the old replicas are healed.
 	paused := stalled && rec.Status == RolloutPaused
 	resumable, resumed := b.resumable(sc, stalled)
 	var stale []containerItems
@@ -73,7 +75,7 @@ func (b *builder) planService(sc serviceCtx) {
 			case resumed[c.name] || !pass(c):
 			case isStale(c):
 				stale = append(stale, c)
-			case paused && !c.has(drift.Missing) && !c.has(drift.Extra):
+			case paused && b.failedReplica(c):
 				left = true
 			default:
 				b.planContainer(sc, c)
@@ -86,6 +88,18 @@ func (b *builder) planService(sc serviceCtx) {
 	case left:
 		b.blockStalled(sc, rec)
 	}
+}
+
+// failedReplica reports whether a container stopped, is restarting or is
+// unhealthy, and was started (not merely created).
+func (b *builder) failedReplica(c containerItems) bool {
+	if c.has(drift.Missing) || c.has(drift.Extra) {
+		return false
+	}
+	if ctr := b.container(c.id); ctr == nil || ctr.State == "created" {
+		return false
+	}
+	return c.has(drift.Stopped) || c.has(drift.Unhealthy) || c.has(drift.Restarting)
 }
 
 // isStale reports whether a container runs an outdated spec or image and

@@ -92,13 +92,9 @@ func (s *Snapshot) ExportExcept(ctx context.Context, ref, path, dest string, ski
 	if err := emptyDir(dest); err != nil {
 		return Revision{}, red.wrap(err, what)
 	}
-	var skipFn func(string) bool
-	if len(skip) > 0 {
-		skipFn = func(dir string) bool { return skip[dir] }
-	}
 	tree, err := c.Tree()
 	if err == nil {
-		err = writeTree(ctx, tree, dest, skipFn)
+		err = writeTree(ctx, tree, dest, skip)
 	}
 	if err != nil {
 		return Revision{}, red.wrap(err, what)
@@ -153,23 +149,12 @@ func (s *Snapshot) Changed(ctx context.Context, base, head, path string) ([]stri
 	what := fmt.Sprintf("compare %s and %s", base, head)
 	trees := make([]*object.Tree, 2)
 	for i, ref := range []string{base, head} {
-		c, err := resolveCommit(s.g, ref)
+		t, err := s.subtree(ref, path, what)
 		if err != nil {
-			return nil, s.red.wrap(err, what, ErrRefNotFound)
+			return nil, err
 		}
-		t, err := c.Tree()
-		if err == nil && path != "." && path != "" {
-			root := t
-			t, err = t.Tree(path)
-			if errors.Is(err, object.ErrDirectoryNotFound) {
-				if e, ferr := root.FindEntry(path); ferr == nil && e.Mode != filemode.Dir {
-					return nil, fmt.Errorf("%s: %s is not a directory at %s (%s)", what, path, ref, e.Mode)
-				}
-				t, err = &object.Tree{}, nil // the whole path is added or removed
-			}
-		}
-		if err != nil {
-			return nil, s.red.wrap(err, what)
+		if t == nil {
+			t = &object.Tree{} // the whole path is added or removed
 		}
 		trees[i] = t
 	}
@@ -193,20 +178,9 @@ func (s *Snapshot) Changed(ctx context.Context, base, head, path string) ([]stri
 // path in the tree of ref, reading trees only, no file contents; nothing
 // when path is not there.
 func (s *Snapshot) List(ref, path string) ([]string, error) {
-	what := fmt.Sprintf("list %s at %s", path, ref)
-	c, err := resolveCommit(s.g, ref)
-	if err != nil {
-		return nil, s.red.wrap(err, what, ErrRefNotFound)
-	}
-	t, err := c.Tree()
-	if err == nil && path != "." && path != "" {
-		t, err = t.Tree(path)
-		if errors.Is(err, object.ErrDirectoryNotFound) {
-			return nil, nil
-		}
-	}
-	if err != nil {
-		return nil, s.red.wrap(err, what)
+	t, err := s.subtree(ref, path, fmt.Sprintf("list %s at %s", path, ref))
+	if err != nil || t == nil {
+		return nil, err
 	}
 	w := object.NewTreeWalker(t, true, nil)
 	defer w.Close()
@@ -217,12 +191,40 @@ func (s *Snapshot) List(ref, path string) ([]string, error) {
 			return out, nil
 		}
 		if err != nil {
-			return nil, s.red.wrap(err, what)
+			return nil, s.red.wrap(err, "list "+path+" at "+ref)
 		}
 		if e.Mode != filemode.Dir {
 			out = append(out, pathpkg.Join(path, name))
 		}
 	}
+}
+
+// subtree returns the tree of path at ref, or nil when path is not there;
+// a path that is there but is not a directory is an error. what names the
+// operation in errors.
+func (s *Snapshot) subtree(ref, path, what string) (*object.Tree, error) {
+	c, err := resolveCommit(s.g, ref)
+	if err != nil {
+		return nil, s.red.wrap(err, what, ErrRefNotFound)
+	}
+	t, err := c.Tree()
+	if err != nil {
+		return nil, s.red.wrap(err, what)
+	}
+	if path == "." || path == "" {
+		return t, nil
+	}
+	sub, err := t.Tree(path)
+	if errors.Is(err, object.ErrDirectoryNotFound) {
+		if e, ferr := t.FindEntry(path); ferr == nil && e.Mode != filemode.Dir {
+			return nil, fmt.Errorf("%s: %s is not a directory at %s (%s)", what, path, ref, e.Mode)
+		}
+		return nil, nil
+	}
+	if err != nil {
+		return nil, s.red.wrap(err, what)
+	}
+	return sub, nil
 }
 
 // Kind says what p (a slash path from the repository's root) is in the

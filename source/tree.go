@@ -17,7 +17,7 @@ import (
 // executable bit, symlinks as symlinks; submodules are left out. All writes
 // go through an os.Root, so a crafted tree (an entry named "..", a file
 // under a symlinked directory) cannot write outside dest.
-func writeTree(ctx context.Context, tree *object.Tree, dest string, skip func(dir string) bool) error {
+func writeTree(ctx context.Context, tree *object.Tree, dest string, skip map[string]bool) error {
 	if err := os.MkdirAll(dest, 0o755); err != nil {
 		return err
 	}
@@ -40,7 +40,7 @@ func writeTree(ctx context.Context, tree *object.Tree, dest string, skip func(di
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if skip != nil && skipped(f.Name, skip) {
+		if len(skip) > 0 && skipped(f.Name, skip) {
 			continue
 		}
 		if err := writeFile(root, f, made); err != nil {
@@ -50,9 +50,9 @@ func writeTree(ctx context.Context, tree *object.Tree, dest string, skip func(di
 }
 
 // skipped reports whether a file lies in a directory skip names.
-func skipped(name string, skip func(dir string) bool) bool {
+func skipped(name string, skip map[string]bool) bool {
 	for dir := path.Dir(name); dir != "."; dir = path.Dir(dir) {
-		if skip(dir) {
+		if skip[dir] {
 			return true
 		}
 	}

@@ -33,6 +33,28 @@ func discover(root string, host Host, rootName string) ([]fleetDir, ProblemList,
 	if err != nil {
 		return nil, nil, err
 	}
+	dirs, problems := fleetDirsFor(root, names, host, rootName)
+	return dirs, problems, nil
+}
+
+// discoverHosts is discover for several hosts with one walk of the tree.
+func discoverHosts(root string, hosts []Host, rootName string) ([][]fleetDir, []ProblemList, error) {
+	names, err := composeNames(root, hosts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	dirs := make([][]fleetDir, len(hosts))
+	problems := make([]ProblemList, len(hosts))
+	for i, h := range hosts {
+		dirs[i], problems[i] = fleetDirsFor(root, names, h, rootName)
+	}
+	return dirs, problems, nil
+}
+
+// fleetDirsFor picks the fleet directories of host from the compose file
+// names found (which may include other hosts' compose.<host>.yaml: each
+// host merges only its own).
+func fleetDirsFor(root string, names map[string][]string, host Host, rootName string) ([]fleetDir, ProblemList) {
 	var dirs []fleetDir
 	var problems ProblemList
 	for _, dir := range slices.Sorted(maps.Keys(names)) {
@@ -42,7 +64,7 @@ func discover(root string, host Host, rootName string) ([]fleetDir, ProblemList,
 			dirs = append(dirs, fd)
 		}
 	}
-	return dirs, problems, nil
+	return dirs, problems
 }
 
 // FleetDirs lists the directories under root (slash paths relative to it,
@@ -54,7 +76,7 @@ func FleetDirs(root string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("discover fleets: %w", err)
 	}
-	names, err := composeNames(real, Host{})
+	names, err := composeNames(real)
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +92,7 @@ func FleetDirs(root string) ([]string, error) {
 // composeNames maps each directory under root to the compose-related file
 // names it holds. Hidden directories (.git) are skipped, and symlinked
 // directories are not followed.
-func composeNames(root string, host Host) (map[string][]string, error) {
+func composeNames(root string, hosts ...Host) (map[string][]string, error) {
 	names := map[string][]string{} // slash dir -> compose-related file names
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -82,7 +104,7 @@ func composeNames(root string, host Host) (map[string][]string, error) {
 			}
 			return nil
 		}
-		if isComposeName(d.Name(), host) {
+		if slices.ContainsFunc(hosts, func(h Host) bool { return isComposeName(d.Name(), h) }) || len(hosts) == 0 && isComposeName(d.Name(), Host{}) {
 			rel, err := filepath.Rel(root, filepath.Dir(p))
 			if err != nil {
 				return err

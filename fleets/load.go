@@ -162,12 +162,9 @@ func LoadHosts(ctx context.Context, root string, hosts []Host, opts ...Option) (
 	if err != nil {
 		return nil, err
 	}
-	dirs := make([][]fleetDir, len(hosts))
-	problems := make([]ProblemList, len(hosts))
-	for i, h := range hosts {
-		if dirs[i], problems[i], err = discover(absRoot, h, o.rootName); err != nil {
-			return nil, err
-		}
+	dirs, problems, err := discoverHosts(absRoot, hosts, o.rootName)
+	if err != nil {
+		return nil, err
 	}
 	// First, each distinct directory (with its files) for the first host
 	// that has it.

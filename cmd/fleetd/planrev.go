@@ -263,6 +263,8 @@ func readInventory(snap *source.Snapshot, ref, name string) (fleets.Inventory, b
 	return inv, true, err
 }
 
+// hostPairs pairs the hosts of both inventories by name. A host listed on
+// one side only is planned with the facts of that side on both.
 func hostPairs(base, head fleets.Inventory) []reconcile.HostRevisions {
 	var out []reconcile.HostRevisions
 	for _, h := range head.Hosts {

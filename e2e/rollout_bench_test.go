@@ -113,7 +113,13 @@ func timeToHealthy(b *testing.B, cli *client.Client, ref, net, base string, inte
 		b.Fatal(err)
 	}
 	defer func() {
-		_ = cli.ContainerRemove(context.WithoutCancel(ctx), created.ID, container.RemoveOptions{Force: true})
+		// Stop, then remove: force-removing a running container on a
+		// user network is how Docker 20.10 sometimes leaks an endpoint,
+		// which then keeps the fleet's network from being removed.
+		bg := context.WithoutCancel(ctx)
+		timeout := 10
+		_ = cli.ContainerStop(bg, created.ID, container.StopOptions{Timeout: &timeout})
+		_ = cli.ContainerRemove(bg, created.ID, container.RemoveOptions{Force: true})
 	}()
 	if err := cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
 		b.Fatal(err)

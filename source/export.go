@@ -20,33 +20,19 @@ import (
 	"github.com/go-git/go-git/v5/storage/memory"
 )
 
-// Export writes the full tree of ref into dest (which must be missing or
-// empty) for `fleetd plan --base/--head`, and returns the revision with Dir
-// = dest/path. ref is anything go-git's ResolveRevision takes: a branch, a
-// tag, a commit (also abbreviated) or "HEAD~1"; empty means HEAD.
-//
-// A local repository (a path or file:// URL) is opened in place, read-only:
-// its own branches, tags and remote-tracking refs are visible. A remote one
-// is fetched into memory (all branches and tags), never into a directory.
-// To export several revisions of a remote, open a Snapshot once.
-func Export(ctx context.Context, repo, ref, path, dest string, auth Auth) (Revision, error) {
-	s, err := OpenSnapshot(ctx, repo, auth)
-	if err != nil {
-		return Revision{}, err
-	}
-	return s.Export(ctx, ref, path, dest)
-}
-
-// Snapshot is a repository opened for exporting revisions: a local one in
-// place, a remote one fetched into memory once. Its Export calls must not
-// run concurrently.
+// Snapshot is a repository opened for exporting revisions, for `fleetd
+// plan --base/--head` and `validate --base`. A local repository (a path or
+// file:// URL) is opened in place, read-only: its own branches, tags and
+// remote-tracking refs are visible. A remote one is fetched into memory
+// (all branches and tags) once, never into a directory. Its methods must
+// not run concurrently.
 type Snapshot struct {
 	g    *git.Repository
 	repo string
 	red  redactor
 }
 
-// OpenSnapshot opens repo for Export; see Export for what it accepts.
+// OpenSnapshot opens repo (a local path or file:// URL, or a remote URL).
 func OpenSnapshot(ctx context.Context, repo string, auth Auth) (*Snapshot, error) {
 	red := auth.secrets(repo)
 	g, err := openForExport(ctx, repo, auth, red)
@@ -66,7 +52,10 @@ func (s *Snapshot) WorktreeRoot() string {
 	return wt.Filesystem.Root()
 }
 
-// Export writes the tree of ref into dest, as the package's Export does.
+// Export writes the full tree of ref into dest (which must be missing or
+// empty) and returns the revision with Dir = dest/path. ref is anything
+// go-git's ResolveRevision takes: a branch, a tag, a commit (also
+// abbreviated) or "HEAD~1"; empty means HEAD.
 func (s *Snapshot) Export(ctx context.Context, ref, path, dest string) (Revision, error) {
 	return s.ExportExcept(ctx, ref, path, dest, nil)
 }

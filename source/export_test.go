@@ -1,6 +1,7 @@
 package source_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -24,11 +25,11 @@ func TestExportLocalRefs(t *testing.T) {
 	}
 	second := u.commit("two", map[string]string{"fleets/web/compose.yaml": "services: {}\n"})
 
-	head, err := source.Export(t.Context(), u.work, "main", "fleets", filepath.Join(t.TempDir(), "head"), source.Auth{})
+	head, err := export(t.Context(), u.work, "main", "fleets", filepath.Join(t.TempDir(), "head"), source.Auth{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	base, err := source.Export(t.Context(), u.work, "HEAD~1", "fleets", t.TempDir(), source.Auth{})
+	base, err := export(t.Context(), u.work, "HEAD~1", "fleets", t.TempDir(), source.Auth{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,23 +60,23 @@ func TestExportRemoteAndErrors(t *testing.T) {
 	u.commit("two", map[string]string{"compose.yaml": "services: {}\n"})
 	srv := serveHTTP(t, u, "", "")
 
-	rev, err := source.Export(t.Context(), srv.repoURL(), "v1", ".", t.TempDir(), source.Auth{})
+	rev, err := export(t.Context(), srv.repoURL(), "v1", ".", t.TempDir(), source.Auth{})
 	if err != nil || rev.Commit != first {
 		t.Fatalf("Export v1 over http = %+v, %v; want %s", rev, err, first)
 	}
-	if rev, err := source.Export(t.Context(), srv.repoURL(), "HEAD~1", "", t.TempDir(), source.Auth{}); err != nil || rev.Commit != first {
+	if rev, err := export(t.Context(), srv.repoURL(), "HEAD~1", "", t.TempDir(), source.Auth{}); err != nil || rev.Commit != first {
 		t.Errorf("Export HEAD~1 over http = %+v, %v; want %s", rev, err, first)
 	}
-	if _, err := source.Export(t.Context(), u.bare, "nope", ".", t.TempDir(), source.Auth{}); !errors.Is(err, source.ErrRefNotFound) {
+	if _, err := export(t.Context(), u.bare, "nope", ".", t.TempDir(), source.Auth{}); !errors.Is(err, source.ErrRefNotFound) {
 		t.Errorf("unknown ref: %v, want ErrRefNotFound", err)
 	}
 	full := t.TempDir()
 	os.WriteFile(filepath.Join(full, "x"), nil, 0o644)
-	if _, err := source.Export(t.Context(), u.bare, "main", ".", full, source.Auth{}); err == nil {
+	if _, err := export(t.Context(), u.bare, "main", ".", full, source.Auth{}); err == nil {
 		t.Error("Export into a non-empty directory succeeded")
 	}
 	srv.Close()
-	if _, err := source.Export(t.Context(), srv.repoURL(), "main", ".", t.TempDir(), source.Auth{}); !errors.Is(err, source.ErrUnreachable) {
+	if _, err := export(t.Context(), srv.repoURL(), "main", ".", t.TempDir(), source.Auth{}); !errors.Is(err, source.ErrUnreachable) {
 		t.Errorf("server down: %v, want ErrUnreachable", err)
 	}
 }
@@ -176,4 +177,13 @@ func TestRepoName(t *testing.T) {
 	if got := source.RepoName("."); got != filepath.Base(wd) {
 		t.Errorf("RepoName(.) = %q, want the working directory's name %q", got, filepath.Base(wd))
 	}
+}
+
+// export opens repo and exports one revision of it.
+func export(ctx context.Context, repo, ref, path, dest string, auth source.Auth) (source.Revision, error) {
+	s, err := source.OpenSnapshot(ctx, repo, auth)
+	if err != nil {
+		return source.Revision{}, err
+	}
+	return s.Export(ctx, ref, path, dest)
 }

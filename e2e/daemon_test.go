@@ -30,8 +30,8 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
 
+	"github.com/fleetd/fleetd/agent"
 	"github.com/fleetd/fleetd/engine/dockertest"
-	"github.com/fleetd/fleetd/reconcile"
 	"github.com/fleetd/fleetd/server"
 )
 
@@ -292,9 +292,9 @@ func (d *daemon) stop() time.Duration {
 func (d *daemon) url(path string) string { return "http://" + d.addr + path }
 
 // status returns GET /v1/status.
-func (d *daemon) status() reconcile.AgentStatus {
+func (d *daemon) status() agent.Status {
 	d.t.Helper()
-	var st reconcile.AgentStatus
+	var st agent.Status
 	if err := json.Unmarshal([]byte(httpGet(d.t, d.url("/v1/status"))), &st); err != nil {
 		d.t.Fatalf("/v1/status: %v", err)
 	}
@@ -459,7 +459,7 @@ func waitConverged(t testing.TB, d *daemon, cli *client.Client, fleet, version, 
 	return ids
 }
 
-func appliedOf(st reconcile.AgentStatus, fleet string) string {
+func appliedOf(st agent.Status, fleet string) string {
 	for _, f := range st.Fleets {
 		if f.Name == fleet {
 			return f.Applied
@@ -468,7 +468,7 @@ func appliedOf(st reconcile.AgentStatus, fleet string) string {
 	return ""
 }
 
-func revisionOf(st reconcile.AgentStatus) string {
+func revisionOf(st agent.Status) string {
 	if st.Revision == nil {
 		return ""
 	}
@@ -547,7 +547,7 @@ func TestDaemon(t *testing.T) {
 		bad := strings.Replace(webCompose(fleet, ref, "v4", 1), "    environment:\n", "    environment: [unclosed\n", 1)
 		cBad := g.commit("", "broken", map[string]string{fleet + "/compose.yaml": bad})
 		d.push()
-		var st reconcile.AgentStatus
+		var st agent.Status
 		waitFor(t, time.Minute, "status reports the invalid revision", func() (bool, string) {
 			st = d.status()
 			return strings.Contains(st.Invalid, cBad[:7]), fmt.Sprintf("invalid %q", st.Invalid)
@@ -796,7 +796,7 @@ func TestDaemonPolling(t *testing.T) {
 		// not reach the host until the server is back.
 		c3 := g.commit("", "v3", map[string]string{fleet + "/compose.yaml": webCompose(fleet, ref, "v3", 1)})
 		var backoff float64
-		var st reconcile.AgentStatus
+		var st agent.Status
 		waitFor(t, time.Minute, "fetch failures and backoff", func() (bool, string) {
 			st = d.status()
 			backoff = d.metric("fleetd_git_backoff_seconds")

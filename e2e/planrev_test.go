@@ -14,7 +14,7 @@ import (
 	"testing"
 
 	"github.com/fleetd/fleetd/fleets"
-	"github.com/fleetd/fleetd/reconcile"
+	"github.com/fleetd/fleetd/review"
 )
 
 // The tests of `fleetd plan --base/--head` need no Docker engine: they
@@ -22,7 +22,7 @@ import (
 // compare the binary's text and Markdown output with goldens in
 // testdata/planrev (go test ./e2e -run PlanRevisions -update rewrites them;
 // read every diff: the plan must be right, not just stable) and its JSON
-// with the reconcile.Review schema.
+// with the review.Report schema.
 
 var updateGoldens = flag.Bool("update", false, "rewrite the goldens of testdata/planrev")
 
@@ -156,14 +156,14 @@ func checkGolden(t *testing.T, name, got string) {
 }
 
 // reviewJSON runs the plan as JSON and decodes it strictly into the schema.
-func reviewJSON(t *testing.T, dir string, args ...string) reconcile.Review {
+func reviewJSON(t *testing.T, dir string, args ...string) review.Report {
 	t.Helper()
 	r := plan(t, dir, append(args, "--format", "json")...)
 	dec := json.NewDecoder(strings.NewReader(r.stdout))
 	dec.DisallowUnknownFields()
-	var rv reconcile.Review
+	var rv review.Report
 	if err := dec.Decode(&rv); err != nil {
-		t.Fatalf("decode JSON into reconcile.Review: %v\n%s\n%s", err, r.stdout, r.stderr)
+		t.Fatalf("decode JSON into review.Report: %v\n%s\n%s", err, r.stdout, r.stderr)
 	}
 	return rv
 }
@@ -287,9 +287,9 @@ func TestPlanRevisions(t *testing.T) {
 	for _, tc := range []struct {
 		name, base, head string
 		code             int
-		check            func(t *testing.T, rv reconcile.Review)
+		check            func(t *testing.T, rv review.Report)
 	}{
-		{"image-bump", "base", "image-bump", 2, func(t *testing.T, rv reconcile.Review) {
+		{"image-bump", "base", "image-bump", 2, func(t *testing.T, rv review.Report) {
 			h := hostOf(t, rv, "web-1")
 			rc := serviceOf(t, h, "shop", "web").Recreate
 			if rc == nil || rc.Containers != 2 || rc.Rollout.Order != "start-first" || rc.Rollout.Batches != 2 {
@@ -299,9 +299,9 @@ func TestPlanRevisions(t *testing.T) {
 				t.Errorf("db-1 changes, want nothing: %+v", hostOf(t, rv, "db-1").Fleets)
 			}
 		}},
-		{"env-change", "image-bump", "env-change", 2, func(t *testing.T, rv reconcile.Review) {
+		{"env-change", "image-bump", "env-change", 2, func(t *testing.T, rv review.Report) {
 			fields := serviceOf(t, hostOf(t, rv, "web-2"), "shop", "web").Recreate.Fields
-			want := []reconcile.FieldChange{
+			want := []review.FieldChange{
 				{Field: "environment.API_TOKEN", From: "<redacted>", To: "<redacted>"},
 				{Field: "environment.FEATURE_CHECKOUT", From: "", To: "<redacted>"},
 				{Field: "environment.LOG_LEVEL", From: "info", To: "debug"},
@@ -310,37 +310,37 @@ func TestPlanRevisions(t *testing.T) {
 				t.Errorf("fields = %+v\nwant %+v", fields, want)
 			}
 		}},
-		{"scale", "env-change", "scale", 2, func(t *testing.T, rv reconcile.Review) {
+		{"scale", "env-change", "scale", 2, func(t *testing.T, rv review.Report) {
 			s := serviceOf(t, hostOf(t, rv, "web-1"), "shop", "web")
-			if s.Recreate != nil || s.Replicas != (reconcile.Scale{From: 2, To: 4}) || len(s.Updates) != 1 {
+			if s.Recreate != nil || s.Replicas != (review.Scale{From: 2, To: 4}) || len(s.Updates) != 1 {
 				t.Errorf("shop/web: %+v, want scaled 2 → 4 with one update and no recreate", s)
 			}
 		}},
 		{"new-fleet", "scale", "new-fleet", 2, nil},
-		{"removed-fleet", "new-fleet", "removed-fleet", 2, func(t *testing.T, rv reconcile.Review) {
+		{"removed-fleet", "new-fleet", "removed-fleet", 2, func(t *testing.T, rv review.Report) {
 			kinds := warningKinds(hostOf(t, rv, "web-1"))
-			if !slices.Contains(kinds, reconcile.WarnPortTakeover) || !slices.Contains(kinds, reconcile.WarnOrphanedVolume) {
+			if !slices.Contains(kinds, review.WarnPortTakeover) || !slices.Contains(kinds, review.WarnOrphanedVolume) {
 				t.Errorf("web-1 warnings %v, want a port takeover and an orphaned volume", kinds)
 			}
 		}},
-		{"moved-label", "removed-fleet", "moved-label", 2, func(t *testing.T, rv reconcile.Review) {
+		{"moved-label", "removed-fleet", "moved-label", 2, func(t *testing.T, rv review.Report) {
 			h := hostOf(t, rv, "web-2")
-			if h.Counts.FleetsAdded != 1 || h.Counts.FleetsRemoved != 2 || !slices.Contains(warningKinds(h), reconcile.WarnPruneGuard) {
+			if h.Counts.FleetsAdded != 1 || h.Counts.FleetsRemoved != 2 || !slices.Contains(warningKinds(h), review.WarnPruneGuard) {
 				t.Errorf("web-2: %+v, want db added, shop and blog removed, the prune guard", h.Counts)
 			}
 		}},
-		{"invalid-yaml", "moved-label", "invalid-yaml", 1, func(t *testing.T, rv reconcile.Review) {
+		{"invalid-yaml", "moved-label", "invalid-yaml", 1, func(t *testing.T, rv review.Report) {
 			if rv.Valid || len(rv.Problems) == 0 || rv.Problems[0].File != "fleets/shop/compose.yaml" || rv.Problems[0].Line == 0 {
 				t.Errorf("problems = %+v, want one in fleets/shop/compose.yaml with a line", rv.Problems)
 			}
 			h := hostOf(t, rv, "web-1")
-			if !slices.Equal(h.Blocked, []string{"shop"}) || h.Counts.FleetsRemoved != 0 || slices.Contains(warningKinds(h), reconcile.WarnPruneGuard) {
+			if !slices.Equal(h.Blocked, []string{"shop"}) || h.Counts.FleetsRemoved != 0 || slices.Contains(warningKinds(h), review.WarnPruneGuard) {
 				t.Errorf("web-1: blocked %v, counts %+v, warnings %v: want shop blocked, nothing removed, no prune guard", h.Blocked, h.Counts, warningKinds(h))
 			}
 		}},
-		{"delete-all", "moved-label", "delete-all", 2, func(t *testing.T, rv reconcile.Review) {
+		{"delete-all", "moved-label", "delete-all", 2, func(t *testing.T, rv review.Report) {
 			for _, h := range rv.Hosts {
-				if !slices.Contains(warningKinds(h), reconcile.WarnPruneGuard) {
+				if !slices.Contains(warningKinds(h), review.WarnPruneGuard) {
 					t.Errorf("%s: warnings %v, want the prune guard", h.Host.Name, warningKinds(h))
 				}
 			}
@@ -608,7 +608,7 @@ func TestPlanRevisionsExamples(t *testing.T) {
 	}
 }
 
-func hostOf(t *testing.T, rv reconcile.Review, name string) reconcile.HostReview {
+func hostOf(t *testing.T, rv review.Report, name string) review.HostReview {
 	t.Helper()
 	for _, h := range rv.Hosts {
 		if h.Host.Name == name {
@@ -616,10 +616,10 @@ func hostOf(t *testing.T, rv reconcile.Review, name string) reconcile.HostReview
 		}
 	}
 	t.Fatalf("no host %s in the review", name)
-	return reconcile.HostReview{}
+	return review.HostReview{}
 }
 
-func serviceOf(t *testing.T, h reconcile.HostReview, fleet, service string) reconcile.ServiceReview {
+func serviceOf(t *testing.T, h review.HostReview, fleet, service string) review.ServiceReview {
 	t.Helper()
 	for _, f := range h.Fleets {
 		for _, s := range f.Services {
@@ -629,10 +629,10 @@ func serviceOf(t *testing.T, h reconcile.HostReview, fleet, service string) reco
 		}
 	}
 	t.Fatalf("no change of %s/%s on %s", fleet, service, h.Host.Name)
-	return reconcile.ServiceReview{}
+	return review.ServiceReview{}
 }
 
-func warningKinds(h reconcile.HostReview) []string {
+func warningKinds(h review.HostReview) []string {
 	var kinds []string
 	for _, w := range h.Warnings {
 		kinds = append(kinds, w.Kind)

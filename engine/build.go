@@ -22,7 +22,8 @@ import (
 // io.fleetd.managed=true; it returns the image ID. The build context is
 // streamed as a tar that honours .dockerignore. The daemon answers 200 even
 // when the build fails, so the stream's error message is the error.
-func (d *Docker) BuildImage(ctx context.Context, b fleets.Build, ref string) (string, error) {
+func (d *Docker) BuildImage(ctx context.Context, b fleets.Build, ref string) (_ string, err error) {
+	defer classified(&err)
 	dockerfile := cmp.Or(b.Dockerfile, "Dockerfile")
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(tarContext(pw, b.Context, dockerfile)) }()

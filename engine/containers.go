@@ -11,6 +11,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 
 	"github.com/fleetd/fleetd/drift"
+	"github.com/fleetd/fleetd/fault"
 	"github.com/fleetd/fleetd/fleets"
 )
 
@@ -19,7 +20,8 @@ import (
 // the secrets and configs in. If any step after create fails, the new
 // container is removed so that a retry starts clean. A name held by an
 // unmanaged container is a *ConflictError.
-func (d *Docker) CreateContainer(ctx context.Context, inst fleets.Instance) (string, error) {
+func (d *Docker) CreateContainer(ctx context.Context, inst fleets.Instance) (_ string, err error) {
+	defer classified(&err)
 	inst.Labels = maps.Clone(inst.Labels)
 	inst.Labels[fleets.LabelInstance] = d.instance
 	cc, err := convert(inst, d.cli.ClientVersion())
@@ -37,7 +39,7 @@ func (d *Docker) CreateContainer(ctx context.Context, inst fleets.Instance) (str
 	}
 	resp, err := d.cli.ContainerCreate(ctx, cc.Config, cc.Host, cc.Networking, nil, inst.Name)
 	if err != nil {
-		return "", d.createError(ctx, inst.Name, err)
+		return "", d.createError(ctx, inst, err)
 	}
 	if err := d.finishCreate(ctx, resp.ID, cc.Connect, files); err != nil {
 		d.discard(ctx, resp.ID)
@@ -46,7 +48,11 @@ func (d *Docker) CreateContainer(ctx context.Context, inst fleets.Instance) (str
 	return resp.ID, nil
 }
 
-func (d *Docker) createError(ctx context.Context, name string, err error) error {
+func (d *Docker) createError(ctx context.Context, inst fleets.Instance, err error) error {
+	name := inst.Name
+	if cerrdefs.IsNotFound(err) {
+		return fault.New(fault.Permanent, fault.ImageNotFound, inst.Spec.Image, fmt.Errorf("create container %s: %w", name, err))
+	}
 	if cerrdefs.IsConflict(err) {
 		if holder, ierr := d.cli.ContainerInspect(ctx, name); ierr == nil && !d.isManaged(holder.Config.Labels) {
 			return fmt.Errorf("create container: %w", &ConflictError{Kind: "container", Name: name})
@@ -100,7 +106,8 @@ func (d *Docker) managedContainer(ctx context.Context, id string) (container.Ins
 
 // withManaged runs op on a managed container; verb names the operation in
 // errors.
-func (d *Docker) withManaged(ctx context.Context, verb, id string, op func(container.InspectResponse) error) error {
+func (d *Docker) withManaged(ctx context.Context, verb, id string, op func(container.InspectResponse) error) (err error) {
+	defer classified(&err)
 	ctr, err := d.managedContainer(ctx, id)
 	if err != nil {
 		return fmt.Errorf("%s container %s: %w", verb, shortID(id), err)

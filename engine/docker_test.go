@@ -622,7 +622,7 @@ func TestEvents(t *testing.T) {
 	defer cancel()
 	events, errs := d.Events(ctx)
 	raw := dockertest.Name(t, "events-raw")
-	runUnmanaged(t, cli, d, raw, ref) // must not show up
+	runUnmanaged(t, cli, d, raw, ref) // shows up, as unmanaged
 	id := createStarted(t, d, instance(fleet, "web", 1, ref, ensureNetwork(t, d, fleet, "default")))
 	if err := d.StopContainer(ctx, id, time.Second); err != nil {
 		t.Fatal(err)
@@ -631,13 +631,13 @@ func TestEvents(t *testing.T) {
 	for len(got) < 3 {
 		select {
 		case ev := <-events:
-			if ev.Name == raw {
-				t.Errorf("event for unmanaged container: %+v", ev)
+			if ev.Name == raw && (ev.Managed || ev.Fleet != "") {
+				t.Errorf("event of an unmanaged container marked managed: %+v", ev)
 			}
 			if ev.Fleet != fleet {
 				continue // another test's fleet
 			}
-			if ev.ContainerID != id || ev.Service != "web" || ev.Time.IsZero() {
+			if ev.ContainerID != id || ev.Service != "web" || !ev.Managed || ev.Type != "container" || ev.Time.IsZero() {
 				t.Errorf("event %+v", ev)
 			}
 			got = append(got, ev.Action)

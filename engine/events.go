@@ -11,36 +11,44 @@ import (
 	"github.com/fleetd/fleetd/fleets"
 )
 
-// Event is a lifecycle event of a managed container.
+// Event is an engine event that may concern the agent: a lifecycle event
+// of any container (Managed when it is this agent's), the removal of a
+// network or volume, or an image arriving (pull, tag, load, import).
 type Event struct {
-	ContainerID string
-	Name        string // container name at the time of the event
-	Action      string // die, stop, start, destroy, oom, health_status, pause, unpause, update, rename
+	Type        string // container | network | volume | image
+	ContainerID string // containers only
+	Name        string // container, network or volume name at the time of the event; image reference
+	Action      string // die, stop, start, destroy, oom, health_status, pause, unpause, update, rename | destroy | pull, tag, load, import
 	// Detail qualifies Action: the health status for health_status
 	// ("healthy", "unhealthy"), the exit code for die, the old name for
 	// rename.
-	Detail  string
+	Detail string
+	// Managed is set for a container of this agent (managed by fleetd and
+	// of its instance); Fleet and Service are its labels.
+	Managed bool
 	Fleet   string
 	Service string
 	Time    time.Time
 }
 
-// eventActions are the container actions that can mean drift.
+// eventActions are the actions that can mean drift (for the agent's own
+// containers) or free what a stalled fleet waits for (another object's
+// removal or rename, an image's arrival).
 var eventActions = []string{
 	"die", "stop", "start", "destroy", "oom", "health_status",
 	"pause", "unpause", "update", "rename",
+	"pull", "tag", "load", "import",
 }
 
-// Events subscribes to lifecycle events of managed containers. Both
-// channels close when ctx ends or the stream fails; a failure is sent on the
-// error channel first (an ended ctx is not a failure). Subscribe before
-// listing so that nothing falls in between, and resync fully after a
-// reconnect.
+// Events subscribes to the events the agent follows. Both channels close
+// when ctx ends or the stream fails; a failure is sent on the error channel
+// first (an ended ctx is not a failure). Subscribe before listing so that
+// nothing falls in between, and resync fully after a reconnect.
 func (d *Docker) Events(ctx context.Context) (<-chan Event, <-chan error) {
-	args := filters.NewArgs(
-		filters.Arg("type", string(events.ContainerEventType)),
-		filters.Arg("label", fleets.LabelManaged+"=true"),
-	)
+	args := filters.NewArgs()
+	for _, t := range []events.Type{events.ContainerEventType, events.NetworkEventType, events.VolumeEventType, events.ImageEventType} {
+		args.Add("type", string(t))
+	}
 	for _, a := range eventActions {
 		args.Add("event", a)
 	}
@@ -53,17 +61,18 @@ func (d *Docker) Events(ctx context.Context) (<-chan Event, <-chan error) {
 		for {
 			select {
 			case m := <-msgs:
-				if !d.isManaged(m.Actor.Attributes) {
-					continue // another fleetd instance's container
+				ev, ok := d.eventFrom(m)
+				if !ok {
+					continue
 				}
 				select {
-				case out <- eventFrom(m):
+				case out <- ev:
 				case <-ctx.Done():
 					return
 				}
 			case err := <-errs:
 				if ctx.Err() == nil && err != nil {
-					outErr <- err
+					outErr <- classify(err)
 				}
 				return
 			case <-ctx.Done():
@@ -74,22 +83,38 @@ func (d *Docker) Events(ctx context.Context) (<-chan Event, <-chan error) {
 	return out, outErr
 }
 
-func eventFrom(m events.Message) Event {
+// eventFrom reads a message; it drops what cannot concern the agent
+// (network and volume events other than a removal).
+func (d *Docker) eventFrom(m events.Message) (Event, bool) {
 	attrs := m.Actor.Attributes
 	action, detail, _ := strings.Cut(string(m.Action), ":")
-	switch action {
-	case "die":
-		detail = attrs["exitCode"]
-	case "rename":
-		detail = strings.TrimPrefix(attrs["oldName"], "/")
+	ev := Event{Type: string(m.Type), Name: attrs["name"], Action: action, Time: time.Unix(0, m.TimeNano).UTC()}
+	switch m.Type {
+	case events.ContainerEventType:
+		ev.ContainerID = m.Actor.ID
+		switch action {
+		case "die":
+			detail = attrs["exitCode"]
+		case "rename":
+			detail = strings.TrimPrefix(attrs["oldName"], "/")
+		}
+		ev.Detail = strings.TrimSpace(detail)
+		if d.isManaged(attrs) {
+			ev.Managed, ev.Fleet, ev.Service = true, attrs[fleets.LabelFleet], attrs[fleets.LabelService]
+		}
+	case events.NetworkEventType, events.VolumeEventType:
+		if action != "destroy" {
+			return Event{}, false
+		}
+		if ev.Name == "" {
+			ev.Name = m.Actor.ID // a volume's ID is its name
+		}
+	case events.ImageEventType:
+		if ev.Name == "" {
+			ev.Name = m.Actor.ID
+		}
+	default:
+		return Event{}, false
 	}
-	return Event{
-		ContainerID: m.Actor.ID,
-		Name:        attrs["name"],
-		Action:      action,
-		Detail:      strings.TrimSpace(detail),
-		Fleet:       attrs[fleets.LabelFleet],
-		Service:     attrs[fleets.LabelService],
-		Time:        time.Unix(0, m.TimeNano).UTC(),
-	}
+	return ev, true
 }

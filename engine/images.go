@@ -10,13 +10,16 @@ import (
 
 	"github.com/distribution/reference"
 	"github.com/docker/docker/api/types/image"
+
+	"github.com/fleetd/fleetd/fault"
 )
 
 // PullImage pulls ref with the host's credentials for its registry (from
 // config.json) and returns the image ID. The daemon answers 200 and reports
 // failures in the stream; they are surfaced as errors naming the image and
 // the registry.
-func (d *Docker) PullImage(ctx context.Context, ref string) (string, error) {
+func (d *Docker) PullImage(ctx context.Context, ref string) (_ string, err error) {
+	defer func() { err = pullFault(ref, err) }()
 	named, err := reference.ParseNormalizedNamed(ref)
 	if err != nil {
 		return "", fmt.Errorf("pull %s: %w", ref, err)
@@ -39,11 +42,12 @@ func (d *Docker) PullImage(ctx context.Context, ref string) (string, error) {
 
 // ImageID returns the ID of the local image ref resolves to, or an error
 // wrapping ErrNotFound.
-func (d *Docker) ImageID(ctx context.Context, ref string) (string, error) {
+func (d *Docker) ImageID(ctx context.Context, ref string) (_ string, err error) {
+	defer classified(&err)
 	img, err := d.cli.ImageInspect(ctx, ref)
 	switch {
 	case isNotFound(err):
-		return "", fmt.Errorf("image %s: %w", ref, ErrNotFound)
+		return "", fault.New(fault.Permanent, fault.ImageNotFound, ref, fmt.Errorf("image %s: %w", ref, ErrNotFound))
 	case err != nil:
 		return "", fmt.Errorf("inspect image %s: %w", ref, err)
 	}

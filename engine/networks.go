@@ -15,7 +15,8 @@ import (
 // EnsureNetwork creates n unless it exists. An existing managed network is
 // left as it is; an existing unmanaged one is a *ConflictError. An external
 // network is only checked for: it is never created (ErrNotFound).
-func (d *Docker) EnsureNetwork(ctx context.Context, fleet string, n fleets.Network) error {
+func (d *Docker) EnsureNetwork(ctx context.Context, fleet string, n fleets.Network) (err error) {
+	defer classified(&err)
 	existing, found, err := d.findNetwork(ctx, n.Name)
 	if err != nil {
 		return fmt.Errorf("ensure network %s: %w", n.Name, err)
@@ -91,7 +92,8 @@ func (d *Docker) findNetwork(ctx context.Context, name string) (network.Inspect,
 
 // RemoveNetwork removes a managed network; it refuses an unmanaged one
 // with ErrNotManaged. A network that is already gone is not an error.
-func (d *Docker) RemoveNetwork(ctx context.Context, name string) error {
+func (d *Docker) RemoveNetwork(ctx context.Context, name string) (err error) {
+	defer classified(&err)
 	nw, found, err := d.findNetwork(ctx, name)
 	switch {
 	case err != nil:
@@ -109,7 +111,8 @@ func (d *Docker) RemoveNetwork(ctx context.Context, name string) error {
 
 // EnsureVolume creates v unless it exists, like EnsureNetwork. fleetd never
 // removes volumes, so there is no RemoveVolume.
-func (d *Docker) EnsureVolume(ctx context.Context, fleet string, v fleets.Volume) error {
+func (d *Docker) EnsureVolume(ctx context.Context, fleet string, v fleets.Volume) (err error) {
+	defer classified(&err)
 	existing, err := d.cli.VolumeInspect(ctx, v.Name)
 	found := err == nil
 	if err != nil && !cerrdefs.IsNotFound(err) {

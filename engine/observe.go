@@ -27,7 +27,8 @@ const inspectParallelism = 8
 // Observe takes one snapshot: four concurrent list calls (containers,
 // networks, volumes, images) and an inspect only of the managed containers
 // whose list entry does not settle their state (see the package doc).
-func (d *Docker) Observe(ctx context.Context, opts drift.ObserveOptions) (drift.Observed, error) {
+func (d *Docker) Observe(ctx context.Context, opts drift.ObserveOptions) (_ drift.Observed, err error) {
+	defer classified(&err)
 	var obs drift.Observed
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) { obs.Containers, err = d.listContainers(gctx); return err })

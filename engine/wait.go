@@ -10,6 +10,8 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
+
+	"github.com/fleetd/fleetd/fault"
 )
 
 // ErrWaitTimeout is wrapped by a wait that ran out of time.
@@ -40,7 +42,8 @@ func (d *Docker) WaitHealthy(ctx context.Context, id string, timeout time.Durati
 // readiness — and then watches it for monitor; it fails, naming the reason,
 // when the container exits, restarts or turns unhealthy before that ends,
 // or when timeout passes before it is up.
-func (d *Docker) WaitUp(ctx context.Context, id string, readiness, monitor, timeout time.Duration) error {
+func (d *Docker) WaitUp(ctx context.Context, id string, readiness, monitor, timeout time.Duration) (err error) {
+	defer classified(&err)
 	if err := d.WaitHealthy(ctx, id, timeout); err != nil {
 		return err
 	}
@@ -72,7 +75,8 @@ func (d *Docker) watch(ctx context.Context, id string, dur time.Duration) error 
 			return fmt.Errorf("monitor %s: inspect: %w", id, err)
 		}
 		if reason := failedWhileUp(ins); reason != "" {
-			return fmt.Errorf("monitor %s: %s within %s of becoming ready", strings.TrimPrefix(ins.Name, "/"), reason, dur)
+			name := strings.TrimPrefix(ins.Name, "/")
+			return fault.New(fault.Retryable, fault.Unhealthy, name, fmt.Errorf("monitor %s: %s within %s of becoming ready", name, reason, dur))
 		}
 		select {
 		case <-msgs:
@@ -129,7 +133,8 @@ func (d *Docker) WaitExit(ctx context.Context, id string, timeout time.Duration)
 	return d.waitFor(ctx, id, timeout, "exit", exitState)
 }
 
-func (d *Docker) waitFor(ctx context.Context, id string, timeout time.Duration, what string, judge func(container.InspectResponse) (waitState, string)) error {
+func (d *Docker) waitFor(ctx context.Context, id string, timeout time.Duration, what string, judge func(container.InspectResponse) (waitState, string)) (err error) {
+	defer classified(&err)
 	if timeout <= 0 {
 		timeout = 60 * time.Second
 	}
@@ -148,7 +153,8 @@ func (d *Docker) waitFor(ctx context.Context, id string, timeout time.Duration, 
 		case waitDone:
 			return nil
 		case waitFailed:
-			return fmt.Errorf("wait %s for %s: %s", what, strings.TrimPrefix(ins.Name, "/"), reason)
+			name := strings.TrimPrefix(ins.Name, "/")
+			return fault.New(fault.Retryable, fault.Unhealthy, name, fmt.Errorf("wait %s for %s: %s", what, name, reason))
 		}
 		select {
 		case <-msgs:

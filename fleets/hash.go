@@ -52,3 +52,17 @@ func DecodeSpec(label string) (Spec, error) {
 	}
 	return s, nil
 }
+
+// Digest is the hex sha256 of the fleet's whole model (specs, replicas,
+// rollout policy, placement, policy; paths relative to the repository):
+// equal digests mean that two revisions ask the same of a host, so the
+// agent applies only the fleets whose digest changed. A fleet that cannot
+// be encoded gets a digest of its own, never equal to another's.
+func Digest(f Fleet) string {
+	b, err := json.Marshal(f)
+	if err != nil {
+		b = fmt.Appendf(nil, "unencodable fleet %s: %v", f.Name, err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}

@@ -14,9 +14,10 @@ import (
 // concurrent use; the dispatcher holds its lock. Time is an argument.
 //
 // Alerts come in two shapes:
-//   - problems with a resolution (drift detected/resolved, source
-//     unreachable/recovered): one open episode per scope (host+fleet, or
-//     host for the source); the alert is keyed by scope and what is wrong;
+//   - problems with a resolution (drift detected/resolved, source or
+//     engine unreachable/recovered, fleet stalled or failing/recovered):
+//     one open episode per scope (host+fleet, or host for the source and
+//     the engine); the alert is keyed by scope and what is wrong;
 //   - repeatable alerts without one (prune refused, invalid revision): keyed
 //     by host and reason or commit.
 //
@@ -58,6 +59,16 @@ func (d *dedup) admit(e reconcile.Event, now time.Time) (Message, bool) {
 		return d.problem(scope, scope, e, now)
 	case reconcile.EventSourceRecovered:
 		return d.resolved("source\x00"+e.Host, e)
+	case reconcile.EventEngineUnreachable:
+		scope := "engine\x00" + e.Host
+		return d.problem(scope, scope, e, now)
+	case reconcile.EventEngineRecovered:
+		return d.resolved("engine\x00"+e.Host, e)
+	case reconcile.EventFleetStalled, reconcile.EventFleetFailing:
+		scope := "fleet\x00" + e.Host + "\x00" + e.Fleet
+		return d.problem(scope, scope+"\x00"+string(e.Kind)+"\x00"+e.Reason, e, now)
+	case reconcile.EventFleetRecovered:
+		return d.resolved("fleet\x00"+e.Host+"\x00"+e.Fleet, e)
 	case reconcile.EventPruneRefused:
 		return d.repeatable("prune\x00"+e.Host+"\x00"+e.Reason, e, now)
 	case reconcile.EventInvalidRevision:

@@ -89,8 +89,6 @@ func New(opts Options) *Dispatcher {
 	return d
 }
 
-var _ reconcile.Notifier = (*Dispatcher)(nil)
-
 // Notify decides whether e becomes a message and queues it for every sink
 // whose filter allows it. It never blocks: a full queue drops the message
 // and counts it.

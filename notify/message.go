@@ -52,9 +52,10 @@ func ParseSeverity(s string) (Severity, error) {
 func SeverityOf(k reconcile.EventKind) Severity {
 	switch k {
 	case reconcile.EventRolloutFailed, reconcile.EventRolloutRolledBack, reconcile.EventRolloutPaused,
-		reconcile.EventInvalidRevision:
+		reconcile.EventInvalidRevision, reconcile.EventFleetStalled:
 		return Error
-	case reconcile.EventDriftDetected, reconcile.EventSourceUnreachable, reconcile.EventPruneRefused:
+	case reconcile.EventDriftDetected, reconcile.EventSourceUnreachable, reconcile.EventPruneRefused,
+		reconcile.EventFleetFailing, reconcile.EventEngineUnreachable:
 		return Warning
 	}
 	return Info

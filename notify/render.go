@@ -25,6 +25,11 @@ var titles = map[reconcile.EventKind]string{
 	reconcile.EventSourceUnreachable: "Repository unreachable",
 	reconcile.EventSourceRecovered:   "Repository reachable again",
 	reconcile.EventPruneRefused:      "Prune refused",
+	reconcile.EventFleetStalled:      "Fleet stalled",
+	reconcile.EventFleetFailing:      "Fleet failing",
+	reconcile.EventFleetRecovered:    "Fleet converges again",
+	reconcile.EventEngineUnreachable: "Docker engine unreachable",
+	reconcile.EventEngineRecovered:   "Docker engine back",
 	KindTest:                         "Test message",
 }
 
@@ -43,6 +48,11 @@ var icons = map[reconcile.EventKind]string{
 	reconcile.EventSourceUnreachable: "⚠️",
 	reconcile.EventSourceRecovered:   "✅",
 	reconcile.EventPruneRefused:      "🛑",
+	reconcile.EventFleetStalled:      "🛑",
+	reconcile.EventFleetFailing:      "⚠️",
+	reconcile.EventFleetRecovered:    "✅",
+	reconcile.EventEngineUnreachable: "⚠️",
+	reconcile.EventEngineRecovered:   "✅",
 	KindTest:                         "🔔",
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fleetd/fleetd/drift"
+	"github.com/fleetd/fleetd/fault"
 	"github.com/fleetd/fleetd/fleets"
 )
 
@@ -30,12 +31,17 @@ type builder struct {
 	freedBy map[string]int
 	// pruned are the actions that remove what left the spec; the prune
 	// guard counts them.
-	pruned  []int
-	refused string
+	pruned []int
+	// prunedElsewhere counts the containers of fleets outside the scope
+	// that their own applies will prune (see Policy.Scope).
+	prunedElsewhere int
+	refused         string
 	// rollouts are the rollout batches planned; nextAt the earliest time a
 	// delayed batch is due.
 	rollouts []RolloutStep
 	nextAt   time.Time
+	// healAt is the earliest time a heal held back by its backoff is due.
+	healAt time.Time
 }
 
 func newBuilder(obs drift.Observed, pol Policy) *builder {
@@ -60,6 +66,13 @@ func (b *builder) add(a Action) int {
 
 func (b *builder) block(fleet, service, container, reason string, isErr bool) {
 	b.blocked = append(b.blocked, Blocked{Fleet: fleet, Service: service, Container: container, Reason: reason, Error: isErr})
+}
+
+// fail blocks a fleet or service that cannot match the spec until
+// something changes: f says what, object names the thing whose change
+// (an engine event about it) may unblock it.
+func (b *builder) fail(fleet, service, container, reason string, f fault.Reason, object string) {
+	b.blocked = append(b.blocked, Blocked{Fleet: fleet, Service: service, Container: container, Reason: reason, Error: true, Fault: f, Object: object})
 }
 
 // compactIDs sorts ids and drops zeros and duplicates.

@@ -25,6 +25,10 @@ type ConvergeOptions struct {
 	// Save persists the rollout state after every pass that changed it, so
 	// that a killed fleetd resumes (and never retries a failed spec).
 	Save func(Rollouts) error
+	// ReturnOnDelay makes Converge return instead of sleeping until a
+	// rollout's delayed batch is due (update_config delay): the agent
+	// arms a timer for Outcome.Last.NextAt and frees the apply slot.
+	ReturnOnDelay bool
 	// MaxPasses bounds the passes (default: enough for every replica to be
 	// rolled out one at a time, plus slack).
 	MaxPasses int
@@ -65,7 +69,7 @@ func Converge(ctx context.Context, eng Engine, desired []fleets.Fleet, pol Polic
 		p := Plan(desired, obs, pol)
 		out.Last = p
 		if p.Empty() && len(p.Rollouts) == 0 {
-			if p.NextAt.IsZero() {
+			if p.NextAt.IsZero() || opts.ReturnOnDelay {
 				return out, nil
 			}
 			waits++

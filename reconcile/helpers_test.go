@@ -10,6 +10,7 @@ import (
 	"github.com/fleetd/fleetd/drift"
 	"github.com/fleetd/fleetd/engine/enginetest"
 	"github.com/fleetd/fleetd/fleets"
+	"github.com/fleetd/fleetd/fleets/fleetstest"
 	"github.com/fleetd/fleetd/reconcile"
 )
 
@@ -17,50 +18,11 @@ import (
 // and heal backoffs are computed against this.
 var now = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 
-// service builds a targeting service on fleet's default network, with its
-// hash computed after mods.
-func service(fleetName, name string, replicas int, mods ...func(*fleets.Service)) fleets.Service {
-	s := fleets.Service{
-		Name:     name,
-		Replicas: replicas,
-		Targets:  true,
-		Spec: fleets.Spec{
-			Image:       "app:v1",
-			Environment: map[string]string{"LOG_LEVEL": "info"},
-			Networks:    []fleets.NetworkAttachment{{Network: fleetName + "_default", Aliases: []string{name}}},
-			Restart:     "unless-stopped",
-			Resources:   fleets.Resources{Memory: 256 << 20},
-		},
-		PullPolicy:    "missing",
-		HealthTimeout: 5 * time.Second,
-		PublicEnv:     []string{"LOG_LEVEL"},
-	}
-	for _, m := range mods {
-		m(&s)
-	}
-	return rehash(s)
-}
-
-func rehash(s fleets.Service) fleets.Service {
-	h, err := fleets.HashSpec(fleets.HashVersion, s.Spec)
-	if err != nil {
-		panic(err)
-	}
-	s.Hash = h
-	return s
-}
-
-// fleet builds a targeting fleet with self_heal and prune on and one
-// default network.
-func fleet(name string, svcs ...fleets.Service) fleets.Fleet {
-	return fleets.Fleet{
-		Name:     name,
-		Targets:  true,
-		Policy:   fleets.Policy{SelfHeal: true, Prune: true},
-		Services: svcs,
-		Networks: []fleets.Network{{Key: "default", Name: name + "_default"}},
-	}
-}
+var (
+	service = fleetstest.Service
+	rehash  = fleetstest.Rehash
+	fleet   = fleetstest.Fleet
+)
 
 // withService returns a copy of f with the named service replaced by mod's
 // result (rehashed).

@@ -1,9 +1,11 @@
 package reconcile
 
 import (
+	"slices"
 	"time"
 
 	"github.com/fleetd/fleetd/drift"
+	"github.com/fleetd/fleetd/fault"
 	"github.com/fleetd/fleetd/fleets"
 )
 
@@ -80,6 +82,9 @@ type ActionPlan struct {
 	// NextAt, when set, is when a rollout's next batch is due (its
 	// update_config delay); nothing in this plan waits for it.
 	NextAt time.Time `json:"next_at,omitzero"`
+	// HealAt, when set, is when the first heal held back by its backoff
+	// is due; the daemon plans again then.
+	HealAt time.Time `json:"heal_at,omitzero"`
 }
 
 // Blocked is a fleet or service the plan leaves alone, and why.
@@ -92,6 +97,11 @@ type Blocked struct {
 	// (a conflict); false when leaving it is policy (alert-only, suspend,
 	// backoff).
 	Error bool `json:"error"`
+	// Fault classifies an Error block (a conflict, a missing image, a
+	// failed rollout); Object names the thing it is about, when there is
+	// one (the name held, the image).
+	Fault  fault.Reason `json:"fault,omitempty"`
+	Object string       `json:"object,omitempty"`
 }
 
 // Empty reports whether the plan changes nothing.
@@ -117,6 +127,17 @@ type Policy struct {
 	// per attempt up to HealBackoffMax (default 5m).
 	HealBackoff    time.Duration
 	HealBackoffMax time.Duration
+	// Scope, when set, names the fleets the plan acts on (the agent
+	// applies one fleet at a time); nil means every fleet. Desired and
+	// observed state stay whole: drift is computed for every fleet, names
+	// held elsewhere are still conflicts, and the prune guard counts the
+	// removals of every fleet.
+	Scope []string
+}
+
+// InScope reports whether the plan acts on fleet.
+func (p Policy) InScope(fleet string) bool {
+	return p.Scope == nil || slices.Contains(p.Scope, fleet)
 }
 
 // HealRecord is the self-heal history of one container.
@@ -125,7 +146,9 @@ type HealRecord struct {
 	Last     time.Time `json:"last"`
 }
 
-func (p Policy) massPruneRatio() float64 {
+// PruneRatio is the share of the host's managed containers a plan may
+// remove before the prune guard refuses it.
+func (p Policy) PruneRatio() float64 {
 	if p.MassPruneRatio <= 0 {
 		return 0.5
 	}

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/fleetd/fleetd/drift"
+	"github.com/fleetd/fleetd/fault"
 	"github.com/fleetd/fleetd/fleets"
 )
 
@@ -22,7 +23,7 @@ func Plan(desired []fleets.Fleet, obs drift.Observed, pol Policy) ActionPlan {
 	b := newBuilder(obs, pol)
 	byService := groupItems(items)
 	for _, f := range desired {
-		if !f.Targets {
+		if !f.Targets || !pol.InScope(f.Name) {
 			continue
 		}
 		if f.Policy.Suspend {
@@ -38,7 +39,7 @@ func Plan(desired []fleets.Fleet, obs drift.Observed, pol Policy) ActionPlan {
 	b.guardMassPrune(desired)
 	b.finishRollouts(desired, items)
 	b.orderNameReuse()
-	return ActionPlan{Actions: b.actions, Drift: items, Blocked: b.blocked, Refused: b.refused, Rollouts: b.rollouts, NextAt: b.nextAt}
+	return ActionPlan{Actions: b.actions, Drift: items, Blocked: b.blocked, Refused: b.refused, Rollouts: b.rollouts, NextAt: b.nextAt, HealAt: b.healAt}
 }
 
 // groupItems indexes drift items by fleet and service.
@@ -61,7 +62,7 @@ func (b *builder) planFleet(f fleets.Fleet, items map[string][]drift.Item) {
 	// network holds a name the fleet needs, so none of it can be deployed.
 	for _, it := range items[""] {
 		if it.Kind == drift.Conflict {
-			b.block(f.Name, "", it.Container, "name conflict: "+it.Detail+"; fleetd never touches objects it did not create", true)
+			b.fail(f.Name, "", it.Container, "name conflict: "+it.Detail+"; fleetd never touches objects it did not create", fault.Conflict, it.Container)
 			return
 		}
 	}
@@ -144,6 +145,12 @@ func (b *builder) planOrphans(desired []fleets.Fleet, items []drift.Item) {
 		if known && f.Targets && f.Policy.Suspend {
 			continue
 		}
+		if !b.pol.InScope(it.Fleet) {
+			if !known || !f.Targets || f.Policy.Prune {
+				b.prunedElsewhere++ // another fleet's apply removes it; the guard counts it here too
+			}
+			continue
+		}
 		if known && f.Targets && !f.Policy.Prune {
 			b.block(it.Fleet, it.Service, it.Container, "prune is off: orphan left running", false)
 			continue
@@ -167,7 +174,7 @@ func (b *builder) planNetworkRemovals(desired []fleets.Fleet) {
 	}
 	removed := b.removedContainers()
 	for _, n := range b.obs.Networks {
-		if n.Labels[fleets.LabelManaged] != "true" || wanted[n.Name] {
+		if n.Labels[fleets.LabelManaged] != "true" || wanted[n.Name] || !b.pol.InScope(n.Labels[fleets.LabelFleet]) {
 			continue
 		}
 		var after []int
@@ -206,7 +213,9 @@ func (b *builder) removedContainers() map[string]int {
 // guardMassPrune refuses the plan's prune actions (orphan removals and the
 // network removals after them) when they would remove more than the allowed
 // share of the host's managed containers, or every fleet on the host. The
-// rest of the plan (deploys, heals, scaling) goes ahead.
+// rest of the plan (deploys, heals, scaling) goes ahead. A plan scoped to
+// some fleets counts the removals of every fleet, so that applying fleets
+// one at a time cannot slip a mass prune past the guard.
 func (b *builder) guardMassPrune(desired []fleets.Fleet) {
 	if b.pol.AllowMassPrune || len(b.pruned) == 0 {
 		return
@@ -217,7 +226,7 @@ func (b *builder) guardMassPrune(desired []fleets.Fleet) {
 			managed++
 		}
 	}
-	removing := 0
+	removing := b.prunedElsewhere
 	for _, id := range b.pruned {
 		if b.actions[id-1].Op == OpRemove {
 			removing++
@@ -233,8 +242,8 @@ func (b *builder) guardMassPrune(desired []fleets.Fleet) {
 	switch {
 	case targeted == 0 && removing > 0:
 		reason = fmt.Sprintf("the revision removes every fleet from this host (%d containers)", removing)
-	case float64(removing) > b.pol.massPruneRatio()*float64(managed):
-		reason = fmt.Sprintf("the revision removes %d of the host's %d managed containers (limit %.0f%%)", removing, managed, 100*b.pol.massPruneRatio())
+	case float64(removing) > b.pol.PruneRatio()*float64(managed):
+		reason = fmt.Sprintf("the revision removes %d of the host's %d managed containers (limit %.0f%%)", removing, managed, 100*b.pol.PruneRatio())
 	default:
 		return
 	}

@@ -67,3 +67,11 @@ func (bl Blocked) describe() string {
 	}
 	return where + ": " + bl.Reason
 }
+
+// Plural picks the word for n things.
+func Plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}

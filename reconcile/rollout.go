@@ -93,7 +93,25 @@ const (
 	EventSourceRecovered   EventKind = "source-recovered"
 	EventPruneRefused      EventKind = "prune-refused"
 	EventDaemonStarted     EventKind = "daemon-started"
+	// A fleet cannot converge until something changes (a conflict, a
+	// missing image, a taken port, an invalid spec, a failed rollout), or
+	// its applies fail and are retried with backoff; recovered ends both.
+	EventFleetStalled   EventKind = "fleet-stalled"
+	EventFleetFailing   EventKind = "fleet-failing"
+	EventFleetRecovered EventKind = "fleet-recovered"
+	// The engine cannot be reached (dockerd restarting, socket gone).
+	EventEngineUnreachable EventKind = "engine-unreachable"
+	EventEngineRecovered   EventKind = "engine-recovered"
 )
+
+// Revision is one revision of the fleet repository, checked out on disk.
+type Revision struct {
+	Commit  string    `json:"commit"`
+	Subject string    `json:"subject,omitempty"`
+	Author  string    `json:"author,omitempty"`
+	Time    time.Time `json:"time,omitzero"`
+	Dir     string    `json:"-"`
+}
 
 // Event is one thing that happened that people may want to hear about.
 type Event struct {
@@ -215,7 +233,7 @@ func Started(state Rollouts, p ActionPlan, now time.Time) []Event {
 		}
 		events = append(events, Event{Time: now, Kind: EventRolloutStarted, Fleet: step.Fleet, Service: step.Service,
 			Message: fmt.Sprintf("rolling out %s over %d %s: %s, %s%s",
-				short(step.Target), step.Replicas, plural(step.Replicas, "replica", "replicas"), batchWord(step.Policy.Parallelism), step.Order, forcedNote(step.Forced))})
+				ShortHash(step.Target), step.Replicas, Plural(step.Replicas, "replica", "replicas"), batchWord(step.Policy.Parallelism), step.Order, forcedNote(step.Forced))})
 	}
 	return events
 }
@@ -305,29 +323,29 @@ func advanceOne(prev RolloutRecord, step RolloutStep, rep Report, now time.Time)
 	}
 	if step.Rollback {
 		r.Status = RolloutRolledBack
-		return &r, append(events, ev(EventRolloutRolledBack, r.Reason, "rolled back to %s; %s is not retried until a new commit or a manual sync", short(r.From), short(r.Target)))
+		return &r, append(events, ev(EventRolloutRolledBack, r.Reason, "rolled back to %s; %s is not retried until a new commit or a manual sync", ShortHash(r.From), ShortHash(r.Target)))
 	}
-	return nil, append(events, ev(EventRolloutSucceeded, "", "rolled out %s to %d %s in %d %s", short(step.Target),
-		step.Replicas, plural(step.Replicas, "replica", "replicas"), r.Batches, plural(r.Batches, "batch", "batches")))
+	return nil, append(events, ev(EventRolloutSucceeded, "", "rolled out %s to %d %s in %d %s", ShortHash(step.Target),
+		step.Replicas, Plural(step.Replicas, "replica", "replicas"), r.Batches, Plural(r.Batches, "batch", "batches")))
 }
 
 func failRollout(r RolloutRecord, step RolloutStep, reason string, ev func(EventKind, string, string, ...any) Event, events []Event) (*RolloutRecord, []Event) {
 	switch {
 	case step.Rollback:
 		r.Status, r.Reason = RolloutPaused, "rollback failed: "+reason
-		return &r, append(events, ev(EventRolloutPaused, r.Reason, "rollback of %s failed; paused", short(r.Target)))
+		return &r, append(events, ev(EventRolloutPaused, r.Reason, "rollback of %s failed; paused", ShortHash(r.Target)))
 	case step.Policy.FailureAction == fleets.FailureRollback && r.FromSpec != nil:
 		r.Status, r.Reason = RolloutRollingBack, reason
 		r.Batches = 0 // the rollback counts its own batches
-		return &r, append(events, ev(EventRolloutFailed, reason, "rollout of %s failed; rolling back to %s", short(r.Target), short(r.From)))
+		return &r, append(events, ev(EventRolloutFailed, reason, "rollout of %s failed; rolling back to %s", ShortHash(r.Target), ShortHash(r.From)))
 	case step.Policy.FailureAction == fleets.FailureContinue:
-		return &r, append(events, ev(EventRolloutFailed, reason, "rollout of %s: failures over max_failure_ratio; continuing (failure_action continue)", short(r.Target)))
+		return &r, append(events, ev(EventRolloutFailed, reason, "rollout of %s: failures over max_failure_ratio; continuing (failure_action continue)", ShortHash(r.Target)))
 	default:
 		r.Status, r.Reason = RolloutPaused, reason
 		if step.Policy.FailureAction == fleets.FailureRollback {
 			r.Reason += " (no previous spec to roll back to)"
 		}
-		return &r, append(events, ev(EventRolloutPaused, r.Reason, "rollout of %s failed; paused with old and new replicas running", short(r.Target)))
+		return &r, append(events, ev(EventRolloutPaused, r.Reason, "rollout of %s failed; paused with old and new replicas running", ShortHash(r.Target)))
 	}
 }
 
@@ -350,7 +368,9 @@ func batchFailures(step RolloutStep, rep Report) (int, string) {
 	return len(bySlot), strings.Join(slices.Compact(reasons), "; ")
 }
 
-func short(hash string) string {
+// ShortHash abbreviates a commit or content hash to 12 characters for
+// people to read.
+func ShortHash(hash string) string {
 	if len(hash) > 12 {
 		return hash[:12]
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/fleetd/fleetd/drift"
+	"github.com/fleetd/fleetd/fault"
 	"github.com/fleetd/fleetd/fleets"
 )
 
@@ -32,7 +33,7 @@ func (b *builder) planRollout(sc serviceCtx, stale []containerItems, resumable [
 		b.noteNext(due)
 		return
 	}
-	order, forced := effectiveOrder(svc)
+	order, forced := EffectiveOrder(svc)
 	step := RolloutStep{
 		Fleet: f.Name, Service: svc.Name, Target: svc.Hash,
 		Remaining: len(stale) + len(resumable), Replicas: svc.Replicas,
@@ -177,14 +178,14 @@ func (b *builder) blockStalled(sc serviceCtx, rec RolloutRecord) {
 	if rec.Status == RolloutPaused {
 		kept = "; its failed new replicas are left as they are"
 	}
-	b.block(sc.fleet.Name, sc.svc.Name, "", fmt.Sprintf("rollout of %s %s: %s; not retried until a new commit or a manual sync%s",
-		short(rec.Target), rec.Status, rec.Reason, kept), true)
+	b.fail(sc.fleet.Name, sc.svc.Name, "", fmt.Sprintf("rollout of %s %s: %s; not retried until a new commit or a manual sync%s",
+		ShortHash(rec.Target), rec.Status, rec.Reason, kept), fault.RolloutFailed, "")
 }
 
-// effectiveOrder is the update order a service gets: start-first only when
+// EffectiveOrder is the update order a service gets: start-first only when
 // old and new replicas can run side by side, i.e. it publishes no fixed
 // host port and sets no container_name.
-func effectiveOrder(svc fleets.Service) (order, forced string) {
+func EffectiveOrder(svc fleets.Service) (order, forced string) {
 	order = svc.Update.Order
 	if order != fleets.OrderStartFirst {
 		return fleets.OrderStopFirst, ""
@@ -306,6 +307,9 @@ func (b *builder) finishRollouts(desired []fleets.Fleet, items []drift.Item) {
 		}
 	}
 	for _, f := range desired {
+		if !b.pol.InScope(f.Name) {
+			continue
+		}
 		for _, svc := range f.Services {
 			key := rolloutKey(f.Name, svc.Name)
 			rec, ok := b.pol.Rollouts[key]

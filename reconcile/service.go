@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/fleetd/fleetd/drift"
+	"github.com/fleetd/fleetd/fault"
 	"github.com/fleetd/fleetd/fleets"
 )
 
@@ -34,7 +35,7 @@ func (b *builder) planService(sc serviceCtx) {
 	f, svc := sc.fleet, sc.svc
 	for _, it := range sc.items {
 		if it.Kind == drift.Conflict {
-			b.block(f.Name, svc.Name, it.Container, "name conflict: "+it.Detail+"; fleetd never touches objects it did not create", true)
+			b.fail(f.Name, svc.Name, it.Container, "name conflict: "+it.Detail+"; fleetd never touches objects it did not create", fault.Conflict, it.Container)
 			return
 		}
 	}
@@ -42,7 +43,7 @@ func (b *builder) planService(sc serviceCtx) {
 	image := needsImage(sc.items)
 	if image {
 		if err := b.imageObtainable(svc); err != nil {
-			b.block(f.Name, svc.Name, "", err.Error(), true)
+			b.fail(f.Name, svc.Name, "", err.Error(), fault.ImageNotFound, svc.Spec.Image)
 			return
 		}
 	}
@@ -298,6 +299,9 @@ func (b *builder) heal(sc serviceCtx, c containerItems) {
 		return
 	}
 	if due, next := b.pol.healDue(c.name); !due {
+		if b.healAt.IsZero() || next.Before(b.healAt) {
+			b.healAt = next
+		}
 		b.block(f.Name, svc.Name, c.name, fmt.Sprintf("heal backoff until %s: %s", next.UTC().Format("15:04:05"), kindList(c)), false)
 		return
 	}

@@ -13,7 +13,7 @@ import (
 
 // Metrics holds fleetd's Prometheus collectors and the registry /metrics
 // serves. The daemon reports through its methods (it satisfies
-// reconcile.Metrics); the server counts webhook requests itself. All
+// agent.Metrics); the server counts webhook requests itself. All
 // methods are safe for concurrent use and do nothing on a nil *Metrics.
 type Metrics struct {
 	Registry *prometheus.Registry
@@ -28,10 +28,12 @@ type Metrics struct {
 	rollouts          *prometheus.CounterVec
 	webhooks          *prometheus.CounterVec
 	dropped           prometheus.Counter
+	conditions        *prometheus.GaugeVec
 
 	mu         sync.Mutex
-	driftKinds map[string]bool   // every kind ever set, to reset to 0
-	appliedRev map[string]string // fleet -> revision label in use
+	driftKinds map[string]bool      // every kind ever set, to reset to 0
+	appliedRev map[string]string    // fleet -> revision label in use
+	condReason map[[2]string]string // {fleet, type} -> reason label in use
 }
 
 // NewMetrics returns fleetd's collectors registered in a new registry,
@@ -41,6 +43,7 @@ func NewMetrics() *Metrics {
 		Registry:   prometheus.NewRegistry(),
 		driftKinds: map[string]bool{},
 		appliedRev: map[string]string{},
+		condReason: map[[2]string]string{},
 	}
 	m.reconciles = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "fleetd_reconcile_total", Help: "Reconciles by fleet and result.",
@@ -74,9 +77,12 @@ func NewMetrics() *Metrics {
 	m.dropped = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "fleetd_notifications_dropped_total", Help: "Notifications dropped because a sink was slow or down.",
 	})
+	m.conditions = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "fleetd_fleet_condition", Help: "A fleet's conditions (Ready, Progressing, Degraded, Stalled): 1 when True, 0 when False, with the current reason.",
+	}, []string{"fleet", "type", "reason"})
 	m.Registry.MustRegister(
 		m.reconciles, m.reconcileDuration, m.drift, m.applied,
-		m.fetchDuration, m.fetchFailures, m.backoff, m.rollouts, m.webhooks, m.dropped,
+		m.fetchDuration, m.fetchFailures, m.backoff, m.rollouts, m.webhooks, m.dropped, m.conditions,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -125,6 +131,46 @@ func (m *Metrics) SetApplied(fleet, revision string) {
 	}
 	m.appliedRev[fleet] = revision
 	m.applied.WithLabelValues(fleet, revision).Set(1)
+}
+
+// SetCondition sets one condition of a fleet: its series carries the
+// current reason (the previous reason's series is removed), valued 1 when
+// the condition is True.
+func (m *Metrics) SetCondition(fleet, typ string, status bool, reason string) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	key := [2]string{fleet, typ}
+	if prev, ok := m.condReason[key]; ok && prev != reason {
+		m.conditions.DeleteLabelValues(fleet, typ, prev)
+	}
+	m.condReason[key] = reason
+	v := 0.0
+	if status {
+		v = 1
+	}
+	m.conditions.WithLabelValues(fleet, typ, reason).Set(v)
+}
+
+// ForgetFleet removes the series of a fleet that is no longer on the host.
+func (m *Metrics) ForgetFleet(fleet string) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.conditions.DeletePartialMatch(prometheus.Labels{"fleet": fleet})
+	for key := range m.condReason {
+		if key[0] == fleet {
+			delete(m.condReason, key)
+		}
+	}
+	if prev, ok := m.appliedRev[fleet]; ok {
+		m.applied.DeleteLabelValues(fleet, prev)
+		delete(m.appliedRev, fleet)
+	}
 }
 
 // ObserveFetch records one Git fetch (or head check) and whether it failed.

@@ -92,6 +92,7 @@ type sinkFilter struct {
 
 type reconcileConfig struct {
 	Parallelism    int    `yaml:"parallelism"`
+	Fleets         int    `yaml:"fleets"`
 	Resync         string `yaml:"resync"`
 	AllowMassPrune bool   `yaml:"allow_mass_prune"`
 }
@@ -163,6 +164,9 @@ func (c *daemonConfig) applyDefaults() {
 	if c.Reconcile.Resync == "" {
 		c.Reconcile.Resync = "5m"
 	}
+	if c.Reconcile.Fleets == 0 {
+		c.Reconcile.Fleets = 4
+	}
 	if c.Reconcile.Parallelism == 0 {
 		c.Reconcile.Parallelism = 4
 	}
@@ -198,6 +202,9 @@ func (c *daemonConfig) validate() error {
 	}
 	if d, err := time.ParseDuration(c.Reconcile.Resync); err != nil || d < 10*time.Second {
 		bad("reconcile.resync", "%q is not a duration of at least 10s", c.Reconcile.Resync)
+	}
+	if c.Reconcile.Fleets < 1 {
+		bad("reconcile.fleets", "must be at least 1")
 	}
 	if c.Reconcile.Parallelism < 1 {
 		bad("reconcile.parallelism", "must be at least 1")

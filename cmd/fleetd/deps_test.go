@@ -7,8 +7,9 @@ import (
 )
 
 // TestDependencyDirection pins the architecture down (docs/architecture.md):
-// the domain (fleets ← drift ← reconcile) imports no adapter, only engine
-// imports the Docker SDK, and adapters do not import each other.
+// the domain (fault; fleets ← drift ← reconcile ← agent, review) imports no
+// adapter, only engine imports the Docker SDK, and adapters do not import
+// each other.
 func TestDependencyDirection(t *testing.T) {
 	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", "github.com/fleetd/fleetd/...").Output()
 	if err != nil {
@@ -17,13 +18,16 @@ func TestDependencyDirection(t *testing.T) {
 	const mod = "github.com/fleetd/fleetd/"
 	adapters := []string{"engine", "source", "server", "notify"}
 	forbidden := map[string][]string{
-		"fleets":    append([]string{"drift", "reconcile", "cmd"}, adapters...),
-		"drift":     append([]string{"reconcile", "cmd"}, adapters...),
-		"reconcile": append([]string{"cmd"}, adapters...),
-		"engine":    {"source", "server", "notify", "cmd"},
-		"source":    {"engine", "server", "notify", "reconcile", "drift", "cmd"},
-		"server":    {"engine", "source", "notify", "reconcile", "drift", "cmd"},
-		"notify":    {"engine", "source", "server", "cmd"},
+		"fault":     append([]string{"fleets", "drift", "reconcile", "agent", "review", "cmd"}, adapters...),
+		"fleets":    append([]string{"drift", "reconcile", "agent", "review", "cmd"}, adapters...),
+		"drift":     append([]string{"reconcile", "agent", "review", "cmd"}, adapters...),
+		"reconcile": append([]string{"agent", "review", "cmd"}, adapters...),
+		"agent":     append([]string{"review", "cmd"}, adapters...),
+		"review":    append([]string{"agent", "cmd"}, adapters...),
+		"engine":    {"source", "server", "notify", "agent", "review", "cmd"},
+		"source":    {"engine", "server", "notify", "reconcile", "drift", "agent", "review", "cmd"},
+		"server":    {"engine", "source", "notify", "reconcile", "drift", "agent", "review", "cmd"},
+		"notify":    {"engine", "source", "server", "agent", "review", "cmd"},
 	}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		fields := strings.Fields(line)

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/fleetd/fleetd/agent"
 	"github.com/fleetd/fleetd/notify"
 	"github.com/fleetd/fleetd/reconcile"
 	"github.com/fleetd/fleetd/server"
@@ -14,7 +15,7 @@ import (
 
 // eventSink is what the agent notifies; Close flushes it.
 type eventSink interface {
-	reconcile.Notifier
+	agent.Notifier
 	Close() error
 }
 

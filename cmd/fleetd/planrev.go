@@ -16,7 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fleetd/fleetd/fleets"
-	"github.com/fleetd/fleetd/reconcile"
+	"github.com/fleetd/fleetd/review"
 	"github.com/fleetd/fleetd/source"
 )
 
@@ -94,7 +94,7 @@ func (rf *revFlags) check(cmd *cobra.Command, l *liveFlags) error {
 	return nil
 }
 
-func writeReview(w io.Writer, format string, rv reconcile.Review) error {
+func writeReview(w io.Writer, format string, rv review.Report) error {
 	var err error
 	switch format {
 	case "json":
@@ -108,33 +108,33 @@ func writeReview(w io.Writer, format string, rv reconcile.Review) error {
 }
 
 // planRevisions is the whole plan: export, hosts, load, review.
-func planRevisions(ctx context.Context, l *liveFlags, rf *revFlags, stderr io.Writer) (reconcile.Review, error) {
+func planRevisions(ctx context.Context, l *liveFlags, rf *revFlags, stderr io.Writer) (review.Report, error) {
 	tmp, err := os.MkdirTemp("", "fleetd-plan-")
 	if err != nil {
-		return reconcile.Review{}, fmt.Errorf("plan: %w", err)
+		return review.Report{}, fmt.Errorf("plan: %w", err)
 	}
 	defer os.RemoveAll(tmp)
 	if rf.auth != (authConfig{}) && source.IsLocal(l.repo) {
-		return reconcile.Review{}, usageError("--git-*, --ssh-* and --known-hosts-file apply to a remote --repo; %s is a local path", l.repo)
+		return review.Report{}, usageError("--git-*, --ssh-* and --known-hosts-file apply to a remote --repo; %s is a local path", l.repo)
 	}
 	auth, err := gitAuth(rf.auth)
 	if err != nil {
-		return reconcile.Review{}, err
+		return review.Report{}, err
 	}
 	// One open (for a remote, one fetch) serves both revisions.
 	snap, err := source.OpenSnapshot(ctx, l.repo, auth)
 	if errors.Is(err, source.ErrConfig) {
-		return reconcile.Review{}, usageError("%s", authFlagNames.Replace(err.Error()))
+		return review.Report{}, usageError("%s", authFlagNames.Replace(err.Error()))
 	}
 	if err != nil {
-		return reconcile.Review{}, err
+		return review.Report{}, err
 	}
 	if err := checkPath(snap, rf); err != nil {
-		return reconcile.Review{}, err
+		return review.Report{}, err
 	}
 	hosts, err := planHosts(snap, l, rf, stderr)
 	if err != nil {
-		return reconcile.Review{}, err
+		return review.Report{}, err
 	}
 	// A fleet at the repository's root is named after the repository on
 	// both sides, not after the directories the revisions are written to:
@@ -145,11 +145,11 @@ func planRevisions(ctx context.Context, l *liveFlags, rf *revFlags, stderr io.Wr
 	}
 	baseRev, headRev, err := loadRevisions(ctx, snap, rf, hosts, tmp, rootName(rf.path, repoName)...)
 	if err != nil {
-		return reconcile.Review{}, err
+		return review.Report{}, err
 	}
-	rv := reconcile.PlanRevisions(
-		reconcile.RevisionRef{Ref: rf.base, Commit: baseRev.Commit, Subject: baseRev.Subject},
-		reconcile.RevisionRef{Ref: rf.head, Commit: headRev.Commit, Subject: headRev.Subject},
+	rv := review.Compare(
+		review.RevisionRef{Ref: rf.base, Commit: baseRev.Commit, Subject: baseRev.Subject},
+		review.RevisionRef{Ref: rf.head, Commit: headRev.Commit, Subject: headRev.Subject},
 		hosts)
 	// Load names files relative to --path; a reviewer looks for them from
 	// the repository's root.
@@ -211,7 +211,7 @@ func gitAuth(a authConfig) (source.Auth, error) {
 // planHosts are the hosts to plan for, with their facts at each side: from
 // the inventory when there is one at head, else the single host of --host
 // and --label.
-func planHosts(snap *source.Snapshot, l *liveFlags, rf *revFlags, stderr io.Writer) ([]reconcile.HostRevisions, error) {
+func planHosts(snap *source.Snapshot, l *liveFlags, rf *revFlags, stderr io.Writer) ([]review.HostRevisions, error) {
 	name := rf.inventory
 	if name == "" && (l.hostFlags.name != "" || len(l.hostFlags.labels) > 0) {
 		return singleHost(l)
@@ -240,12 +240,12 @@ func planHosts(snap *source.Snapshot, l *liveFlags, rf *revFlags, stderr io.Writ
 	return hostPairs(base, head), nil
 }
 
-func singleHost(l *liveFlags) ([]reconcile.HostRevisions, error) {
+func singleHost(l *liveFlags) ([]review.HostRevisions, error) {
 	host, err := l.host()
 	if err != nil {
 		return nil, err
 	}
-	return []reconcile.HostRevisions{{Base: reconcile.HostLoad{Host: host}, Head: reconcile.HostLoad{Host: host}}}, nil
+	return []review.HostRevisions{{Base: review.HostLoad{Host: host}, Head: review.HostLoad{Host: host}}}, nil
 }
 
 // readInventory reads the inventory file at ref; found is false when
@@ -265,20 +265,20 @@ func readInventory(snap *source.Snapshot, ref, name string) (fleets.Inventory, b
 
 // hostPairs pairs the hosts of both inventories by name. A host listed on
 // one side only is planned with the facts of that side on both.
-func hostPairs(base, head fleets.Inventory) []reconcile.HostRevisions {
-	var out []reconcile.HostRevisions
+func hostPairs(base, head fleets.Inventory) []review.HostRevisions {
+	var out []review.HostRevisions
 	for _, h := range head.Hosts {
-		hr := reconcile.HostRevisions{Head: reconcile.HostLoad{Host: h}, Base: reconcile.HostLoad{Host: h}}
+		hr := review.HostRevisions{Head: review.HostLoad{Host: h}, Base: review.HostLoad{Host: h}}
 		if b, ok := base.Host(h.Name); ok {
 			hr.Base.Host = b
 		} else {
-			hr.Inventory = reconcile.InventoryAdded
+			hr.Inventory = review.InventoryAdded
 		}
 		out = append(out, hr)
 	}
 	for _, b := range base.Hosts {
 		if _, ok := head.Host(b.Name); !ok {
-			out = append(out, reconcile.HostRevisions{Head: reconcile.HostLoad{Host: b}, Base: reconcile.HostLoad{Host: b}, Inventory: reconcile.InventoryRemoved})
+			out = append(out, review.HostRevisions{Head: review.HostLoad{Host: b}, Base: review.HostLoad{Host: b}, Inventory: review.InventoryRemoved})
 		}
 	}
 	return out
@@ -295,16 +295,16 @@ func hostPairs(base, head fleets.Inventory) []reconcile.HostRevisions {
 // checks then see only the fleets that changed, which is fine: base's
 // problems are only shown, head is always checked whole. A host whose
 // facts the inventory changes gets a whole base.
-func loadRevisions(ctx context.Context, snap *source.Snapshot, rf *revFlags, hosts []reconcile.HostRevisions, tmp string, opts ...fleets.Option) (base, head source.Revision, err error) {
+func loadRevisions(ctx context.Context, snap *source.Snapshot, rf *revFlags, hosts []review.HostRevisions, tmp string, opts ...fleets.Option) (base, head source.Revision, err error) {
 	if head, err = exportSide(ctx, snap, rf.head, rf.path, filepath.Join(tmp, "head"), nil); err != nil {
 		return base, head, err
 	}
-	all := make([]*reconcile.HostRevisions, len(hosts))
+	all := make([]*review.HostRevisions, len(hosts))
 	for i := range hosts {
 		all[i] = &hosts[i]
 	}
-	headSide := func(hr *reconcile.HostRevisions) *reconcile.HostLoad { return &hr.Head }
-	baseSide := func(hr *reconcile.HostRevisions) *reconcile.HostLoad { return &hr.Base }
+	headSide := func(hr *review.HostRevisions) *review.HostLoad { return &hr.Head }
+	baseSide := func(hr *review.HostRevisions) *review.HostLoad { return &hr.Base }
 	if err := loadSide(ctx, head.Dir, all, headSide, opts...); err != nil {
 		return base, head, err
 	}
@@ -317,7 +317,7 @@ func loadRevisions(ctx context.Context, snap *source.Snapshot, rf *revFlags, hos
 		return base, head, err
 	}
 	same := unchangedFleetDirs(hosts, changed, path.Clean(rf.path), nested)
-	var moved, kept []*reconcile.HostRevisions // hosts whose facts the inventory changes, or not
+	var moved, kept []*review.HostRevisions // hosts whose facts the inventory changes, or not
 	for _, hr := range all {
 		if sameFacts(hr.Base.Host, hr.Head.Host) {
 			kept = append(kept, hr)
@@ -367,7 +367,7 @@ func exportSide(ctx context.Context, snap *source.Snapshot, ref, dir, dest strin
 
 // loadSide loads dir for one side (base or head) of each host, loading
 // each fleet once for the hosts whose facts it does not read.
-func loadSide(ctx context.Context, dir string, hosts []*reconcile.HostRevisions, side func(*reconcile.HostRevisions) *reconcile.HostLoad, opts ...fleets.Option) error {
+func loadSide(ctx context.Context, dir string, hosts []*review.HostRevisions, side func(*review.HostRevisions) *review.HostLoad, opts ...fleets.Option) error {
 	if len(hosts) == 0 {
 		return nil
 	}
@@ -435,7 +435,7 @@ func sameFacts(a, b fleets.Host) bool {
 // reports changed. A fleet directory above or below another one (all is
 // every fleet directory at head, valid or not) is never among them: base
 // is exported without these directories and everything below them.
-func unchangedFleetDirs(hosts []reconcile.HostRevisions, changed []string, fleetsPath string, all []string) map[string]bool {
+func unchangedFleetDirs(hosts []review.HostRevisions, changed []string, fleetsPath string, all []string) map[string]bool {
 	count := map[string]int{}
 	for _, hr := range hosts {
 		for _, f := range hr.Head.Fleets {

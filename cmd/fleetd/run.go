@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"net/url"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/robfig/cron/v3"
 	"github.com/spf13/cobra"
 
+	"github.com/fleetd/fleetd/agent"
 	"github.com/fleetd/fleetd/engine"
 	"github.com/fleetd/fleetd/fleets"
 	"github.com/fleetd/fleetd/reconcile"
@@ -116,21 +118,21 @@ func runAgent(ctx context.Context, cfg daemonConfig) error {
 	if err != nil {
 		return err
 	}
-	agentCfg.Events = engineEvents(eng)
+	agentCfg.Watch, agentCfg.Ping = engineWatch(eng), eng.Ping
 	notifier, err := newNotifier(cfg, log, metrics)
 	if err != nil {
 		return err
 	}
 	defer notifier.Close()
-	agent := reconcile.NewAgent(agentCfg, eng, gitSource{repo}, notifier, metrics, fileStore{})
-	srv, err := newServer(cfg, agent, eng, metrics, log)
+	ag := agent.New(agentCfg, eng, gitSource{repo}, notifier, metrics, fileStore{})
+	srv, err := newServer(cfg, ag, eng, metrics, log)
 	if err != nil {
 		return err
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe(ctx) }()
 	log.Info("fleetd started", "version", versionString(), "host", host.Name, "instance", instanceName(), "listen", cfg.Listen, "source", redactURL(cfg.Source.URL))
-	runErr := agent.Run(ctx)
+	runErr := ag.Run(ctx)
 	if err := <-errc; err != nil && runErr == nil {
 		runErr = err
 	}
@@ -151,25 +153,35 @@ func agentHost(h hostConfig) (fleets.Host, error) {
 
 // agentConfig turns the file's schedule, windows and reconcile settings into
 // the agent's.
-func agentConfig(cfg daemonConfig, host fleets.Host, log *slog.Logger) (reconcile.AgentConfig, error) {
+func agentConfig(cfg daemonConfig, host fleets.Host, log *slog.Logger) (agent.Config, error) {
 	poll, err := pollFunc(cfg.Source)
 	if err != nil {
-		return reconcile.AgentConfig{}, err
+		return agent.Config{}, err
 	}
 	inWindow, err := windowFunc(cfg.Source.Windows)
 	if err != nil {
-		return reconcile.AgentConfig{}, err
+		return agent.Config{}, err
 	}
 	resync, _ := time.ParseDuration(cfg.Reconcile.Resync) // validated
-	return reconcile.AgentConfig{
-		Host: host,
+	return agent.Config{
+		Rules: agent.Rules{
+			Host: host.Name, Version: versionString(), Parallel: cfg.Reconcile.Fleets,
+			Poll: poll, InWindow: inWindow, Resync: resync, Seed: seedOf(host.Name),
+		},
 		Load: func(ctx context.Context, dir string) ([]fleets.Fleet, error) {
 			return fleets.Load(ctx, dir, host, rootName(cfg.Source.Path, source.RepoName(cfg.Source.URL))...)
 		},
-		Poll: poll, InWindow: inWindow, Resync: resync,
 		Parallelism: cfg.Reconcile.Parallelism, AllowMassPrune: cfg.Reconcile.AllowMassPrune,
-		Log: log, Version: versionString(),
+		Log: log,
 	}, nil
+}
+
+// seedOf spreads the jitter of hosts that share a configuration: the
+// host's name and the start time.
+func seedOf(host string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(host))
+	return h.Sum64() ^ uint64(time.Now().UnixNano())
 }
 
 // rootName names a fleet whose compose files sit in the fleets directory
@@ -198,12 +210,13 @@ func pollFunc(s sourceConfig) (func(time.Time) time.Time, error) {
 	if err != nil {
 		return nil, fmt.Errorf("source.interval: %w", err)
 	}
-	return func(last time.Time) time.Time { return last.Add(jittered(every)) }, nil
+	return func(last time.Time) time.Time { return last.Add(jittered(every, last)) }, nil
 }
 
-// jittered spreads an interval by up to ±10%.
-func jittered(d time.Duration) time.Duration {
-	return d - d/10 + time.Duration(time.Now().UnixNano()%int64(d/5+1))
+// jittered spreads an interval by up to ±10%, drawn from the time it
+// starts at, so that the schedule is a pure function of that time.
+func jittered(d time.Duration, from time.Time) time.Duration {
+	return d - d/10 + time.Duration(from.UnixNano()%int64(d/5+1))
 }
 
 // windowFunc reports whether a time falls in a sync window: a minute that
@@ -272,16 +285,20 @@ func toRevision(rev source.Revision) reconcile.Revision {
 	return reconcile.Revision{Commit: rev.Commit, Subject: rev.Subject, Author: rev.Author, Time: rev.Time, Dir: rev.Dir}
 }
 
-// engineEvents adapts the engine's event stream to the agent's.
-func engineEvents(eng *engine.Docker) func(ctx context.Context) (<-chan string, <-chan error) {
-	return func(ctx context.Context) (<-chan string, <-chan error) {
+// engineWatch adapts the engine's event stream to the agent's.
+func engineWatch(eng *engine.Docker) agent.EngineWatch {
+	return func(ctx context.Context) (<-chan agent.EngineEvent, <-chan error) {
 		events, errs := eng.Events(ctx)
-		out := make(chan string)
+		out := make(chan agent.EngineEvent)
 		go func() {
 			defer close(out)
 			for e := range events {
+				ev := agent.EngineEvent{Type: e.Type, Action: e.Action, Name: e.Name, Fleet: e.Fleet}
+				if e.Action == "rename" {
+					ev.OldName = e.Detail
+				}
 				select {
-				case out <- e.Action + " " + e.Name:
+				case out <- ev:
 				case <-ctx.Done():
 					return
 				}
@@ -294,8 +311,8 @@ func engineEvents(eng *engine.Docker) func(ctx context.Context) (<-chan string, 
 // fileStore persists the agent's state in the state directory.
 type fileStore struct{}
 
-func (fileStore) Load() (reconcile.AgentState, error) { return loadAgentState() }
-func (fileStore) Save(s reconcile.AgentState) error   { return saveAgentState(s) }
+func (fileStore) Load() (agent.Persisted, error) { return loadAgentState() }
+func (fileStore) Save(s agent.Persisted) error   { return saveAgentState(s) }
 
 func newLogger(c logConfig) *slog.Logger {
 	level := slog.LevelInfo
@@ -308,9 +325,9 @@ func newLogger(c logConfig) *slog.Logger {
 }
 
 // readyFunc is /readyz: the source synced once and the engine answers.
-func readyFunc(agent *reconcile.Agent, eng *engine.Docker) func(context.Context) error {
+func readyFunc(ag *agent.Agent, eng *engine.Docker) func(context.Context) error {
 	return func(ctx context.Context) error {
-		if err := agent.Ready(); err != nil {
+		if err := ag.Ready(); err != nil {
 			return err
 		}
 		return eng.Ping(ctx)
@@ -318,7 +335,7 @@ func readyFunc(agent *reconcile.Agent, eng *engine.Docker) func(context.Context)
 }
 
 // newServer builds the HTTP API around the agent.
-func newServer(cfg daemonConfig, agent *reconcile.Agent, eng *engine.Docker, metrics *server.Metrics, log *slog.Logger) (*server.Server, error) {
+func newServer(cfg daemonConfig, ag *agent.Agent, eng *engine.Docker, metrics *server.Metrics, log *slog.Logger) (*server.Server, error) {
 	apiToken, err := readSecret(cfg.API.TokenFile)
 	if err != nil {
 		return nil, fmt.Errorf("api.token_file: %w", err)
@@ -333,14 +350,14 @@ func newServer(cfg daemonConfig, agent *reconcile.Agent, eng *engine.Docker, met
 	}
 	return server.New(server.Config{
 		Addr: cfg.Listen, APIToken: apiToken, WebhookSecret: hookSecret, Branch: branch,
-		Ready:  readyFunc(agent, eng),
-		Status: func() any { return agent.Status() },
+		Ready:  readyFunc(ag, eng),
+		Status: func() any { return ag.Status() },
 		Sync: func(reason string) {
 			if strings.HasPrefix(reason, "webhook") {
-				agent.Trigger(reconcile.TriggerGit)
+				ag.RequestFetch()
 				return
 			}
-			agent.Trigger(reconcile.TriggerManual)
+			ag.RequestSync()
 		},
 		Logger: log,
 	}, metrics), nil

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fleetd/fleetd/agent"
 	"github.com/fleetd/fleetd/reconcile"
 )
 
@@ -45,12 +46,12 @@ func stateDir() (string, error) {
 }
 
 // stateFile holds the agent's state: rollout records (shared by `apply` and
-// `run`) and the last applied revision per fleet.
+// `run`) and, per fleet, the revision of its model and the last applied.
 const stateFile = "state.json"
 
 // loadAgentState reads the state; a missing file is an empty state.
-func loadAgentState() (reconcile.AgentState, error) {
-	st := reconcile.AgentState{Rollouts: reconcile.Rollouts{}, Applied: map[string]string{}}
+func loadAgentState() (agent.Persisted, error) {
+	st := agent.Persisted{Rollouts: reconcile.Rollouts{}}
 	dir, err := stateDir()
 	if err != nil {
 		return st, err
@@ -69,15 +70,12 @@ func loadAgentState() (reconcile.AgentState, error) {
 	if st.Rollouts == nil {
 		st.Rollouts = reconcile.Rollouts{}
 	}
-	if st.Applied == nil {
-		st.Applied = map[string]string{}
-	}
 	return st, nil
 }
 
 // saveAgentState writes the state atomically (temporary file, fsync,
 // rename), so that a fleetd killed mid-write leaves the previous state.
-func saveAgentState(st reconcile.AgentState) error {
+func saveAgentState(st agent.Persisted) error {
 	dir, err := stateDir()
 	if err != nil {
 		return err

@@ -7,10 +7,11 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/fleetd/fleetd/reconcile"
+	"github.com/fleetd/fleetd/agent"
 	"github.com/fleetd/fleetd/server"
 )
 
@@ -29,7 +30,7 @@ func newStatusCmd() *cobra.Command {
 				_, err := cmd.OutOrStdout().Write(body)
 				return err
 			}
-			var st reconcile.AgentStatus
+			var st agent.Status
 			if err := json.Unmarshal(body, &st); err != nil {
 				return fmt.Errorf("status from %s: %w", addr, err)
 			}
@@ -71,14 +72,17 @@ func defaultAddr() string {
 	return "127.0.0.1:9750"
 }
 
-func writeStatus(w io.Writer, st reconcile.AgentStatus) error {
+func writeStatus(w io.Writer, st agent.Status) error {
 	rev := "(none yet)"
 	if st.Revision != nil {
 		rev = short12(st.Revision.Commit) + " " + st.Revision.Subject
 	}
 	fmt.Fprintf(w, "host %s  ready %v  revision %s\n", st.Host, st.Ready, rev)
+	if !st.Engine.Up && st.Engine.Error != "" {
+		fmt.Fprintf(w, "engine unreachable since %s: %s\n", st.Engine.Since.Local().Format(time.TimeOnly), st.Engine.Error)
+	}
 	if st.Invalid != "" {
-		fmt.Fprintf(w, "newest revision invalid (not applied):\n  %s\n", strings.ReplaceAll(st.Invalid, "\n", "\n  "))
+		fmt.Fprintf(w, "newest revision invalid (fleets it breaks keep their last good revision):\n  %s\n", strings.ReplaceAll(st.Invalid, "\n", "\n  "))
 	}
 	if st.Backoff != "" {
 		fmt.Fprintf(w, "source unreachable, retrying in %s\n", st.Backoff)
@@ -87,15 +91,36 @@ func writeStatus(w io.Writer, st reconcile.AgentStatus) error {
 		fmt.Fprintf(w, "last error: %s\n", st.Error)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "FLEET\tDESIRED\tAPPLIED\tDRIFT\tROLLOUTS\tERROR")
+	fmt.Fprintln(tw, "FLEET\tDESIRED\tAPPLIED\tREADY\tSTATE\tDRIFT\tROLLOUTS\tNEXT RETRY\tERROR")
 	for _, f := range st.Fleets {
 		var rollouts []string
 		for _, r := range f.Rollouts {
 			rollouts = append(rollouts, r.Service+" "+r.Status)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", f.Name, short12(f.Desired), short12(f.Applied), len(f.Drift), orDash(strings.Join(rollouts, ", ")), orDash(f.Error))
+		retry := "-"
+		if !f.NextRetry.IsZero() {
+			retry = f.NextRetry.Local().Format(time.TimeOnly)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", f.Name, short12(f.Desired), short12(f.Applied),
+			orDash(f.Condition(agent.Ready).Status), fleetState(f), len(f.Drift), orDash(strings.Join(rollouts, ", ")), retry, orDash(firstLine(f.Error)))
 	}
 	return tw.Flush()
+}
+
+// fleetState is the reason of the first of Stalled, Degraded and
+// Progressing that holds, else Ready's.
+func fleetState(f agent.FleetStatus) string {
+	for _, typ := range []string{agent.Stalled, agent.Degraded, agent.Progressing} {
+		if c := f.Condition(typ); c.Status == "True" {
+			return c.Reason
+		}
+	}
+	return orDash(f.Condition(agent.Ready).Reason)
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
 }
 
 func short12(s string) string {

@@ -1,4 +1,4 @@
-package reconcile
+package review
 
 import (
 	"cmp"
@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/fleetd/fleetd/fleets"
+	"github.com/fleetd/fleetd/reconcile"
 )
 
 // placedService is a service a side runs on the host.
@@ -95,7 +96,7 @@ func pruneGuard(basePlaced []placedService, head hostSide, h HostReview) []Warni
 		}
 	}
 	var reason string
-	switch ratio := (Policy{}).massPruneRatio(); {
+	switch ratio := (reconcile.Policy{}).PruneRatio(); {
 	case removing == 0:
 		return nil
 	case targeted == 0:

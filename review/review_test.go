@@ -1,4 +1,4 @@
-package reconcile
+package review
 
 import (
 	"bytes"
@@ -14,13 +14,13 @@ import (
 	"github.com/fleetd/fleetd/fleets"
 )
 
-var update = flag.Bool("update", false, "rewrite the want section of testdata/review/*.txtar")
+var update = flag.Bool("update", false, "rewrite the want section of testdata/*.txtar")
 
-// TestReview runs every testdata/review/*.txtar archive: base/ and head/
+// TestReview runs every testdata/*.txtar archive: base/ and head/
 // are the two trees, hosts (and base-hosts, when the inventory changed) the
 // inventory, want the text rendering of the review.
 func TestReview(t *testing.T) {
-	archives, err := filepath.Glob("testdata/review/*.txtar")
+	archives, err := filepath.Glob("testdata/*.txtar")
 	if err != nil || len(archives) == 0 {
 		t.Fatalf("no archives: %v", err)
 	}
@@ -67,7 +67,7 @@ func wantIndex(ar *txtar.Archive) int {
 	return -1
 }
 
-func reviewArchive(t *testing.T, ar *txtar.Archive) Review {
+func reviewArchive(t *testing.T, ar *txtar.Archive) Report {
 	t.Helper()
 	root := t.TempDir()
 	var headInv, baseInv fleets.Inventory
@@ -118,7 +118,7 @@ func reviewArchive(t *testing.T, ar *txtar.Archive) Review {
 			add(b, b, InventoryRemoved)
 		}
 	}
-	return PlanRevisions(RevisionRef{Ref: "base"}, RevisionRef{Ref: "head"}, hosts)
+	return Compare(RevisionRef{Ref: "base"}, RevisionRef{Ref: "head"}, hosts)
 }
 
 func parseInv(t *testing.T, data []byte) fleets.Inventory {
@@ -145,7 +145,7 @@ func load(t *testing.T, dir string, host fleets.Host) HostLoad {
 }
 
 // checkJSON round-trips the review through its JSON schema strictly.
-func checkJSON(t *testing.T, rv Review) {
+func checkJSON(t *testing.T, rv Report) {
 	t.Helper()
 	b, err := json.Marshal(rv)
 	if err != nil {
@@ -153,7 +153,7 @@ func checkJSON(t *testing.T, rv Review) {
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
-	var back Review
+	var back Report
 	if err := dec.Decode(&back); err != nil {
 		t.Fatalf("decode: %v", err)
 	}

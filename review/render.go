@@ -1,16 +1,18 @@
-package reconcile
+package review
 
 import (
 	"fmt"
 	"strings"
+
+	"github.com/fleetd/fleetd/reconcile"
 )
 
-// The renderings of a Review. Both walk the review in its own order (hosts,
-// fleets, services, fields, warnings are sorted by PlanRevisions), so the
+// The renderings of a Report. Both walk the review in its own order (hosts,
+// fleets, services, fields, warnings are sorted by Compare), so the
 // same revisions give the same bytes.
 
 // String renders the review as text for a terminal.
-func (rv Review) String() string {
+func (rv Report) String() string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "fleetd plan: %s → %s\n", revString(rv.Base), revString(rv.Head))
 	if !rv.Valid {
@@ -51,7 +53,7 @@ func shortCommit(c string) string {
 }
 
 // summaryLine counts the hosts that change.
-func (rv Review) summaryLine() string {
+func (rv Report) summaryLine() string {
 	changed, blocked, warnings := 0, 0, 0
 	for _, h := range rv.Hosts {
 		if h.changed() {
@@ -62,24 +64,17 @@ func (rv Review) summaryLine() string {
 		}
 		warnings += len(h.Warnings)
 	}
-	s := fmt.Sprintf("%d %s: %d with changes", len(rv.Hosts), plural(len(rv.Hosts), "host", "hosts"), changed)
+	s := fmt.Sprintf("%d %s: %d with changes", len(rv.Hosts), reconcile.Plural(len(rv.Hosts), "host", "hosts"), changed)
 	if blocked > 0 {
 		s += fmt.Sprintf(", %d blocked by the invalid head", blocked)
 	}
 	if warnings > 0 {
-		s += fmt.Sprintf(", %d %s", warnings, plural(warnings, "warning", "warnings"))
+		s += fmt.Sprintf(", %d %s", warnings, reconcile.Plural(warnings, "warning", "warnings"))
 	}
 	return s + "."
 }
 
 func (h HostReview) changed() bool { return len(h.Fleets) > 0 || len(h.Warnings) > 0 }
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
-}
 
 // hostTitle is the host's name, labels and inventory change.
 func hostTitle(h HostReview) string {
@@ -170,7 +165,7 @@ func writeServiceText(sb *strings.Builder, s ServiceReview) {
 	}
 	fmt.Fprintf(sb, "      ~ %s\n", s.Name)
 	if rc := s.Recreate; rc != nil {
-		fmt.Fprintf(sb, "          recreate %d %s:\n", rc.Containers, plural(rc.Containers, "container", "containers"))
+		fmt.Fprintf(sb, "          recreate %d %s:\n", rc.Containers, reconcile.Plural(rc.Containers, "container", "containers"))
 		for _, f := range rc.Fields {
 			fmt.Fprintf(sb, "            %s\n", fieldText(f))
 		}
@@ -193,7 +188,7 @@ func writeServiceText(sb *strings.Builder, s ServiceReview) {
 // serviceBrief is an added or removed service's image and replicas.
 func serviceBrief(s ServiceReview) string {
 	n := shownReplicas(s)
-	return fmt.Sprintf("%s, %d %s", s.Image, n, plural(n, "replica", "replicas"))
+	return fmt.Sprintf("%s, %d %s", s.Image, n, reconcile.Plural(n, "replica", "replicas"))
 }
 
 func parenthesized(s string) string {
@@ -210,7 +205,7 @@ func fieldText(f FieldChange) string {
 // rolloutText describes the rolling update: batches, order and why it was
 // forced, failure action, delay and monitor.
 func rolloutText(r RolloutReview, containers int) string {
-	batch := fmt.Sprintf("%d %s of %d", r.Batches, plural(r.Batches, "batch", "batches"), r.Parallelism)
+	batch := fmt.Sprintf("%d %s of %d", r.Batches, reconcile.Plural(r.Batches, "batch", "batches"), r.Parallelism)
 	if r.Parallelism == 0 || r.Parallelism >= containers {
 		batch = fmt.Sprintf("1 batch of %d", containers)
 	}
@@ -227,7 +222,7 @@ func rolloutText(r RolloutReview, containers int) string {
 
 // Markdown renders the review for a pull-request comment: a table of hosts
 // × changes, then one collapsible section per host that changes.
-func (rv Review) Markdown() string {
+func (rv Report) Markdown() string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "### fleetd plan: %s → %s\n\n", revMarkdown(rv.Base), revMarkdown(rv.Head))
 	if !rv.Valid {
@@ -287,7 +282,7 @@ func writeSummaryRow(sb *strings.Builder, h HostReview) {
 	services := signed(c.ServicesAdded, c.ServicesRemoved, 0)
 	recreated := "·"
 	if c.Recreated > 0 {
-		recreated = fmt.Sprintf("%d (%d %s)", c.Recreated, c.Containers, plural(c.Containers, "container", "containers"))
+		recreated = fmt.Sprintf("%d (%d %s)", c.Recreated, c.Containers, reconcile.Plural(c.Containers, "container", "containers"))
 	}
 	warnings := "·"
 	if c.Warnings > 0 {
@@ -385,7 +380,7 @@ func writeServiceMarkdown(sb *strings.Builder, s ServiceReview) {
 	}
 	fmt.Fprintf(sb, "- %s %s\n", changeEmoji(Changed), code(s.Name))
 	if rc := s.Recreate; rc != nil {
-		fmt.Fprintf(sb, "  - **recreate %d %s**\n", rc.Containers, plural(rc.Containers, "container", "containers"))
+		fmt.Fprintf(sb, "  - **recreate %d %s**\n", rc.Containers, reconcile.Plural(rc.Containers, "container", "containers"))
 		for _, f := range rc.Fields {
 			fmt.Fprintf(sb, "    - %s\n", fieldMarkdown(f))
 		}
@@ -407,7 +402,7 @@ func writeServiceMarkdown(sb *strings.Builder, s ServiceReview) {
 
 func replicasReason(s ServiceReview) string {
 	n := shownReplicas(s)
-	return fmt.Sprintf(", %d %s%s", n, plural(n, "replica", "replicas"), parenthesized(s.Reason))
+	return fmt.Sprintf(", %d %s%s", n, reconcile.Plural(n, "replica", "replicas"), parenthesized(s.Reason))
 }
 
 func fieldMarkdown(f FieldChange) string {

@@ -1,4 +1,4 @@
-package reconcile
+package review
 
 import (
 	"cmp"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/fleetd/fleetd/drift"
 	"github.com/fleetd/fleetd/fleets"
+	"github.com/fleetd/fleetd/reconcile"
 )
 
 // This file compares the desired state of two revisions of the fleet
@@ -66,10 +67,10 @@ const (
 	WarnSuspended      = "suspended"       // the fleet is suspended: nothing is applied
 )
 
-// Review is the plan between two revisions: per host, what changes when
+// Report is the plan between two revisions: per host, what changes when
 // the head replaces the base. Its JSON encoding is the schema of
 // `fleetd plan --base/--head --format json` (docs/pull-requests.md).
-type Review struct {
+type Report struct {
 	Base RevisionRef `json:"base"`
 	Head RevisionRef `json:"head"`
 	// Valid is false when the head fails to load on some host: that host
@@ -186,10 +187,10 @@ type Warning struct {
 	Message string `json:"message"`
 }
 
-// PlanRevisions reviews the change from base to head on every host. It is
+// Compare reviews the change from base to head on every host. It is
 // pure: hosts hold what fleets.Load returned for each side.
-func PlanRevisions(base, head RevisionRef, hosts []HostRevisions) Review {
-	rv := Review{Base: base, Head: head, Valid: true, Problems: []fleets.Problem{}, BaseProblems: []fleets.Problem{}, Hosts: []HostReview{}}
+func Compare(base, head RevisionRef, hosts []HostRevisions) Report {
+	rv := Report{Base: base, Head: head, Valid: true, Problems: []fleets.Problem{}, BaseProblems: []fleets.Problem{}, Hosts: []HostReview{}}
 	for _, hr := range hosts {
 		rv.Problems = append(rv.Problems, hr.Head.Problems...)
 		rv.BaseProblems = append(rv.BaseProblems, hr.Base.Problems...)
@@ -525,7 +526,7 @@ func buildChanges(b, h *fleets.Build) []FieldChange {
 		}
 	}
 	if len(out) == 0 && b.ContextHash != h.ContextHash {
-		out = append(out, FieldChange{Field: "build.context contents", From: short(b.ContextHash), To: short(h.ContextHash)})
+		out = append(out, FieldChange{Field: "build.context contents", From: reconcile.ShortHash(b.ContextHash), To: reconcile.ShortHash(h.ContextHash)})
 	}
 	return out
 }
@@ -550,7 +551,7 @@ func redactPresent(present bool) string {
 }
 
 func rolloutOf(svc fleets.Service, containers int) RolloutReview {
-	order, forced := effectiveOrder(svc)
+	order, forced := reconcile.EffectiveOrder(svc)
 	r := RolloutReview{
 		Parallelism: svc.Update.Parallelism, Order: order, Forced: forced,
 		FailureAction: svc.Update.FailureAction, Delay: svc.Update.Delay.String(), Monitor: svc.Update.Monitor.String(),
@@ -610,10 +611,6 @@ func constraints(cs []fleets.Constraint) string {
 	}
 	return strings.Join(parts, ", ")
 }
-
-// EffectiveOrder is the update order fleetd uses for svc, and why it was
-// forced to stop-first if it was (a fixed host port or container_name).
-func EffectiveOrder(svc fleets.Service) (order, forced string) { return effectiveOrder(svc) }
 
 func countHost(h HostReview) Counts {
 	c := Counts{Warnings: len(h.Warnings)}

@@ -1,0 +1,476 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fleetd/fleetd/fleets"
+	"github.com/fleetd/fleetd/reconcile"
+)
+
+// Source follows the fleet repository: Sync asks the remote for its head
+// and fetches and checks out only when it moved (changed reports that).
+type Source interface {
+	Sync(ctx context.Context) (rev reconcile.Revision, changed bool, err error)
+	// Checkout returns a commit the source already has, without the
+	// network, writing its tree again if it was pruned.
+	Checkout(ctx context.Context, commit string) (reconcile.Revision, error)
+}
+
+// Notifier takes events for people. Notify must not block.
+type Notifier interface{ Notify(reconcile.Event) }
+
+// Metrics is what the agent reports to monitoring.
+type Metrics interface {
+	ObserveReconcile(fleet, result string, d time.Duration)
+	SetDrift(byKind map[string]int)
+	SetApplied(fleet, revision string)
+	ObserveFetch(d time.Duration, err error)
+	SetBackoff(d time.Duration)
+	ObserveRollout(outcome string)
+	// SetCondition sets one condition of a fleet; ForgetFleet drops a
+	// fleet that left the host.
+	SetCondition(fleet, typ string, status bool, reason string)
+	ForgetFleet(fleet string)
+}
+
+// Persisted is the state file: the rollout records (shared with `fleetd
+// apply`) and, per fleet, what a restart needs.
+type Persisted struct {
+	Rollouts reconcile.Rollouts    `json:"rollouts"`
+	Fleets   map[string]SavedFleet `json:"fleets,omitempty"`
+	// Applied and LastGood are how fleetd before per-fleet state saved
+	// it; they are read, never written.
+	Applied  map[string]string `json:"applied,omitempty"`
+	LastGood string            `json:"last_good,omitempty"`
+}
+
+// fleets returns the per-fleet state, from the older layout if need be.
+func (p Persisted) fleets() map[string]SavedFleet {
+	if len(p.Fleets) > 0 || len(p.Applied) == 0 {
+		return p.Fleets
+	}
+	out := map[string]SavedFleet{}
+	for name, commit := range p.Applied {
+		out[name] = SavedFleet{Commit: p.LastGood, Applied: commit}
+	}
+	return out
+}
+
+// Store persists the state file atomically.
+type Store interface {
+	Load() (Persisted, error)
+	Save(Persisted) error
+}
+
+// EngineWatch subscribes to engine events. Both channels end when ctx ends
+// or the stream breaks; a break is sent on the error channel first.
+type EngineWatch func(ctx context.Context) (<-chan EngineEvent, <-chan error)
+
+// Config wires the agent.
+type Config struct {
+	Rules Rules
+	// Load loads the fleets of a checked-out revision for this host; an
+	// error that is a fleets.ProblemList comes with the valid fleets.
+	Load func(ctx context.Context, dir string) ([]fleets.Fleet, error)
+	// Watch subscribes to engine events; Ping checks that the engine
+	// answers. Nil Watch means no events (tests); nil Ping always answers.
+	Watch EngineWatch
+	Ping  func(ctx context.Context) error
+	// Parallelism bounds the engine-changing actions of one apply.
+	Parallelism    int
+	AllowMassPrune bool
+	Log            *slog.Logger
+}
+
+// Agent runs Next: it feeds it inputs and runs its effects. It decides
+// nothing.
+type Agent struct {
+	cfg     Config
+	eng     reconcile.Engine
+	src     Source
+	notify  Notifier
+	metrics Metrics
+	store   Store
+
+	wake      chan struct{}
+	syncAsked atomic.Bool
+	pushAsked atomic.Bool
+
+	mu     sync.Mutex
+	status Status
+
+	fileMu sync.Mutex
+	file   Persisted
+	heals  map[string]map[string]reconcile.HealRecord // fleet -> container -> record
+}
+
+// New builds the agent; Run runs it.
+func New(cfg Config, eng reconcile.Engine, src Source, n Notifier, m Metrics, store Store) *Agent {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	cfg.Rules = cfg.Rules.WithDefaults()
+	a := &Agent{cfg: cfg, eng: eng, src: src, notify: n, metrics: m, store: store,
+		wake: make(chan struct{}, 1), heals: map[string]map[string]reconcile.HealRecord{}}
+	a.status = Status{Host: cfg.Rules.Host, Fleets: []FleetStatus{}, DriftKind: map[string]int{}}
+	return a
+}
+
+// RequestSync asks for a manual sync: ask the source, apply every fleet,
+// retry failed rollouts. It never blocks, and is never lost: asks that
+// come together coalesce.
+func (a *Agent) RequestSync() {
+	a.syncAsked.Store(true)
+	a.poke()
+}
+
+// RequestFetch asks the source for news (a webhook's push).
+func (a *Agent) RequestFetch() {
+	a.pushAsked.Store(true)
+	a.poke()
+}
+
+func (a *Agent) poke() {
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Status returns a copy of the current status.
+func (a *Agent) Status() Status {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.status
+}
+
+// Ready reports whether the source was synced at least once; the caller
+// adds the engine check.
+func (a *Agent) Ready() error {
+	if !a.Status().Ready {
+		return errors.New("source not synced yet")
+	}
+	return nil
+}
+
+// shell is the state of Run's goroutine; only it touches it.
+type shell struct {
+	*Agent
+	ctx       context.Context
+	state     State
+	inputs    chan Input
+	timer     *time.Timer
+	applies   sync.WaitGroup
+	watchGen  int
+	stopWatch context.CancelFunc
+}
+
+// watched is an input of one engine subscription; inputs of a replaced
+// subscription are dropped.
+type watched struct {
+	gen int
+	in  Input
+}
+
+func (watched) apply(*machine) {}
+
+// Run runs the agent until ctx ends; it returns nil on a clean stop, once
+// the applies in flight have ended.
+func (a *Agent) Run(ctx context.Context) error {
+	file, err := a.store.Load()
+	if err != nil {
+		return fmt.Errorf("load state: %w", err)
+	}
+	if file.Rollouts == nil {
+		file.Rollouts = reconcile.Rollouts{}
+	}
+	a.file = file
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sh := &shell{Agent: a, ctx: ctx, inputs: make(chan Input), timer: time.NewTimer(time.Hour), stopWatch: func() {}}
+	sh.timer.Stop()
+	defer func() {
+		cancel()
+		sh.stopWatch()
+		sh.applies.Wait()
+	}()
+	sh.step(Start{Fleets: file.fleets()})
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-a.wake:
+			if a.syncAsked.Swap(false) {
+				sh.step(SyncRequested{})
+			}
+			if a.pushAsked.Swap(false) {
+				sh.step(FetchRequested{})
+			}
+		case in := <-sh.inputs:
+			if w, ok := in.(watched); ok {
+				if w.gen != sh.watchGen {
+					continue
+				}
+				in = w.in
+			}
+			sh.step(in)
+		case <-sh.timer.C:
+			sh.step(TimerFired{})
+		}
+	}
+}
+
+// step runs Next and its effects, and publishes the new state.
+func (sh *shell) step(in Input) {
+	now := time.Now()
+	prev := sh.state
+	next, effects := Next(sh.state, in, now, sh.cfg.Rules)
+	sh.state = next
+	for _, e := range effects {
+		sh.run(e)
+	}
+	sh.publish(prev, now)
+}
+
+// send hands an input to the loop, unless the agent is stopping.
+func (sh *shell) send(in Input) {
+	select {
+	case sh.inputs <- in:
+	case <-sh.ctx.Done():
+	}
+}
+
+func (sh *shell) run(e Effect) {
+	switch e := e.(type) {
+	case Fetch:
+		go sh.send(sh.fetch(sh.ctx, e))
+	case Resume:
+		go sh.send(sh.resume(sh.ctx, e))
+	case Apply:
+		sh.applies.Add(1)
+		go func() {
+			defer sh.applies.Done()
+			sh.send(sh.apply(sh.ctx, e))
+		}()
+	case Watch:
+		sh.watch()
+	case Notify:
+		sh.tell(e.Event)
+	case ArmTimer:
+		sh.timer.Stop()
+		if !e.At.IsZero() {
+			sh.timer.Reset(max(time.Until(e.At), 0))
+		}
+	case Persist:
+		sh.persist(func(p *Persisted) { p.Fleets, p.Applied, p.LastGood = e.Fleets, nil, "" })
+	}
+}
+
+// fetch asks the source and loads what it brings.
+func (sh *shell) fetch(ctx context.Context, e Fetch) Input {
+	start := time.Now()
+	rev, changed, err := sh.src.Sync(ctx)
+	sh.metric(func(m Metrics) { m.ObserveFetch(time.Since(start), err) })
+	if err != nil {
+		return FetchFailed{Err: err.Error()}
+	}
+	in := Fetched{Rev: rev, Changed: changed}
+	if changed || e.Load {
+		in.Loaded = true
+		in.Fleets, in.Problems, in.LoadErr = sh.load(ctx, rev.Dir)
+	}
+	return in
+}
+
+// resume loads an older commit the source already has.
+func (sh *shell) resume(ctx context.Context, e Resume) Input {
+	in := Resumed{Rev: reconcile.Revision{Commit: e.Commit}, For: e.Fleets}
+	rev, err := sh.src.Checkout(ctx, e.Commit)
+	if err != nil {
+		in.Err = err.Error()
+		return in
+	}
+	in.Rev = rev
+	in.Fleets, in.Problems, in.Err = sh.load(ctx, rev.Dir)
+	return in
+}
+
+func (sh *shell) load(ctx context.Context, dir string) ([]fleets.Fleet, []fleets.Problem, string) {
+	loaded, err := sh.cfg.Load(ctx, dir)
+	var problems fleets.ProblemList
+	switch {
+	case err == nil:
+		return loaded, nil, ""
+	case errors.As(err, &problems):
+		return loaded, problems, ""
+	}
+	return nil, nil, err.Error()
+}
+
+// watch replaces the engine subscription: subscribe, then ping, then
+// forward events until the stream breaks.
+func (sh *shell) watch() {
+	sh.stopWatch()
+	sh.watchGen++
+	gen := sh.watchGen
+	ctx, cancel := context.WithCancel(sh.ctx)
+	sh.stopWatch = cancel
+	var events <-chan EngineEvent
+	var errs <-chan error
+	if sh.cfg.Watch != nil {
+		events, errs = sh.cfg.Watch(ctx)
+	}
+	go func() {
+		out := func(in Input) { sh.send(watched{gen: gen, in: in}) }
+		if sh.cfg.Ping != nil {
+			if err := sh.cfg.Ping(ctx); err != nil {
+				out(EngineLost{Err: err.Error()})
+				cancel()
+				return
+			}
+		}
+		out(EngineUp{})
+		if events == nil {
+			return
+		}
+		for {
+			select {
+			case ev, ok := <-events:
+				if !ok {
+					if ctx.Err() == nil {
+						out(EngineLost{Err: "engine event stream ended"})
+					}
+					return
+				}
+				out(ev)
+			case err, ok := <-errs:
+				if ctx.Err() != nil {
+					return
+				}
+				if !ok || err == nil {
+					err = errors.New("engine event stream ended")
+				}
+				out(EngineLost{Err: err.Error()})
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+}
+
+func (sh *shell) tell(e reconcile.Event) {
+	sh.cfg.Log.Info(e.Message, "event", e.Kind, "fleet", e.Fleet, "service", e.Service, "reason", e.Reason)
+	if sh.notify != nil {
+		sh.notify.Notify(e)
+	}
+}
+
+// publish makes the new state visible: status, and the metrics of what
+// changed.
+func (sh *shell) publish(prev State, now time.Time) {
+	st := StatusOf(sh.state, sh.cfg.Rules.Host, now)
+	sh.mu.Lock()
+	sh.status = st
+	sh.mu.Unlock()
+	if sh.metrics == nil {
+		return
+	}
+	for name, f := range sh.state.Fleets {
+		if p, ok := prev.Fleets[name]; !ok || !conditionsEqual(p.Conditions, f.Conditions) {
+			for _, c := range f.Conditions {
+				sh.metrics.SetCondition(name, c.Type, c.Status == condTrue, c.Reason)
+			}
+		}
+		if p, ok := prev.Fleets[name]; f.Applied != "" && (!ok || p.Applied != f.Applied) {
+			sh.metrics.SetApplied(name, f.Applied)
+		}
+	}
+	for name := range prev.Fleets {
+		if _, ok := sh.state.Fleets[name]; !ok {
+			sh.metrics.ForgetFleet(name)
+		}
+	}
+	sh.metrics.SetDrift(st.DriftKind)
+	if sh.state.Source.Err != "" {
+		sh.metrics.SetBackoff(max(sh.state.Source.RetryAt.Sub(now), 0))
+	} else if prev.Source.Err != "" {
+		sh.metrics.SetBackoff(0)
+	}
+}
+
+func conditionsEqual(a, b []Condition) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Type != b[i].Type || a[i].Status != b[i].Status || a[i].Reason != b[i].Reason {
+			return false
+		}
+	}
+	return true
+}
+
+func (sh *shell) metric(f func(Metrics)) {
+	if sh.metrics != nil {
+		f(sh.metrics)
+	}
+}
+
+// persist changes the state file and saves it.
+func (a *Agent) persist(change func(*Persisted)) {
+	a.fileMu.Lock()
+	defer a.fileMu.Unlock()
+	change(&a.file)
+	if err := a.store.Save(a.file); err != nil {
+		a.cfg.Log.Error("save state", "err", err)
+	}
+}
+
+// rollouts returns the rollout records of one fleet.
+func (a *Agent) rollouts(fleet string) reconcile.Rollouts {
+	a.fileMu.Lock()
+	defer a.fileMu.Unlock()
+	out := reconcile.Rollouts{}
+	for k, r := range a.file.Rollouts {
+		if r.Fleet == fleet {
+			out[k] = r
+		}
+	}
+	return out
+}
+
+// saveRollouts replaces one fleet's rollout records and saves the file.
+func (a *Agent) saveRollouts(fleet string, rs reconcile.Rollouts) error {
+	a.fileMu.Lock()
+	defer a.fileMu.Unlock()
+	next := maps.Clone(a.file.Rollouts)
+	maps.DeleteFunc(next, func(_ string, r reconcile.RolloutRecord) bool { return r.Fleet == fleet })
+	for k, r := range rs {
+		if r.Fleet == fleet {
+			next[k] = r
+		}
+	}
+	a.file.Rollouts = next
+	return a.store.Save(a.file)
+}
+
+// treeOf makes sure the revision's tree is on disk: the source prunes old
+// trees, and a fleet kept at an older revision still needs its files.
+func (a *Agent) treeOf(ctx context.Context, rev reconcile.Revision) (reconcile.Revision, error) {
+	if rev.Dir == "" {
+		return rev, nil
+	}
+	if _, err := os.Stat(rev.Dir); err == nil {
+		return rev, nil
+	}
+	return a.src.Checkout(ctx, rev.Commit)
+}

@@ -1,0 +1,156 @@
+package agent
+
+import (
+	"cmp"
+	"slices"
+	"time"
+
+	"github.com/fleetd/fleetd/fleets"
+)
+
+// due acts on every time that has come: the poll, the resync, the end of
+// the source's or the engine's backoff, fleets' retries and rollout delays.
+func (m *machine) due() {
+	now := m.now
+	if !now.Before(m.s.NextPoll) {
+		m.s.NextPoll = m.r.Poll(now)
+		if !m.s.NextPoll.After(now) {
+			m.s.NextPoll = now.Add(time.Second) // a schedule that never moves must not spin
+		}
+		m.fetch(false)
+	}
+	if !now.Before(m.s.NextResync) {
+		m.s.NextResync = now.Add(jitter(m.r.Resync, "resync", int(now.Unix()), m.r.Seed))
+		m.resync()
+	}
+	src := &m.s.Source
+	if src.Again && !src.Fetching && !now.Before(src.RetryAt) {
+		m.fetch(true)
+	}
+	e := &m.s.Engine
+	if m.s.Started && !e.Up && !e.Watching && !now.Before(e.RetryAt) {
+		e.Watching = true
+		m.emit(Watch{})
+	}
+	for name, f := range m.s.Fleets {
+		changed := false
+		if !f.RetryAt.IsZero() && !now.Before(f.RetryAt) {
+			f.RetryAt = time.Time{}
+			m.wake(&f, WakeRetry)
+			changed = true
+		}
+		if !f.Delay.IsZero() && !now.Before(f.Delay) {
+			f.Delay = time.Time{}
+			m.wake(&f, WakeRetry)
+			changed = true
+		}
+		if changed {
+			m.s.Fleets[name] = f
+		}
+	}
+}
+
+// resync wakes every fleet for a full resync, but a stalled one: time
+// cannot change what it waits for (an engine event, a revision or a sync
+// can), so no clock ever retries it.
+func (m *machine) resync() {
+	for name, f := range m.s.Fleets {
+		if !f.live() || f.Stall != nil {
+			continue
+		}
+		m.wake(&f, WakeResync)
+		f.Full = true
+		m.s.Fleets[name] = f
+	}
+}
+
+// schedule starts the applies that may start, oldest wake-up first, up to
+// Rules.Parallel in flight, and none while the engine is not up.
+func (m *machine) schedule() {
+	if !m.s.Engine.Up {
+		return
+	}
+	var ready []Fleet
+	for _, f := range m.s.Fleets {
+		if m.mayStart(f) {
+			ready = append(ready, f)
+		}
+	}
+	slices.SortFunc(ready, func(a, b Fleet) int {
+		return cmp.Or(a.PendingSince.Compare(b.PendingSince), cmp.Compare(a.Name, b.Name))
+	})
+	for _, f := range ready {
+		if m.s.Running >= m.r.Parallel {
+			return
+		}
+		m.start(f)
+	}
+}
+
+// mayStart reports whether a fleet's pending wake-ups start an apply now.
+// A fleet backing off from a retryable failure waits for its retry time
+// unless a new revision or a manual sync comes; a manual sync's applies
+// wait for its fetch, so that they apply what it brings.
+func (m *machine) mayStart(f Fleet) bool {
+	switch {
+	case f.Running || f.Pending == 0 || !f.live():
+		return false
+	case f.Pending&WakeSync != 0 && m.s.Source.Fetching:
+		return false
+	case f.Failures > 0 && m.now.Before(f.RetryAt):
+		return f.Pending&(WakeRevision|WakeSync) != 0
+	}
+	return true
+}
+
+func (m *machine) start(f Fleet) {
+	eff := Apply{Fleet: f.Name, Model: f.Model, Revision: f.Rev, Desired: m.desired(), Full: f.Full, Retry: f.Retry}
+	eff.ReportOnly = m.r.InWindow != nil && !m.r.InWindow(m.now)
+	f.Running, f.Started = true, m.now
+	f.Pending, f.PendingSince, f.Full, f.Retry = 0, time.Time{}, false, false
+	m.s.Fleets[f.Name] = f
+	m.s.Running++
+	m.emit(eff)
+}
+
+// desired is every fleet with a model, by name.
+func (m *machine) desired() []fleets.Fleet {
+	out := make([]fleets.Fleet, 0, len(m.s.Fleets))
+	for _, f := range m.s.Fleets {
+		if f.Model != nil && !f.Gone {
+			out = append(out, *f.Model)
+		}
+	}
+	slices.SortFunc(out, func(a, b fleets.Fleet) int { return cmp.Compare(a.Name, b.Name) })
+	return out
+}
+
+// arm keeps the shell's timer on the earliest time Next must look at the
+// clock again.
+func (m *machine) arm() {
+	at := earliest(m.s.NextPoll, m.s.NextResync)
+	if m.s.Source.Again && !m.s.Source.Fetching {
+		at = earliest(at, m.s.Source.RetryAt)
+	}
+	if !m.s.Engine.Up && !m.s.Engine.Watching {
+		at = earliest(at, m.s.Engine.RetryAt)
+	}
+	for _, f := range m.s.Fleets {
+		at = earliest(at, f.RetryAt, f.Delay)
+	}
+	if !at.Equal(m.s.TimerAt) {
+		m.s.TimerAt = at
+		m.emit(ArmTimer{At: at})
+	}
+}
+
+// earliest is the earliest non-zero time, or zero.
+func earliest(ts ...time.Time) time.Time {
+	var out time.Time
+	for _, t := range ts {
+		if !t.IsZero() && (out.IsZero() || t.Before(out)) {
+			out = t
+		}
+	}
+	return out
+}

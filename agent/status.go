@@ -1,0 +1,103 @@
+package agent
+
+import (
+	"cmp"
+	"slices"
+	"time"
+
+	"github.com/fleetd/fleetd/drift"
+	"github.com/fleetd/fleetd/reconcile"
+)
+
+// Status is the agent's state for people: /v1/status, `fleetd status`.
+type Status struct {
+	Host     string              `json:"host"`
+	Revision *reconcile.Revision `json:"revision,omitempty"` // newest revision taken
+	Fetched  time.Time           `json:"fetched,omitzero"`   // last successful ask of the source
+	LastSync time.Time           `json:"last_sync,omitzero"` // last apply of any fleet
+	Ready    bool                `json:"ready"`              // the source was synced once
+	// Error is what keeps the host from following the repository: the
+	// source or the engine unreachable.
+	Error   string        `json:"error,omitempty"`
+	Invalid string        `json:"invalid,omitempty"`     // problems of the newest revision, if any
+	Backoff string        `json:"git_backoff,omitempty"` // while the source is unreachable
+	Engine  EngineStatus  `json:"engine"`
+	Fleets  []FleetStatus `json:"fleets"`
+	// DriftKind counts the drift left on the host by kind.
+	DriftKind map[string]int `json:"drift"`
+}
+
+// EngineStatus is the engine connection.
+type EngineStatus struct {
+	Up    bool      `json:"up"`
+	Error string    `json:"error,omitempty"`
+	Since time.Time `json:"since,omitzero"` // down since
+}
+
+// FleetStatus is one fleet's line in the status.
+type FleetStatus struct {
+	Name        string                    `json:"name"`
+	Desired     string                    `json:"desired_revision"`
+	Applied     string                    `json:"applied_revision,omitempty"`
+	Conditions  []Condition               `json:"conditions"`
+	LastAttempt time.Time                 `json:"last_attempt,omitzero"`
+	NextRetry   time.Time                 `json:"next_retry,omitzero"`
+	Drift       []drift.Item              `json:"drift"`
+	Rollouts    []reconcile.RolloutRecord `json:"rollouts,omitempty"`
+	// Error is why the fleet does not converge, if it does not.
+	Error string `json:"error,omitempty"`
+}
+
+// Condition returns the fleet's condition of a type.
+func (f FleetStatus) Condition(typ string) Condition {
+	c, _ := findCondition(f.Conditions, typ)
+	return c
+}
+
+// StatusOf renders the state for people. It is pure.
+func StatusOf(s State, host string, now time.Time) Status {
+	st := Status{Host: host, Revision: s.Revision, Fetched: s.Source.Fetched, Ready: s.Source.Ready, Invalid: s.Invalid,
+		Engine: EngineStatus{Up: s.Engine.Up, Error: s.Engine.Err, Since: s.Engine.Since}, DriftKind: map[string]int{}, Fleets: []FleetStatus{}}
+	switch {
+	case s.Engine.Err != "":
+		st.Error = s.Engine.Err
+	case s.Source.Err != "":
+		st.Error = s.Source.Err
+	}
+	if s.Source.Err != "" && !s.Source.RetryAt.IsZero() {
+		st.Backoff = max(s.Source.RetryAt.Sub(now), 0).Round(time.Millisecond).String()
+	}
+	for _, f := range s.Fleets {
+		st.LastSync = latest(st.LastSync, f.LastAttempt)
+		for _, it := range f.Drift {
+			st.DriftKind[string(it.Kind)]++
+		}
+		st.Fleets = append(st.Fleets, fleetStatus(f))
+	}
+	slices.SortFunc(st.Fleets, func(a, b FleetStatus) int { return cmp.Compare(a.Name, b.Name) })
+	return st
+}
+
+func fleetStatus(f Fleet) FleetStatus {
+	fs := FleetStatus{Name: f.Name, Desired: f.Rev.Commit, Applied: f.Applied, Conditions: f.Conditions,
+		LastAttempt: f.LastAttempt, NextRetry: f.RetryAt, Drift: f.Drift, Rollouts: f.Rollouts}
+	if fs.Drift == nil {
+		fs.Drift = []drift.Item{}
+	}
+	switch {
+	case f.Invalid != "":
+		fs.Error = f.Invalid
+	case f.Stall != nil:
+		fs.Error = f.Stall.Message
+	case len(f.Faults) > 0:
+		fs.Error = faultText(f.Faults)
+	}
+	return fs
+}
+
+func latest(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fleetd/fleetd/drift"
 	"github.com/fleetd/fleetd/fleets"
 	"github.com/fleetd/fleetd/reconcile"
 )
@@ -260,6 +261,8 @@ func (sh *shell) run(e Effect) {
 			defer sh.applies.Done()
 			sh.send(sh.apply(sh.ctx, e))
 		}()
+	case Survey:
+		go sh.send(sh.survey(sh.ctx, e))
 	case Watch:
 		sh.watch()
 	case Notify:
@@ -288,6 +291,15 @@ func (sh *shell) fetch(ctx context.Context, e Fetch) Input {
 		in.Fleets, in.Problems, in.LoadErr = sh.load(ctx, rev.Dir)
 	}
 	return in
+}
+
+// survey observes the whole host once and names the fleets that drifted.
+func (sh *shell) survey(ctx context.Context, e Survey) Input {
+	obs, err := sh.eng.Observe(ctx, drift.ObserveOptions{InspectAll: true})
+	if err != nil {
+		return Surveyed{Err: err.Error()}
+	}
+	return surveyOf(e.Desired, obs)
 }
 
 // resume loads an older commit the source already has.

@@ -41,6 +41,12 @@ type Apply struct {
 	Full, Retry, ReportOnly bool
 }
 
+// Survey is the periodic resync: one observation of the whole host,
+// inspecting every managed container, compared with Desired; the result is
+// a Surveyed input naming the fleets that drifted. It costs the same for
+// one fleet or two hundred.
+type Survey struct{ Desired []fleets.Fleet }
+
 // Watch (re)subscribes to engine events, then checks the engine answers;
 // the result is EngineUp, or EngineLost (also sent when the stream breaks
 // later).
@@ -69,6 +75,7 @@ func (Fetch) effect()    {}
 func (Resume) effect()   {}
 func (Apply) effect()    {}
 func (Watch) effect()    {}
+func (Survey) effect()   {}
 func (Notify) effect()   {}
 func (ArmTimer) effect() {}
 func (Persist) effect()  {}

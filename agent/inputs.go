@@ -62,6 +62,14 @@ type EngineEvent struct {
 	Fleet   string // io.fleetd.fleet of a managed object of this agent, else ""
 }
 
+// Surveyed is a Survey's result: the fleets with drift, the fleets with
+// containers here that nothing desires, or the error that stopped it.
+type Surveyed struct {
+	Drifted []string
+	Strays  []string
+	Err     string
+}
+
 // TimerFired says the armed timer expired.
 type TimerFired struct{}
 
@@ -183,8 +191,11 @@ func (m *machine) integrate(rev reconcile.Revision, loaded []fleets.Fleet, probl
 		m.resumeMissing()
 		return
 	}
-	r := rev
-	m.s.Revision, m.s.Clean, m.s.Invalid = &r, len(problems) == 0, ""
+	m.s.Clean, m.s.Invalid = len(problems) == 0, ""
+	if len(loaded) > 0 || len(problems) == 0 || m.s.Revision == nil {
+		r := rev // the newest revision some fleet took
+		m.s.Revision = &r
+	}
 	if len(problems) > 0 {
 		m.s.Invalid = fmt.Sprintf("revision %s: %s", reconcile.ShortHash(rev.Commit), problemText(problems, ""))
 	}
@@ -323,6 +334,39 @@ func (m *machine) stray(name string) {
 
 func (TimerFired) apply(*machine) {} // due() looks at the clock on every input
 
+// apply wakes the fleets the survey found drifted, for a full apply; a
+// stalled fleet is left to what can change it (time cannot).
+func (in Surveyed) apply(m *machine) {
+	m.s.Surveying = false
+	if in.Err != "" {
+		return // the engine watch reports an outage; the next resync surveys again
+	}
+	for _, name := range in.Drifted {
+		f, ok := m.s.Fleets[name]
+		if !ok || !f.live() || f.Stall != nil {
+			continue
+		}
+		m.wake(&f, WakeResync)
+		f.Full = true
+		m.s.Fleets[name] = f
+	}
+	m.adopt(in.Strays)
+}
+
+// adopt takes note of fleets with containers here that no revision names
+// (only when the newest revision loaded cleanly: otherwise they may be
+// fleets that failed to load).
+func (m *machine) adopt(strays []string) {
+	if !m.s.Clean {
+		return
+	}
+	for _, name := range strays {
+		if _, known := m.s.Fleets[name]; !known {
+			m.stray(name)
+		}
+	}
+}
+
 func (in EngineLost) apply(m *machine) {
 	e := &m.s.Engine
 	e.Watching = false
@@ -393,13 +437,7 @@ func (in ApplyDone) apply(m *machine) {
 		delete(m.s.Fleets, in.Fleet)
 		m.persist()
 	}
-	if m.s.Clean {
-		for _, name := range in.Strays {
-			if _, known := m.s.Fleets[name]; !known {
-				m.stray(name)
-			}
-		}
-	}
+	m.adopt(in.Strays)
 }
 
 // judge records an apply's faults: retryable ones back off (and only they

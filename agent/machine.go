@@ -14,10 +14,10 @@ import (
 // never changes the one it is given.
 type State struct {
 	Started bool
-	// Revision is the newest revision whose fleets were taken; Invalid its
-	// problems (or those of a newer revision that could not be taken at
-	// all), "" when it loaded cleanly. Clean says that it loaded without
-	// any problem: only then are fleets that left it pruned.
+	// Revision is the newest revision at least one fleet took; Invalid
+	// the problems of the newest revision loaded, "" when it loaded
+	// cleanly. Clean says that the newest revision loaded without any
+	// problem: only then are fleets that left it pruned.
 	Revision *reconcile.Revision
 	Invalid  string
 	Clean    bool
@@ -30,6 +30,8 @@ type State struct {
 	Fleets map[string]Fleet
 	// Running counts the applies in flight (Rules.Parallel bounds it).
 	Running int
+	// Surveying is set while a Survey is in flight.
+	Surveying bool
 	// Resuming holds the older commits being loaded for fleets that lack a
 	// model (after a restart on an invalid head, or with the source down).
 	Resuming map[string]bool

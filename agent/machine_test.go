@@ -550,3 +550,34 @@ func TestWindowsReportOnly(t *testing.T) {
 		t.Errorf("apply outside the window is not report-only")
 	}
 }
+
+func TestResyncSurveysOnceForAllFleets(t *testing.T) {
+	s := newSim(t)
+	s.rules.Resync = 5 * time.Minute
+	s.boot(web("a", 1), web("b", 1), web("c", 1))
+	s.done("a")
+	s.done("b")
+	s.done("c", conflict)
+	fx := s.after(6 * time.Minute)
+	var surveys []Survey
+	for _, e := range fx {
+		if sv, ok := e.(Survey); ok {
+			surveys = append(surveys, sv)
+		}
+	}
+	if len(surveys) != 1 || len(applies(fx)) != 0 {
+		t.Fatalf("resync: %d surveys and applies %v; want one survey and no apply", len(surveys), applies(fx))
+	}
+	if got := len(surveys[0].Desired); got != 3 {
+		t.Errorf("survey of %d fleets, want 3", got)
+	}
+	fx = s.in(Surveyed{Drifted: []string{"b", "c"}, Strays: []string{"gone"}})
+	if got := applies(fx); !slices.Equal(got, []string{"b", "gone"}) {
+		t.Errorf("after the survey: applies %v; want b (drifted) and gone (a stray), not c (stalled)", got)
+	}
+	for _, e := range fx {
+		if ap, ok := e.(Apply); ok && ap.Fleet == "b" && !ap.Full {
+			t.Errorf("b's resync apply is not full")
+		}
+	}
+}

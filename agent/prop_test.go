@@ -21,10 +21,11 @@ type world struct {
 	sim *sim
 	rev int
 	// in flight
-	applies  map[string]Apply
-	fetching bool
-	watching bool
-	resumes  []Resume
+	applies   map[string]Apply
+	fetching  bool
+	watching  bool
+	surveying bool
+	resumes   []Resume
 	// for the trigger check: when each fleet was last woken by an event
 	// about its own containers or a sync, and when an apply of it last
 	// started.
@@ -58,6 +59,11 @@ func (w *world) feed(in Input) {
 			w.watching = true
 		case Resume:
 			w.resumes = append(w.resumes, e)
+		case Survey:
+			if w.surveying {
+				w.t.Fatalf("second survey in flight")
+			}
+			w.surveying = true
 		}
 	}
 	if n := len(w.applies); n != w.sim.s.Running || n > w.sim.rules.WithDefaults().Parallel {
@@ -131,6 +137,11 @@ func (w *world) step() {
 			w.feed(EngineLost{Err: "EOF"})
 		}
 	default:
+		if w.surveying {
+			w.surveying = false
+			w.feed(Surveyed{Drifted: []string{propFleets[w.rng.IntN(len(propFleets))]}})
+			return
+		}
 		if len(w.resumes) > 0 {
 			r := w.resumes[0]
 			w.resumes = w.resumes[1:]
@@ -189,6 +200,9 @@ func (w *world) drain() {
 		case w.fetching:
 			w.fetching = false
 			w.feed(Fetched{Rev: *orRev(w.sim.s.Revision)})
+		case w.surveying:
+			w.surveying = false
+			w.feed(Surveyed{})
 		case len(w.resumes) > 0:
 			r := w.resumes[0]
 			w.resumes = w.resumes[1:]

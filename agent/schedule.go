@@ -21,7 +21,10 @@ func (m *machine) due() {
 	}
 	if !now.Before(m.s.NextResync) {
 		m.s.NextResync = now.Add(jitter(m.r.Resync, "resync", int(now.Unix()), m.r.Seed))
-		m.resync()
+		if m.s.Engine.Up && !m.s.Surveying {
+			m.s.Surveying = true
+			m.emit(Survey{Desired: m.desired()})
+		}
 	}
 	src := &m.s.Source
 	if src.Again && !src.Fetching && !now.Before(src.RetryAt) {
@@ -47,20 +50,6 @@ func (m *machine) due() {
 		if changed {
 			m.s.Fleets[name] = f
 		}
-	}
-}
-
-// resync wakes every fleet for a full resync, but a stalled one: time
-// cannot change what it waits for (an engine event, a revision or a sync
-// can), so no clock ever retries it.
-func (m *machine) resync() {
-	for name, f := range m.s.Fleets {
-		if !f.live() || f.Stall != nil {
-			continue
-		}
-		m.wake(&f, WakeResync)
-		f.Full = true
-		m.s.Fleets[name] = f
 	}
 }
 

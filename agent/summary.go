@@ -10,6 +10,7 @@ import (
 
 	"github.com/fleetd/fleetd/drift"
 	"github.com/fleetd/fleetd/fault"
+	"github.com/fleetd/fleetd/fleets"
 	"github.com/fleetd/fleetd/reconcile"
 )
 
@@ -116,6 +117,22 @@ func changeSummary(out reconcile.Outcome, fleet string) string {
 		}
 	}
 	return strings.Join(parts, ", ")
+}
+
+// surveyOf compares the whole host with every fleet: the fleets with
+// drift, and those with containers here that nothing desires. It is pure.
+func surveyOf(desired []fleets.Fleet, obs drift.Observed) Surveyed {
+	items := drift.Diff(desired, obs)
+	var out Surveyed
+	for _, it := range items {
+		if it.Kind != drift.Orphan || slices.ContainsFunc(desired, func(f fleets.Fleet) bool { return f.Name == it.Fleet }) {
+			out.Drifted = append(out.Drifted, it.Fleet)
+		}
+	}
+	slices.Sort(out.Drifted)
+	out.Drifted = slices.Compact(out.Drifted)
+	out.Strays = strays(Apply{Desired: desired}, items)
+	return out
 }
 
 // strays are the fleets whose containers the plan found orphaned and that

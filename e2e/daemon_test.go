@@ -559,7 +559,7 @@ func TestDaemon(t *testing.T) {
 		if got := revisionOf(st); got != head {
 			t.Errorf("status revision %s, want the last good %s", got, head)
 		}
-		if log := d.log.String(); !strings.Contains(log, "revision invalid") || !fileLine.MatchString(log) {
+		if log := d.log.String(); !strings.Contains(log, "event=invalid-revision") || !fileLine.MatchString(log) {
 			t.Errorf("daemon log does not report the invalid revision with file and line:\n%s", log)
 		}
 		time.Sleep(time.Second)
@@ -810,10 +810,7 @@ func TestDaemonPolling(t *testing.T) {
 		fails := d.metric("fleetd_git_fetch_failures_total") - fail0
 		t.Logf("outage of %s: %v failed fetches, backoff %vs, status git_backoff %q, error %q",
 			time.Since(down).Round(time.Second), fails, d.metric("fleetd_git_backoff_seconds"), st.Backoff, st.Error)
-		if !strings.Contains(d.log.String(), "source unreachable") {
-			t.Errorf("daemon log does not report the unreachable source")
-		}
-		if n := strings.Count(d.log.String(), "source unreachable; keeping"); n != 1 {
+		if n := strings.Count(d.log.String(), "event=source-unreachable"); n != 1 {
 			t.Errorf("the unreachable source is logged %d times, want once", n)
 		}
 		if !strings.Contains(st.Error, g.addr) {
@@ -835,7 +832,7 @@ func TestDaemonPolling(t *testing.T) {
 			b := d.metric("fleetd_git_backoff_seconds")
 			return b == 0 && st.Backoff == "" && st.Error == "", fmt.Sprintf("backoff %v, status %q, error %q", b, st.Backoff, st.Error)
 		})
-		if !strings.Contains(d.log.String(), "source reachable again") {
+		if !strings.Contains(d.log.String(), "event=source-recovered") {
 			t.Errorf("daemon log does not report the recovery")
 		}
 	})

@@ -82,10 +82,14 @@ func faultFrom(err error, msg string) Fault {
 }
 
 func blockedText(b reconcile.Blocked) string {
-	if b.Service == "" {
-		return b.Reason
+	where := ""
+	if b.Service != "" {
+		where = "service " + b.Service + ": "
 	}
-	return "service " + b.Service + ": " + b.Reason
+	if b.Container != "" {
+		where += b.Container + ": "
+	}
+	return where + b.Reason
 }
 
 // outOfBand reports whether a drift kind means someone or something

@@ -69,8 +69,15 @@ var apiVersion = regexp.MustCompile(`^/v[0-9.]+/`)
 
 func newDockerProxy(t testing.TB) *dockerProxy {
 	t.Helper()
+	return newDockerProxyTo(t, os.Getenv("DOCKER_HOST"))
+}
+
+// newDockerProxyTo is newDockerProxy in front of the engine at host (a
+// DOCKER_HOST value).
+func newDockerProxyTo(t testing.TB, host string) *dockerProxy {
+	t.Helper()
 	target, dial := "http://docker", (&net.Dialer{}).DialContext
-	switch host := os.Getenv("DOCKER_HOST"); {
+	switch {
 	case host == "" || strings.HasPrefix(host, "unix://"):
 		sock := strings.TrimPrefix(host, "unix://")
 		if sock == "" {
@@ -159,6 +166,7 @@ type daemonOpts struct {
 	webhook  bool   // webhook.secret_file
 	resync   string // reconcile.resync (default 5m)
 	proxy    *dockerProxy
+	docker   string // DOCKER_HOST when there is no proxy (default: the environment's)
 	extra    string // appended to the configuration file
 }
 
@@ -205,8 +213,11 @@ func startDaemon(t testing.TB, o daemonOpts) *daemon {
 	d.config = filepath.Join(d.dir, "config.yaml")
 	writeFile(t, d.config, cfg.String())
 	d.env = fleetdEnv(t)
-	if o.proxy != nil {
+	switch {
+	case o.proxy != nil:
 		d.env = append(d.env, "DOCKER_HOST=tcp://"+o.proxy.addr)
+	case o.docker != "":
+		d.env = append(d.env, "DOCKER_HOST="+o.docker)
 	}
 	t.Cleanup(func() {
 		if d.cmd != nil && d.cmd.ProcessState == nil {

@@ -34,6 +34,7 @@ type Docker struct {
 }
 
 type config struct {
+	host            string
 	pingTimeout     time.Duration
 	instance        string
 	log             *slog.Logger
@@ -43,7 +44,8 @@ type config struct {
 // Option configures New.
 type Option func(*config)
 
-// WithPingTimeout bounds the Ping New makes (default 5s).
+// WithPingTimeout bounds the Ping New makes (default 5s); 0 makes New not
+// ping at all (the agent starts with the engine down and waits for it).
 func WithPingTimeout(d time.Duration) Option {
 	return func(c *config) { c.pingTimeout = d }
 }
@@ -53,8 +55,13 @@ func WithLogger(l *slog.Logger) Option {
 	return func(c *config) { c.log = l }
 }
 
-// WithDockerConfigDir sets the directory holding config.json with registry
-// credentials (default $DOCKER_CONFIG, else ~/.docker).
+// WithHost sets the daemon address ("unix:///run/docker.sock",
+// "tcp://host:2376"), overriding DOCKER_HOST for this engine only; the
+// process environment is not touched.
+func WithHost(host string) Option {
+	return func(c *config) { c.host = host }
+}
+
 // WithInstance names the fleetd agent (default fleets.DefaultInstance). The
 // engine labels what it creates with it and treats managed objects of other
 // instances as unmanaged: it never changes them, and Observe reports them
@@ -63,25 +70,31 @@ func WithInstance(name string) Option {
 	return func(c *config) { c.instance = name }
 }
 
+// WithDockerConfigDir sets the directory holding config.json with registry
+// credentials (default $DOCKER_CONFIG, else ~/.docker).
 func WithDockerConfigDir(dir string) Option {
 	return func(c *config) { c.dockerConfigDir = dir }
 }
 
-// New connects to the daemon the environment names (DOCKER_HOST,
-// DOCKER_CERT_PATH, DOCKER_TLS_VERIFY, DOCKER_API_VERSION), negotiates the
-// API version and pings it. Its error is one line naming the daemon address
-// and the cause, and wraps ErrUnreachable when the daemon cannot be reached.
+// New connects to the daemon the environment names (DOCKER_HOST, unless
+// WithHost names another; DOCKER_CERT_PATH, DOCKER_TLS_VERIFY,
+// DOCKER_API_VERSION), negotiates the API version and pings it. Its error
+// is one line naming the daemon address and the cause, and wraps
+// ErrUnreachable when the daemon cannot be reached.
 func New(ctx context.Context, opts ...Option) (*Docker, error) {
 	cfg := config{pingTimeout: 5 * time.Second, log: slog.Default(), dockerConfigDir: defaultDockerConfigDir(), instance: fleets.DefaultInstance}
 	for _, o := range opts {
 		o(&cfg)
 	}
 	calls := newCallCounter()
-	cli, err := newClient(calls)
+	cli, err := newClient(calls, cfg.host)
 	if err != nil {
 		return nil, fmt.Errorf("docker client: %w", err)
 	}
 	d := &Docker{cli: cli, calls: calls, log: cfg.log, dockerConfigDir: cfg.dockerConfigDir, instance: cfg.instance}
+	if cfg.pingTimeout == 0 {
+		return d, nil
+	}
 	if err := d.ping(ctx, cfg.pingTimeout); err != nil {
 		cli.Close()
 		return nil, err
@@ -92,8 +105,9 @@ func New(ctx context.Context, opts ...Option) (*Docker, error) {
 // newClient builds the SDK client on an http.Client we own so that its
 // transport can be wrapped for call counting. It applies what client.FromEnv
 // does, but in place: FromEnv replaces the http.Client when DOCKER_CERT_PATH
-// is set, which would drop our wrapper.
-func newClient(calls *callCounter) (*client.Client, error) {
+// is set, which would drop our wrapper. A host other than "" wins over
+// DOCKER_HOST.
+func newClient(calls *callCounter, host string) (*client.Client, error) {
 	tr := &http.Transport{MaxIdleConns: 6, IdleConnTimeout: 30 * time.Second}
 	hc := &http.Client{Transport: tr, CheckRedirect: client.CheckRedirect}
 	opts := []client.Opt{client.WithHTTPClient(hc), client.WithHost(client.DefaultDockerHost)}
@@ -102,6 +116,9 @@ func newClient(calls *callCounter) (*client.Client, error) {
 			filepath.Join(dir, "ca.pem"), filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")))
 	}
 	opts = append(opts, client.WithHostFromEnv(), client.WithVersionFromEnv(), client.WithAPIVersionNegotiation())
+	if host != "" {
+		opts = append(opts, client.WithHost(host))
+	}
 	cli, err := client.NewClientWithOpts(opts...)
 	if err != nil {
 		return nil, err

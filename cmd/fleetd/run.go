@@ -100,7 +100,9 @@ func runAgent(ctx context.Context, cfg daemonConfig) error {
 	if err != nil {
 		return err
 	}
-	eng, err := engine.New(ctx, engine.WithInstance(instanceName()), engine.WithLogger(log))
+	// The agent outlives the engine: it starts, and waits, with the engine
+	// down (reporting it), rather than failing.
+	eng, err := engine.New(ctx, engine.WithInstance(instanceName()), engine.WithLogger(log), engine.WithPingTimeout(0))
 	if err != nil {
 		return err
 	}

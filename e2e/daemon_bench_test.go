@@ -285,3 +285,120 @@ func procCPU(t *testing.T, pid int) int {
 	stime, _ := strconv.Atoi(f[12])
 	return utime + stime
 }
+
+// benchFleetCompose is a fleet of one test app without a healthcheck (200
+// of them probing every second would load the engine more than fleetd).
+func benchFleetCompose(fleet, image string) string {
+	return fmt.Sprintf("name: %s\nservices:\n  web:\n    image: %s\n    pull_policy: never\n    healthcheck: {disable: true}\n    stop_grace_period: 1s\n", fleet, image)
+}
+
+// benchFleets deploys n fleets of one container through a daemon with a
+// recording proxy and returns their names.
+func benchFleets(t *testing.T, n int, interval string) (*daemon, *dockerProxy, *gitServer, []string, string) {
+	cli := setup(t)
+	ref, _ := dockertest.TestImage(t, cli, "v1")
+	g := newGitServer(t)
+	files := map[string]string{}
+	var names []string
+	for i := range n {
+		f := dockertest.Name(t, fmt.Sprintf("f%03d", i))
+		names = append(names, f)
+		files[f+"/compose.yaml"] = benchFleetCompose(f, ref)
+	}
+	g.commit("", fmt.Sprintf("%d fleets", n), files)
+	proxy := newDockerProxy(t)
+	d := startDaemon(t, daemonOpts{url: g.url(), interval: interval, webhook: true, proxy: proxy})
+	start := time.Now()
+	waitFor(t, 20*time.Minute, "every fleet deployed", func() (bool, string) {
+		st := d.status()
+		ready := 0
+		for _, f := range st.Fleets {
+			if f.Condition("Ready").Status == "True" {
+				ready++
+			}
+		}
+		return ready == n, fmt.Sprintf("%d of %d fleets ready", ready, n)
+	})
+	t.Logf("%d fleets deployed in %s", n, time.Since(start).Round(time.Second))
+	return d, proxy, g, names, ref
+}
+
+// heals stops the first container of k fleets, one after the other, and
+// returns each one's time from the stop returning to running again.
+func heals(t *testing.T, fleets []string, k int) []time.Duration {
+	cli := dockertest.Client(t)
+	var out []time.Duration
+	for _, f := range fleets[:k] {
+		name := f + "-web-1"
+		docker(t, "stop", "-t", "1", name)
+		stopped := time.Now()
+		for {
+			ins, err := cli.ContainerInspect(t.Context(), name)
+			if err == nil && ins.State.Running {
+				break
+			}
+			if time.Since(stopped) > 2*time.Minute {
+				t.Fatalf("%s not healed after 2m", name)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		out = append(out, time.Since(stopped))
+	}
+	return out
+}
+
+// TestDaemonBenchIsolation measures the heal latency of 200 fleets (or
+// FLEETD_BENCH_FLEETS) with none failing, then with one more fleet stalled
+// on a squatted name: 30 heals each, each of another fleet.
+func TestDaemonBenchIsolation(t *testing.T) {
+	benchOnly(t)
+	n := 200
+	if v := os.Getenv("FLEETD_BENCH_FLEETS"); v != "" {
+		n, _ = strconv.Atoi(v)
+	}
+	d, _, g, names, ref := benchFleets(t, n, "1h")
+	time.Sleep(10 * time.Second)
+	const k = 30
+	clean := heals(t, names, k)
+	bad := dockertest.Name(t, "bad")
+	dockertest.Run(t, dockertest.Client(t), bad+"-web-1", ref)
+	g.commit("", "a failing fleet", map[string]string{bad + "/compose.yaml": benchFleetCompose(bad, ref)})
+	d.push()
+	waitFor(t, 5*time.Minute, "the bad fleet stalled", func() (bool, string) {
+		for _, f := range d.status().Fleets {
+			if f.Name == bad {
+				c := f.Condition("Stalled")
+				return c.Status == "True", c.Reason
+			}
+		}
+		return false, "not loaded yet"
+	})
+	failing := heals(t, names[k:], k)
+	for _, m := range []struct {
+		name string
+		ds   []time.Duration
+	}{{"none failing", clean}, {"one stalled", failing}} {
+		t.Logf("%d fleets, %s: heal (stop returned -> running) p50 %s p99 %s max %s (n=%d)", n, m.name,
+			ms(percentile(m.ds, 0.5)), ms(percentile(m.ds, 0.99)), ms(slices.Max(m.ds)), len(m.ds))
+	}
+	d.stop()
+}
+
+// TestDaemonBenchIdleCalls counts the engine calls per idle poll (2s
+// interval, 30s) with 1 and with 50 fleets, once everything converged.
+func TestDaemonBenchIdleCalls(t *testing.T) {
+	benchOnly(t)
+	for _, n := range []int{1, 50} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			d, proxy, _, _, _ := benchFleets(t, n, "2s")
+			time.Sleep(10 * time.Second)
+			polls0 := d.metric("fleetd_git_fetch_duration_seconds_count")
+			from := time.Now()
+			time.Sleep(30 * time.Second)
+			polls := d.metric("fleetd_git_fetch_duration_seconds_count") - polls0
+			calls := idleCalls(proxy, from)
+			t.Logf("%d fleets, idle 30s: %v polls, %d engine calls (%.2f per poll)", n, polls, len(calls), float64(len(calls))/max(polls, 1))
+			d.stop()
+		})
+	}
+}

@@ -1,0 +1,56 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/fleetd/fleetd/drift"
+	"github.com/fleetd/fleetd/fault"
+	"github.com/fleetd/fleetd/fleets"
+	"github.com/fleetd/fleetd/reconcile"
+)
+
+func TestSummarize(t *testing.T) {
+	eff := Apply{Fleet: "a", Revision: rev("c1"), Desired: []fleets.Fleet{web("a", 2), web("b", 1)}}
+	first := reconcile.ActionPlan{Drift: []drift.Item{
+		{Fleet: "a", Container: "a-web-1", Kind: drift.Stopped},
+		{Fleet: "a", Container: "a-web-2", Kind: drift.Missing},
+		{Fleet: "b", Container: "b-web-1", Kind: drift.Stopped}, // another fleet's: not this apply's
+		{Fleet: "old", Container: "old-web-1", Kind: drift.Orphan},
+	}}
+	pull := reconcile.Action{ID: 1, Op: reconcile.OpPull, Fleet: "a", Target: "app:v1"}
+	start := reconcile.Action{ID: 2, Op: reconcile.OpStart, Fleet: "a", Target: "a-web-1"}
+	rep := reconcile.Report{Results: []reconcile.Result{
+		{Action: start, Status: reconcile.Done},
+		{Action: pull, Status: reconcile.Failed, Err: fault.New(fault.Retryable, fault.PullFailed, "app:v1", errors.New("pull app:v1: 503")), Error: "pull app:v1: 503"},
+	}}
+	last := reconcile.ActionPlan{
+		Drift:   []drift.Item{{Fleet: "a", Container: "a-web-2", Kind: drift.Missing}},
+		Blocked: []reconcile.Blocked{{Fleet: "a", Service: "web", Container: "a-web-2", Reason: "name conflict", Error: true, Fault: fault.Conflict, Object: "a-web-2"}, {Fleet: "b", Reason: "x", Error: true}},
+		Refused: "prune guard: the revision removes 3 of the host's 4 managed containers",
+	}
+	out := reconcile.Outcome{Plans: []reconcile.ActionPlan{first}, Reports: []reconcile.Report{rep}, Last: last,
+		Rollouts: reconcile.Rollouts{"a/web": {Fleet: "a", Service: "web"}, "b/web": {Fleet: "b", Service: "web"}}}
+	d := summarize(eff, out, nil)
+	var got []string
+	for _, f := range d.Faults {
+		got = append(got, fmt.Sprintf("%s %s %s", f.Class, f.Reason, f.Object))
+	}
+	want := []string{"retryable PullFailed app:v1", "permanent Conflict a-web-2", "permanent PruneRefused "}
+	if !slices.Equal(got, want) {
+		t.Errorf("faults %q, want %q", got, want)
+	}
+	if len(d.Drifted) != 1 || d.Drifted[0].Container != "a-web-1" {
+		t.Errorf("drifted %v, want a-web-1 stopped only (out of band, this fleet)", d.Drifted)
+	}
+	if len(d.Left) != 1 || d.Changes != "1 start" || len(d.Rollouts) != 1 || !slices.Equal(d.Strays, []string{"old"}) {
+		t.Errorf("left %v changes %q rollouts %v strays %v", d.Left, d.Changes, d.Rollouts, d.Strays)
+	}
+	// An error that ended the apply is a fault; a cancelled one (shutdown)
+	// is not.
+	if d := summarize(eff, reconcile.Outcome{}, fault.New(fault.Retryable, fault.EngineUnreachable, "", errors.New("observe: down"))); len(d.Faults) != 1 || d.Faults[0].Reason != fault.EngineUnreachable {
+		t.Errorf("observe error: faults %+v", d.Faults)
+	}
+}

@@ -237,6 +237,9 @@ func (m *machine) take(v fleets.Fleet, rev reconcile.Revision) {
 			m.wake(f, WakeRevision)
 			f.Failures, f.RetryAt = 0, time.Time{}
 		}
+		if f.Model == nil {
+			f.Full = true // its first apply since the agent started inspects everything
+		}
 		model := v
 		f.Model, f.Digest, f.Rev, f.Gone, f.Invalid, f.Saved = &model, digest, rev, false, "", ""
 	})

@@ -8,6 +8,7 @@ import (
 
 	"github.com/fleetd/fleetd/drift"
 	"github.com/fleetd/fleetd/fleets"
+	"github.com/fleetd/fleetd/fleets/fleetstest"
 )
 
 // service builds a targeting service with its hash computed after mods.
@@ -31,14 +32,7 @@ func service(name string, replicas int, mods ...func(*fleets.Service)) fleets.Se
 	return rehash(s)
 }
 
-func rehash(s fleets.Service) fleets.Service {
-	h, err := fleets.HashSpec(fleets.HashVersion, s.Spec)
-	if err != nil {
-		panic(err)
-	}
-	s.Hash = h
-	return s
-}
+var rehash = fleetstest.Rehash
 
 func fleet(name string, svcs ...fleets.Service) fleets.Fleet {
 	return fleets.Fleet{

@@ -56,7 +56,7 @@ type Resumed struct {
 // or image (a stall may name it).
 type EngineEvent struct {
 	Type    string // container | network | volume | image
-	Action  string // die, stop, destroy, rename, start, health_status, ... | destroy | tag, pull, load
+	Action  string // die, stop, destroy, rename, start, health_status, ... | create, destroy | tag, pull, load, import
 	Name    string
 	OldName string // the name before a rename
 	Fleet   string // io.fleetd.fleet of a managed object of this agent, else ""
@@ -313,12 +313,15 @@ func (in EngineEvent) apply(m *machine) {
 }
 
 // mayUnblock reports whether the event is about what a fleet's stall
-// waits on: the object holding a name, any image (for a missing one), any
-// other container stopping (for a taken port).
+// waits on: the object holding a name, any image (for a missing one), a
+// network or volume created (for a missing external one), any other
+// container stopping (for a taken port).
 func (in EngineEvent) mayUnblock(f Fleet) bool {
 	switch f.Stall.Reason {
-	case fault.Conflict, fault.NotManaged, fault.NotFound:
+	case fault.Conflict, fault.NotManaged:
 		return slices.Contains(f.Stall.Objects, in.Name) || (in.OldName != "" && slices.Contains(f.Stall.Objects, in.OldName))
+	case fault.NotFound: // an external network or volume
+		return (in.Type == "network" || in.Type == "volume") && in.Action == "create"
 	case fault.ImageNotFound:
 		return in.Type == "image"
 	case fault.PortAllocated:

@@ -578,3 +578,27 @@ func TestResyncSurveysOnceForAllFleets(t *testing.T) {
 		}
 	}
 }
+
+func TestStallWakesOnlyOnWhatCanChangeIt(t *testing.T) {
+	for _, tc := range []struct {
+		fault Fault
+		wake  EngineEvent
+		not   EngineEvent
+	}{
+		{Fault{Class: fault.Permanent, Reason: fault.ImageNotFound, Object: "app:v9"}, EngineEvent{Type: "image", Action: "pull", Name: "app:v9"}, EngineEvent{Type: "container", Action: "destroy", Name: "x"}},
+		{Fault{Class: fault.Permanent, Reason: fault.PortAllocated, Object: "0.0.0.0:8080"}, EngineEvent{Type: "container", Action: "die", Name: "other-1"}, EngineEvent{Type: "image", Action: "tag", Name: "x:1"}},
+		{Fault{Class: fault.Permanent, Reason: fault.NotFound}, EngineEvent{Type: "network", Action: "create", Name: "shared"}, EngineEvent{Type: "network", Action: "destroy", Name: "shared"}},
+		{Fault{Class: fault.Permanent, Reason: fault.Conflict, Object: "a_default"}, EngineEvent{Type: "network", Action: "destroy", Name: "a_default"}, EngineEvent{Type: "network", Action: "destroy", Name: "b_default"}},
+		{Fault{Class: fault.Permanent, Reason: fault.RolloutFailed}, EngineEvent{Type: "container", Action: "die", Name: "a-web-1", Fleet: "a"}, EngineEvent{Type: "image", Action: "pull", Name: "app:v2"}},
+	} {
+		s := newSim(t)
+		s.boot(web("a", 1))
+		s.done("a", tc.fault)
+		if got := applies(s.in(tc.not)); len(got) > 0 {
+			t.Errorf("%s stall woken by %+v", tc.fault.Reason, tc.not)
+		}
+		if got := applies(s.in(tc.wake)); !slices.Equal(got, []string{"a"}) {
+			t.Errorf("%s stall not woken by %+v: %v", tc.fault.Reason, tc.wake, got)
+		}
+	}
+}

@@ -12,8 +12,9 @@ import (
 )
 
 // Event is an engine event that may concern the agent: a lifecycle event
-// of any container (Managed when it is this agent's), the removal of a
-// network or volume, or an image arriving (pull, tag, load, import).
+// of any container (Managed when it is this agent's), the creation or
+// removal of a network or volume, or an image arriving (pull, tag, load,
+// import).
 type Event struct {
 	Type        string // container | network | volume | image
 	ContainerID string // containers only
@@ -37,7 +38,7 @@ type Event struct {
 var eventActions = []string{
 	"die", "stop", "start", "destroy", "oom", "health_status",
 	"pause", "unpause", "update", "rename",
-	"pull", "tag", "load", "import",
+	"pull", "tag", "load", "import", "create",
 }
 
 // Events subscribes to the events the agent follows. Both channels close
@@ -83,14 +84,18 @@ func (d *Docker) Events(ctx context.Context) (<-chan Event, <-chan error) {
 	return out, outErr
 }
 
-// eventFrom reads a message; it drops what cannot concern the agent
-// (network and volume events other than a removal).
+// eventFrom reads a message; it drops what cannot concern the agent: the
+// creation of a container (its start follows), network and volume events
+// other than a creation or a removal.
 func (d *Docker) eventFrom(m events.Message) (Event, bool) {
 	attrs := m.Actor.Attributes
 	action, detail, _ := strings.Cut(string(m.Action), ":")
 	ev := Event{Type: string(m.Type), Name: attrs["name"], Action: action, Time: time.Unix(0, m.TimeNano).UTC()}
 	switch m.Type {
 	case events.ContainerEventType:
+		if action == "create" {
+			return Event{}, false
+		}
 		ev.ContainerID = m.Actor.ID
 		switch action {
 		case "die":
@@ -103,7 +108,7 @@ func (d *Docker) eventFrom(m events.Message) (Event, bool) {
 			ev.Managed, ev.Fleet, ev.Service = true, attrs[fleets.LabelFleet], attrs[fleets.LabelService]
 		}
 	case events.NetworkEventType, events.VolumeEventType:
-		if action != "destroy" {
+		if action != "destroy" && action != "create" {
 			return Event{}, false
 		}
 		if ev.Name == "" {

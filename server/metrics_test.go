@@ -128,3 +128,24 @@ type daemonMetrics interface {
 }
 
 var _ daemonMetrics = (*Metrics)(nil)
+
+func TestConditionSeries(t *testing.T) {
+	m := NewMetrics()
+	srv := New(Config{}, m)
+	m.SetCondition("a", "Stalled", true, "Conflict")
+	m.SetCondition("a", "Ready", false, "Conflict")
+	m.SetCondition("b", "Ready", true, "Converged")
+	text := scrape(t, srv)
+	hasLine(t, text, `fleetd_fleet_condition{fleet="a",reason="Conflict",type="Stalled"} 1`)
+	hasLine(t, text, `fleetd_fleet_condition{fleet="a",reason="Conflict",type="Ready"} 0`)
+	// A new reason replaces the series; a forgotten fleet has none.
+	m.SetCondition("a", "Stalled", false, "AsExpected")
+	m.ForgetFleet("b")
+	text = scrape(t, srv)
+	hasLine(t, text, `fleetd_fleet_condition{fleet="a",reason="AsExpected",type="Stalled"} 0`)
+	for _, gone := range []string{`reason="Conflict",type="Stalled"`, `fleet="b"`} {
+		if strings.Contains(text, gone) {
+			t.Errorf("series %s still exposed", gone)
+		}
+	}
+}

@@ -110,6 +110,7 @@ func (e *Engine) Client(t testing.TB) *client.Client {
 // waits until it answers.
 func (e *Engine) Start() {
 	e.t.Helper()
+	e.clearStalePidFiles()
 	log, err := os.OpenFile(filepath.Join(e.dir, "log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		e.t.Fatal(err)
@@ -153,6 +154,35 @@ func (e *Engine) Start() {
 	}
 }
 
+// clearStalePidFiles removes the pid files of a dockerd and containerd that
+// were killed: this machine's init does not reap orphans, so a killed
+// containerd stays a zombie, which dockerd takes for a running one (and
+// waits for its socket). A host's init would have reaped it.
+func (e *Engine) clearStalePidFiles() {
+	for _, f := range []string{filepath.Join(e.dir, "docker.pid"), filepath.Join(e.dir, "exec", "containerd", "containerd.pid")} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var pid int
+		fmt.Sscanf(strings.TrimSpace(string(b)), "%d", &pid)
+		if pid <= 0 || !running(pid) {
+			os.Remove(f)
+		}
+	}
+}
+
+// running reports whether pid is a live process (not gone, not a zombie).
+func running(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(stat)
+	i := strings.LastIndexByte(s, ')')
+	return i > 0 && i+2 < len(s) && s[i+2] != 'Z' && s[i+2] != 'X'
+}
+
 // Stop stops dockerd as a service manager would (SIGTERM; SIGKILL after 30s).
 func (e *Engine) Stop() { e.signal(syscall.SIGTERM, 30*time.Second) }
 
@@ -178,18 +208,12 @@ func (e *Engine) signal(sig syscall.Signal, grace time.Duration) {
 	}
 }
 
-// remove stops the engine and removes what it leaves: containerd shims
-// (and their containers) started under its exec root, its mounts, its
-// namespace and its files.
+// remove stops the engine and removes what it leaves: every process
+// started under its directory (containerd, shims and their containers,
+// fuse-overlayfs), its mounts, its namespace and its files.
 func (e *Engine) remove() {
 	e.Stop()
-	execRoot := filepath.Join(e.dir, "exec") + "/"
-	for _, pid := range processesMentioning(execRoot) {
-		for _, child := range childrenOf(pid) {
-			_ = syscall.Kill(child, syscall.SIGKILL)
-		}
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
+	e.killLeftovers()
 	if mounts, err := os.ReadFile("/proc/mounts"); err == nil {
 		var under []string
 		for _, line := range strings.Split(string(mounts), "\n") {
@@ -206,6 +230,17 @@ func (e *Engine) remove() {
 	}
 	if err := os.RemoveAll(e.dir); err != nil {
 		e.t.Errorf("dockertest: remove %s: %v", e.dir, err)
+	}
+}
+
+// killLeftovers kills what dockerd started and left: its containerd, the
+// shims with their containers, the fuse-overlayfs mounts' daemons.
+func (e *Engine) killLeftovers() {
+	for _, pid := range processesMentioning(e.dir + "/") {
+		for _, child := range childrenOf(pid) {
+			_ = syscall.Kill(child, syscall.SIGKILL)
+		}
+		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 }
 

@@ -95,6 +95,11 @@ func TestDaemonIsolation(t *testing.T) {
 	if got := fa.Condition(agent.Ready); got.Status != "False" || got.Reason != "Conflict" {
 		t.Errorf("a Ready = %+v", got)
 	}
+	res := fleetd(t, nil, "status", "--addr", d.addr)
+	if row := lineWith(res.stdout, a); res.code != 0 || !strings.Contains(row, "False") || !strings.Contains(row, "Conflict") {
+		t.Errorf("fleetd status: want a's row Ready False, state Conflict:\n%s", res)
+	}
+	t.Logf("fleetd status:\n%s", res.stdout)
 	series := fmt.Sprintf(`fleetd_fleet_condition{fleet=%q,reason="Conflict",type="Stalled"}`, a)
 	if v := d.metric(series); v != 1 {
 		t.Errorf("%s = %v, want 1", series, v)
@@ -142,6 +147,15 @@ func TestDaemonIsolation(t *testing.T) {
 		}
 	}
 	d.stop()
+}
+
+func lineWith(text, s string) string {
+	for _, line := range strings.Split(text, "\n") {
+		if strings.Contains(line, s) {
+			return line
+		}
+	}
+	return ""
 }
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.2fs", d.Seconds()) }

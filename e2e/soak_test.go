@@ -291,7 +291,7 @@ func (s *soak) push(kind string) {
 	case "missing image":
 		body = soakFleet(f, "fleetd-soak-missing:"+version, version, 2, i == 2)
 	case "crashing":
-		body = strings.Replace(soakFleet(f, s.ref["v1"], version, 2, i == 2), "      VERSION:", "      CRASH_AFTER: 0s\n      VERSION:", 1)
+		body = strings.Replace(soakFleet(f, s.ref["v1"], version, 2, i == 2), "      VERSION:", "      CRASH_AFTER: 1ms\n      VERSION:", 1)
 	}
 	s.g.commit("", kind, map[string]string{f + "/compose.yaml": body})
 	s.count["push "+kind]++

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"strings"
@@ -48,10 +49,16 @@ func (d *Docker) CreateContainer(ctx context.Context, inst fleets.Instance) (_ s
 	return resp.ID, nil
 }
 
+// createError types a failed ContainerCreate: a missing image is a
+// Permanent ImageNotFound naming it, a name an unmanaged container holds a
+// *ConflictError. The daemon answers "not found" for other missing objects
+// too (a network, on newer engines), so the image is looked up to be sure.
 func (d *Docker) createError(ctx context.Context, inst fleets.Instance, err error) error {
 	name := inst.Name
 	if cerrdefs.IsNotFound(err) {
-		return fault.New(fault.Permanent, fault.ImageNotFound, inst.Spec.Image, fmt.Errorf("create container %s: %w", name, err))
+		if _, ierr := d.ImageID(ctx, inst.Spec.Image); errors.Is(ierr, ErrNotFound) {
+			return fault.New(fault.Permanent, fault.ImageNotFound, inst.Spec.Image, fmt.Errorf("create container %s: %w", name, err))
+		}
 	}
 	if cerrdefs.IsConflict(err) {
 		if holder, ierr := d.cli.ContainerInspect(ctx, name); ierr == nil && !d.isManaged(holder.Config.Labels) {
@@ -92,14 +99,17 @@ func (d *Docker) discard(ctx context.Context, id string) {
 }
 
 // managedContainer inspects id and returns it if it carries
-// io.fleetd.managed=true, else an error wrapping ErrNotManaged.
+// io.fleetd.managed=true, else an error wrapping ErrNotManaged, classified
+// Permanent NotManaged with the container's name as the object (an event
+// about it may change the answer).
 func (d *Docker) managedContainer(ctx context.Context, id string) (container.InspectResponse, error) {
 	ctr, err := d.cli.ContainerInspect(ctx, id)
 	if err != nil {
 		return container.InspectResponse{}, err
 	}
 	if ctr.Config == nil || !d.isManaged(ctr.Config.Labels) {
-		return container.InspectResponse{}, fmt.Errorf("container %s: %w", containerName(ctr, id), ErrNotManaged)
+		name := containerName(ctr, id)
+		return container.InspectResponse{}, fault.New(fault.Permanent, fault.NotManaged, name, fmt.Errorf("container %s: %w", name, ErrNotManaged))
 	}
 	return ctr, nil
 }

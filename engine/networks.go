@@ -9,12 +9,14 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
 
+	"github.com/fleetd/fleetd/fault"
 	"github.com/fleetd/fleetd/fleets"
 )
 
 // EnsureNetwork creates n unless it exists. An existing managed network is
 // left as it is; an existing unmanaged one is a *ConflictError. An external
-// network is only checked for: it is never created (ErrNotFound).
+// network is only checked for: it is never created (ErrNotFound, a
+// Permanent NotFound naming it).
 func (d *Docker) EnsureNetwork(ctx context.Context, fleet string, n fleets.Network) (err error) {
 	defer classified(&err)
 	existing, found, err := d.findNetwork(ctx, n.Name)
@@ -25,7 +27,7 @@ func (d *Docker) EnsureNetwork(ctx context.Context, fleet string, n fleets.Netwo
 	case n.External && found:
 		return nil
 	case n.External:
-		return fmt.Errorf("external network %s: %w", n.Name, ErrNotFound)
+		return fault.New(fault.Permanent, fault.NotFound, n.Name, fmt.Errorf("external network %s: %w", n.Name, ErrNotFound))
 	case found && d.isManaged(existing.Labels):
 		return nil
 	case found:
@@ -91,7 +93,8 @@ func (d *Docker) findNetwork(ctx context.Context, name string) (network.Inspect,
 }
 
 // RemoveNetwork removes a managed network; it refuses an unmanaged one
-// with ErrNotManaged. A network that is already gone is not an error.
+// with ErrNotManaged (a Permanent NotManaged naming it). A network that is
+// already gone is not an error.
 func (d *Docker) RemoveNetwork(ctx context.Context, name string) (err error) {
 	defer classified(&err)
 	nw, found, err := d.findNetwork(ctx, name)
@@ -101,7 +104,7 @@ func (d *Docker) RemoveNetwork(ctx context.Context, name string) (err error) {
 	case !found:
 		return nil
 	case !d.isManaged(nw.Labels):
-		return fmt.Errorf("remove network %s: %w", name, ErrNotManaged)
+		return fault.New(fault.Permanent, fault.NotManaged, name, fmt.Errorf("remove network %s: %w", name, ErrNotManaged))
 	}
 	if err := d.cli.NetworkRemove(ctx, nw.ID); err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("remove network %s: %w", name, err)
@@ -122,7 +125,7 @@ func (d *Docker) EnsureVolume(ctx context.Context, fleet string, v fleets.Volume
 	case v.External && found:
 		return nil
 	case v.External:
-		return fmt.Errorf("external volume %s: %w", v.Name, ErrNotFound)
+		return fault.New(fault.Permanent, fault.NotFound, v.Name, fmt.Errorf("external volume %s: %w", v.Name, ErrNotFound))
 	case found && d.isManaged(existing.Labels):
 		return nil
 	case found:

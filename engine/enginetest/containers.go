@@ -9,13 +9,17 @@ import (
 	"time"
 
 	"github.com/fleetd/fleetd/drift"
+	"github.com/fleetd/fleetd/fault"
 	"github.com/fleetd/fleetd/fleets"
 )
 
 // CreateContainer creates inst, stopped, attached to its spec's networks.
-// The name must be free (held by an unmanaged container: ErrConflict), the
-// image present locally and the networks existing (ErrNotFound); named
-// volumes that do not exist are created unlabelled, as Docker does.
+// The name must be free (held by an unmanaged container: ErrConflict, a
+// Permanent Conflict naming the container), the image present locally
+// (ErrNotFound, a Permanent ImageNotFound naming the image) and the
+// networks existing (ErrNotFound, unclassified: the next pass ensures them
+// again); named volumes that do not exist are created unlabelled, as
+// Docker does.
 func (f *Fake) CreateContainer(ctx context.Context, inst fleets.Instance) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -57,14 +61,11 @@ func (f *Fake) CreateContainer(ctx context.Context, inst fleets.Instance) (strin
 }
 
 func (f *Fake) checkCreate(inst fleets.Instance) error {
-	if holder := f.byName(inst.Name); holder != nil {
-		if !managed(holder.c.Labels) {
-			return fmt.Errorf("container %s: %w", inst.Name, ErrConflict)
-		}
-		return fmt.Errorf("name %s is already in use by container %s", inst.Name, shortID(holder.c.ID))
+	if err := f.nameFree(inst.Name); err != nil {
+		return err
 	}
 	if _, ok := f.images[inst.Spec.Image]; !ok {
-		return fmt.Errorf("image %s: %w", inst.Spec.Image, ErrNotFound)
+		return fault.New(fault.Permanent, fault.ImageNotFound, inst.Spec.Image, fmt.Errorf("image %s: %w", inst.Spec.Image, ErrNotFound))
 	}
 	if inst.Spec.NetworkMode != "" {
 		return nil
@@ -77,8 +78,24 @@ func (f *Fake) checkCreate(inst fleets.Instance) error {
 	return nil
 }
 
+// nameFree checks that no container holds name: one that is not managed is
+// a Permanent Conflict naming it (ErrConflict), a managed one an
+// unclassified error, as engine.Docker answers.
+func (f *Fake) nameFree(name string) error {
+	holder := f.byName(name)
+	switch {
+	case holder == nil:
+		return nil
+	case !managed(holder.c.Labels):
+		return fault.New(fault.Permanent, fault.Conflict, name, fmt.Errorf("container %s: %w", name, ErrConflict))
+	}
+	return fmt.Errorf("name %s is already in use by container %s", name, shortID(holder.c.ID))
+}
+
 // StartContainer starts a created or stopped managed container. Starting
-// a running one is a no-op; a paused one must be unpaused.
+// a running one is a no-op; a paused one must be unpaused. A host port it
+// publishes that is taken (see publishedPortsFree) fails the start, and the
+// container stays as it was.
 func (f *Fake) StartContainer(ctx context.Context, id string) error {
 	return f.withManaged(ctx, "StartContainer", "start", id, func(x *ctr) error {
 		switch x.c.State {
@@ -87,8 +104,7 @@ func (f *Fake) StartContainer(ctx context.Context, id string) error {
 		case "paused":
 			return errors.New("cannot start a paused container, try unpause instead")
 		}
-		f.start(x)
-		return nil
+		return f.start(x)
 	})
 }
 
@@ -101,12 +117,12 @@ func (f *Fake) StopContainer(ctx context.Context, id string, timeout time.Durati
 	})
 }
 
-// RestartContainer stops and starts a managed container.
+// RestartContainer stops and starts a managed container; a taken host port
+// leaves it stopped, as Docker does.
 func (f *Fake) RestartContainer(ctx context.Context, id string, timeout time.Duration) error {
 	return f.withManaged(ctx, "RestartContainer", "restart", id, func(x *ctr) error {
 		f.stop(x, 0)
-		f.start(x)
-		return nil
+		return f.start(x)
 	})
 }
 
@@ -132,14 +148,12 @@ func (f *Fake) RemoveContainer(ctx context.Context, id string) error {
 }
 
 // RenameContainer renames a managed container. A name held by an unmanaged
-// container is ErrConflict, by a managed one an error.
+// container is ErrConflict (a Permanent Conflict naming it), by a managed
+// one an error.
 func (f *Fake) RenameContainer(ctx context.Context, id, name string) error {
 	return f.withManaged(ctx, "RenameContainer", "rename", id, func(x *ctr) error {
-		if holder := f.byName(name); holder != nil {
-			if !managed(holder.c.Labels) {
-				return fmt.Errorf("container %s: %w", name, ErrConflict)
-			}
-			return fmt.Errorf("name %s is already in use by container %s", name, shortID(holder.c.ID))
+		if err := f.nameFree(name); err != nil {
+			return err
 		}
 		x.c.Name = name
 		return nil
@@ -214,7 +228,7 @@ func (f *Fake) managedOp(ctx context.Context, op, verb, id string, fn func(*ctr)
 	case x == nil:
 		return f.done(fmt.Errorf("%s container %s: %w", verb, id, ErrNotFound))
 	case !managed(x.c.Labels):
-		return f.done(fmt.Errorf("%s container %s: %w", verb, x.c.Name, ErrNotManaged))
+		return f.done(fault.New(fault.Permanent, fault.NotManaged, x.c.Name, fmt.Errorf("%s container %s: %w", verb, x.c.Name, ErrNotManaged)))
 	}
 	name := x.c.Name
 	if err := fn(x); err != nil {
@@ -224,8 +238,11 @@ func (f *Fake) managedOp(ctx context.Context, op, verb, id string, fn func(*ctr)
 }
 
 // start runs x: healthy at once when it has a healthcheck, then the OnStart
-// hook.
-func (f *Fake) start(x *ctr) {
+// hook. A taken host port fails it and changes nothing.
+func (f *Fake) start(x *ctr) error {
+	if err := f.publishedPortsFree(x); err != nil {
+		return err
+	}
 	x.c.State, x.c.Health = "running", ""
 	if hc := x.spec.Healthcheck; hc != nil && !hc.Disable && len(hc.Test) > 0 {
 		x.c.Health = "healthy"
@@ -235,6 +252,7 @@ func (f *Fake) start(x *ctr) {
 	if f.onStart != nil {
 		f.onStart(&x.c)
 	}
+	return nil
 }
 
 // stop ends a running, paused or restarting container with exitCode.

@@ -14,19 +14,23 @@ import (
 	"time"
 
 	"github.com/fleetd/fleetd/drift"
+	"github.com/fleetd/fleetd/fault"
 	"github.com/fleetd/fleetd/fleets"
 	"github.com/fleetd/fleetd/reconcile"
 )
 
 var _ reconcile.Engine = (*Fake)(nil)
 
-// Errors Fake returns, wrapped. They mirror those of package engine.
+// Errors Fake returns, wrapped. They mirror those of package engine, and
+// where engine.Docker classifies a failure (package fault) the fake wraps
+// them in the same class, reason and object (see the package doc).
 var (
 	ErrNotManaged        = errors.New("not managed by fleetd")
 	ErrConflict          = errors.New("name held by an unmanaged object")
 	ErrNotFound          = errors.New("not found")
 	ErrInUse             = errors.New("in use")
 	ErrUpdateUnsupported = errors.New("docker update cannot reset this limit; recreate the container")
+	ErrUnreachable       = errors.New("docker daemon unreachable")
 )
 
 // epoch is the fake clock's start: every state change advances it by one
@@ -48,6 +52,8 @@ type Fake struct {
 	calls      []string
 	failures   []*failure
 	onStart    func(c *drift.Container)
+	heldPorts  map[string]bool // host addresses held out of band (HoldPort)
+	down       bool            // SetDown
 }
 
 // ctr is one container: its list entry plus what only an inspect shows.
@@ -73,6 +79,7 @@ func New(t testing.TB) *Fake {
 		volumes:    map[string]*drift.Volume{},
 		images:     map[string]string{},
 		remote:     map[string]string{},
+		heldPorts:  map[string]bool{},
 	}
 }
 
@@ -124,10 +131,24 @@ func (f *Fake) OnStart(hook func(c *drift.Container)) {
 	f.onStart = hook
 }
 
-// call logs op on target and returns an injected failure, if any, or the
-// context's error. Callers hold f.mu.
+// SetDown makes the engine unreachable, as a stopped daemon is: while down
+// every call fails (logged in Calls) with a Retryable EngineUnreachable
+// error wrapping ErrUnreachable, before injected failures are considered,
+// and changes nothing. The out-of-band helpers keep working.
+func (f *Fake) SetDown(down bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.down = down
+}
+
+// call logs op on target and returns the failure the call meets first: the
+// engine being down, the context's error, an injected failure. Callers hold
+// f.mu.
 func (f *Fake) call(ctx context.Context, op string, targets ...string) error {
-	err := ctx.Err()
+	err := ctxFault(ctx.Err())
+	if f.down {
+		err = fault.New(fault.Retryable, fault.EngineUnreachable, "", ErrUnreachable)
+	}
 	for i, fl := range f.failures {
 		if err == nil && fl.op == op && (fl.target == "" || slices.Contains(targets, fl.target)) {
 			err = fl.err
@@ -138,6 +159,15 @@ func (f *Fake) call(ctx context.Context, op string, targets ...string) error {
 		}
 	}
 	f.calls = append(f.calls, strings.TrimSpace(op+" "+first(targets)))
+	return err
+}
+
+// ctxFault classifies a context's error as engine.Docker does: a deadline
+// is a Retryable Timeout, a cancellation stays as it is.
+func ctxFault(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fault.New(fault.Retryable, fault.Timeout, "", err)
+	}
 	return err
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/fleetd/fleetd/drift"
 	"github.com/fleetd/fleetd/engine/enginetest"
+	"github.com/fleetd/fleetd/fault"
 	"github.com/fleetd/fleetd/fleets"
 )
 
@@ -335,4 +336,37 @@ func TestOnStartAndWaits(t *testing.T) {
 	if err := e.WaitExit(ctx, ids[1], time.Second); err == nil || !strings.Contains(err.Error(), "code 3") {
 		t.Errorf("WaitExit of a failed container: err = %v", err)
 	}
+}
+
+// What the conformance suite does not undo: an outage ends with
+// SetDown(false) (a failure injected meanwhile still waits for its call),
+// a held port is free again after ReleasePort, and a port held on the
+// wildcard address blocks a specific one.
+func TestDownAndReleasedPort(t *testing.T) {
+	ctx := t.Context()
+	e := enginetest.New(t)
+	f := testFleet(t)
+	ids := converge(t, e, f)
+	e.SetDown(true)
+	e.FailOnce("StopContainer", "", errors.New("boom"))
+	if err := e.StopContainer(ctx, ids[0], time.Second); !errors.Is(err, enginetest.ErrUnreachable) {
+		t.Errorf("stop while down: err = %v, want ErrUnreachable", err)
+	}
+	e.SetDown(false)
+	if err := e.StopContainer(ctx, ids[0], time.Second); err == nil || !strings.Contains(err.Error(), "boom") {
+		t.Errorf("stop after the outage: err = %v, want the injected failure", err)
+	}
+	must(t, e.StopContainer(ctx, ids[0], time.Second))
+
+	e.HoldPort("0.0.0.0:8080")
+	inst := instance(t, f, f.Services[0], 3)
+	inst.Spec.Ports = []fleets.Port{{Target: 80, Published: "8080", HostIP: "127.0.0.1"}}
+	id, err := e.CreateContainer(ctx, inst)
+	must(t, err)
+	err = e.StartContainer(ctx, id)
+	if ft := fault.Of(err); err == nil || ft.Reason != fault.PortAllocated || ft.Object != "127.0.0.1:8080" {
+		t.Errorf("start on a held port: err = %v, want PortAllocated 127.0.0.1:8080", err)
+	}
+	e.ReleasePort("0.0.0.0:8080")
+	must(t, e.StartContainer(ctx, id))
 }

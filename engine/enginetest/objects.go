@@ -9,11 +9,13 @@ import (
 	"slices"
 
 	"github.com/fleetd/fleetd/drift"
+	"github.com/fleetd/fleetd/fault"
 	"github.com/fleetd/fleetd/fleets"
 )
 
 // EnsureNetwork creates n unless it exists. An existing managed network is
-// kept, an unmanaged one is ErrConflict, a missing external one ErrNotFound.
+// kept, an unmanaged one is ErrConflict (a Permanent Conflict), a missing
+// external one ErrNotFound (a Permanent NotFound), both naming the network.
 func (f *Fake) EnsureNetwork(ctx context.Context, fleet string, n fleets.Network) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -25,19 +27,20 @@ func (f *Fake) EnsureNetwork(ctx context.Context, fleet string, n fleets.Network
 	case n.External && existing != nil:
 		return nil
 	case n.External:
-		return f.done(fmt.Errorf("external network %s: %w", n.Name, ErrNotFound))
+		return f.done(missing("network", n.Name))
 	case existing != nil && managed(existing.Labels):
 		return nil
 	case existing != nil:
-		return f.done(fmt.Errorf("ensure network: network %s: %w", n.Name, ErrConflict))
+		return f.done(conflict("network", n.Name))
 	}
 	f.networks[n.Name] = &drift.Network{ID: f.newID("network", n.Name), Name: n.Name,
 		Labels: ownedLabels(n.Labels, fleet, fleets.LabelComposeNetwork, n.Key)}
 	return nil
 }
 
-// RemoveNetwork removes a managed network with no container attached. A
-// network that is already gone is not an error.
+// RemoveNetwork removes a managed network with no container attached (else
+// ErrInUse); an unmanaged one is ErrNotManaged (a Permanent NotManaged
+// naming it). A network that is already gone is not an error.
 func (f *Fake) RemoveNetwork(ctx context.Context, name string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -49,7 +52,7 @@ func (f *Fake) RemoveNetwork(ctx context.Context, name string) error {
 	case n == nil:
 		return nil
 	case !managed(n.Labels):
-		return f.done(fmt.Errorf("remove network %s: %w", name, ErrNotManaged))
+		return f.done(fault.New(fault.Permanent, fault.NotManaged, name, fmt.Errorf("remove network %s: %w", name, ErrNotManaged)))
 	}
 	for _, x := range f.containers {
 		if slices.Contains(x.c.Networks, name) {
@@ -60,7 +63,8 @@ func (f *Fake) RemoveNetwork(ctx context.Context, name string) error {
 	return nil
 }
 
-// EnsureVolume creates v unless it exists, with EnsureNetwork's rules.
+// EnsureVolume creates v unless it exists, with EnsureNetwork's rules and
+// errors.
 func (f *Fake) EnsureVolume(ctx context.Context, fleet string, v fleets.Volume) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -72,18 +76,31 @@ func (f *Fake) EnsureVolume(ctx context.Context, fleet string, v fleets.Volume) 
 	case v.External && existing != nil:
 		return nil
 	case v.External:
-		return f.done(fmt.Errorf("external volume %s: %w", v.Name, ErrNotFound))
+		return f.done(missing("volume", v.Name))
 	case existing != nil && managed(existing.Labels):
 		return nil
 	case existing != nil:
-		return f.done(fmt.Errorf("ensure volume: volume %s: %w", v.Name, ErrConflict))
+		return f.done(conflict("volume", v.Name))
 	}
 	f.volumes[v.Name] = &drift.Volume{Name: v.Name, Labels: ownedLabels(v.Labels, fleet, fleets.LabelComposeVolume, v.Key)}
 	return nil
 }
 
+// missing is the error of an external network or volume that does not
+// exist: ErrNotFound, a Permanent NotFound naming it.
+func missing(kind, name string) error {
+	return fault.New(fault.Permanent, fault.NotFound, name, fmt.Errorf("external %s %s: %w", kind, name, ErrNotFound))
+}
+
+// conflict is the error of a network or volume name an unmanaged object
+// holds: ErrConflict, a Permanent Conflict naming it.
+func conflict(kind, name string) error {
+	return fault.New(fault.Permanent, fault.Conflict, name, fmt.Errorf("ensure %[1]s: %[1]s %[2]s: %[3]w", kind, name, ErrConflict))
+}
+
 // PullImage makes a ref registered with AddRemoteImage local; any other ref
-// is ErrNotFound, as a registry without it would answer.
+// is ErrNotFound (a Permanent ImageNotFound naming the ref), as a registry
+// without it would answer.
 func (f *Fake) PullImage(ctx context.Context, ref string) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -92,7 +109,7 @@ func (f *Fake) PullImage(ctx context.Context, ref string) (string, error) {
 	}
 	id, ok := f.remote[ref]
 	if !ok {
-		return "", f.done(fmt.Errorf("pull %s: manifest %w", ref, ErrNotFound))
+		return "", f.done(fault.New(fault.Permanent, fault.ImageNotFound, ref, fmt.Errorf("pull %s: manifest %w", ref, ErrNotFound)))
 	}
 	f.images[ref] = id
 	return id, nil

@@ -2,6 +2,7 @@ package enginetest
 
 import (
 	"maps"
+	"net"
 	"slices"
 
 	"github.com/fleetd/fleetd/drift"
@@ -148,6 +149,26 @@ func (f *Fake) AddUnmanagedNetwork(name string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.networks[name] = &drift.Network{ID: f.newID("network", name), Name: name, Labels: map[string]string{}}
+}
+
+// HoldPort holds the TCP host address addr ("0.0.0.0:8080"), as a process
+// listening there or a container publishing it would: a managed container
+// publishing an overlapping address cannot start until ReleasePort.
+func (f *Fake) HoldPort(addr string) {
+	f.t.Helper()
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		f.t.Fatalf("enginetest: hold port %s: %v", addr, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.heldPorts[addr] = true
+}
+
+// ReleasePort releases what HoldPort held.
+func (f *Fake) ReleasePort(addr string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.heldPorts, addr)
 }
 
 func (f *Fake) mutate(name string, fn func(*ctr)) {

@@ -5,9 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/fleetd/fleetd/fault"
 )
 
-// ErrTimeout is returned, wrapped, when a wait runs out of time.
+// ErrTimeout is returned, wrapped in a Retryable Timeout, when a wait runs
+// out of time. A wait that fails on the container's state (exited,
+// unhealthy, a non-zero exit code) is a Retryable Unhealthy naming the
+// container, as engine.Docker's waits are.
 var ErrTimeout = errors.New("timed out")
 
 // pollInterval is how often a wait re-reads state that another goroutine
@@ -67,7 +72,7 @@ func (f *Fake) wait(ctx context.Context, op, verb, id string, timeout time.Durat
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%s container %s: %w after %s", verb, id, ErrTimeout, timeout)
+			return fault.New(fault.Retryable, fault.Timeout, "", fmt.Errorf("%s container %s: %w after %s", verb, id, ErrTimeout, timeout))
 		case <-time.After(pollInterval):
 		}
 	}
@@ -80,7 +85,8 @@ func (f *Fake) check(id string, done func(*ctr) (bool, error)) (bool, error) {
 	if x == nil {
 		return false, fmt.Errorf("container %s: %w", id, ErrNotFound)
 	}
-	return done(x)
+	ok, err := done(x)
+	return ok, fault.New(fault.Retryable, fault.Unhealthy, x.c.Name, err)
 }
 
 // WaitUp is the rollout gate: the fake has no clock to watch a readiness

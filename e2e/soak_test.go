@@ -192,6 +192,13 @@ func TestSoak(t *testing.T) {
 		kinds = append(kinds, fmt.Sprintf("%s %d", k, s.count[k]))
 	}
 	t.Logf("chaos for %s: %s", chaos.Round(time.Second), strings.Join(kinds, ", "))
+	var told []string
+	log := s.d.log.String()
+	for _, kind := range []string{"drift-detected", "rollout-rolled-back", "fleet-stalled", "fleet-failing", "fleet-recovered",
+		"invalid-revision", "source-unreachable", "engine-unreachable", "engine-recovered"} {
+		told = append(told, fmt.Sprintf("%s %d", kind, strings.Count(log, "event="+kind+" ")))
+	}
+	t.Logf("fleetd told: %s", strings.Join(told, ", "))
 	t.Logf("last good revision pushed -> every fleet converged: %s (bound %s)", secs(took), soakConverge)
 	t.Logf("goroutines %v -> %v (max %v); RSS %.1f -> %.1f MiB (max %.1f); fleetd's engine calls %d; unmanaged objects touched %d; volumes removed %d",
 		baseG, endG, maxG, baseRSS/(1<<20), endRSS/(1<<20), maxRSS/(1<<20), len(s.proxy.since(begin)), touched, volumesRemoved)

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -347,6 +348,7 @@ func (in Surveyed) apply(m *machine) {
 	if in.Err != "" {
 		return // the engine watch reports an outage; the next resync surveys again
 	}
+	m.engineWorks()
 	for _, name := range in.Drifted {
 		f, ok := m.s.Fleets[name]
 		if !ok || !f.live() || f.Stall != nil {
@@ -379,9 +381,13 @@ func (in EngineLost) apply(m *machine) {
 	m.engineDown(in.Err)
 }
 
+// engineDown records that the engine cannot be used. An outage is told
+// once: until an apply or a survey succeeds again, a reconnect that
+// answers and fails again (a daemon on its way down still answers a ping)
+// is the same outage.
 func (m *machine) engineDown(reason string) {
 	e := &m.s.Engine
-	if e.Up || e.Err == "" {
+	if e.Err == "" {
 		e.Since = m.now
 		m.tell(reconcile.Event{Kind: reconcile.EventEngineUnreachable, Message: "the Docker engine cannot be reached; fleets are resynced when it is back", Reason: reason})
 	}
@@ -390,16 +396,24 @@ func (m *machine) engineDown(reason string) {
 	e.RetryAt = m.now.Add(m.r.EngineRetry.after(e.Failures, "engine", m.r.Seed))
 }
 
+// engineWorks ends a reported outage once the engine did some work.
+func (m *machine) engineWorks() {
+	e := &m.s.Engine
+	if e.Up && e.Err != "" {
+		e.Err, e.Since = "", time.Time{}
+		m.tell(reconcile.Event{Kind: reconcile.EventEngineRecovered, Message: "the Docker engine answers again; every fleet was resynced"})
+	}
+}
+
 func (EngineUp) apply(m *machine) {
 	e := &m.s.Engine
-	wasDown := e.Err != ""
 	e.Watching, e.Up, e.Failures, e.RetryAt = false, true, 0, time.Time{}
-	if wasDown {
-		e.Err, e.Since = "", time.Time{}
-		m.tell(reconcile.Event{Kind: reconcile.EventEngineRecovered, Message: "the Docker engine answers again; resyncing every fleet"})
-	}
-	// Subscribed first, now list: every fleet is resynced in full.
+	// Subscribed first, now list: every fleet is resynced in full. The
+	// outage is over once one of them, or a survey, gets through.
 	m.wakeAll(WakeResync, true, false)
+	if !slices.ContainsFunc(slices.Collect(maps.Values(m.s.Fleets)), Fleet.live) {
+		m.engineWorks() // nothing to prove it with
+	}
 }
 
 func (in ApplyDone) apply(m *machine) {
@@ -421,6 +435,7 @@ func (in ApplyDone) apply(m *machine) {
 		}
 		return
 	}
+	m.engineWorks()
 	f.Rollouts, f.Drift = in.Rollouts, in.Left
 	m.driftEvents(&f, in)
 	m.judge(&f, in)

@@ -426,6 +426,13 @@ func TestEngineOutage(t *testing.T) {
 	if got := notifications(s.all); countKind(got, reconcile.EventEngineUnreachable) != 1 {
 		t.Errorf("engine unreachable told %d times", countKind(got, reconcile.EventEngineUnreachable))
 	}
+	// A daemon on its way down still answers the ping: up, then the
+	// resync fails again. That is the same outage, told once.
+	s.now = s.s.Engine.RetryAt
+	s.in(TimerFired{})
+	s.in(EngineUp{})
+	s.done("a", downErr)
+	s.done("b", downErr)
 	s.now = s.s.Engine.RetryAt
 	s.in(TimerFired{})
 	fx = s.in(EngineUp{})
@@ -437,8 +444,15 @@ func TestEngineOutage(t *testing.T) {
 			t.Errorf("resync after the engine came back is not full: %+v", ap)
 		}
 	}
-	if got := notifications(fx); !slices.Contains(got, reconcile.EventEngineRecovered) {
-		t.Errorf("back told %v", got)
+	if got := notifications(fx); slices.Contains(got, reconcile.EventEngineRecovered) {
+		t.Errorf("recovery told before anything got through: %v", got)
+	}
+	if got := notifications(s.done("a")); !slices.Contains(got, reconcile.EventEngineRecovered) {
+		t.Errorf("recovery not told after an apply got through: %v", got)
+	}
+	all := notifications(s.all)
+	if countKind(all, reconcile.EventEngineUnreachable) != 1 || countKind(all, reconcile.EventEngineRecovered) != 1 {
+		t.Errorf("told %v: want the outage and its end once each", all)
 	}
 }
 

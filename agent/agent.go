@@ -165,14 +165,17 @@ func (a *Agent) Ready() error {
 // shell is the state of Run's goroutine; only it touches it.
 type shell struct {
 	*Agent
-	ctx       context.Context
 	state     State
 	inputs    chan Input
 	timer     *time.Timer
-	applies   sync.WaitGroup
+	work      sync.WaitGroup // goroutines running effects
 	watchGen  int
 	stopWatch context.CancelFunc
 }
+
+// pingTimeout bounds the check that the engine answers after a
+// (re)subscription.
+const pingTimeout = 10 * time.Second
 
 // watched is an input of one engine subscription; inputs of a replaced
 // subscription are dropped.
@@ -196,24 +199,24 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.file = file
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	sh := &shell{Agent: a, ctx: ctx, inputs: make(chan Input), timer: time.NewTimer(time.Hour), stopWatch: func() {}}
+	sh := &shell{Agent: a, inputs: make(chan Input), timer: time.NewTimer(time.Hour), stopWatch: func() {}}
 	sh.timer.Stop()
 	defer func() {
 		cancel()
 		sh.stopWatch()
-		sh.applies.Wait()
+		sh.work.Wait()
 	}()
-	sh.step(Start{Fleets: file.fleets()})
+	sh.step(ctx, Start{Fleets: file.fleets()})
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-a.wake:
 			if a.syncAsked.Swap(false) {
-				sh.step(SyncRequested{})
+				sh.step(ctx, SyncRequested{})
 			}
 			if a.pushAsked.Swap(false) {
-				sh.step(FetchRequested{})
+				sh.step(ctx, FetchRequested{})
 			}
 		case in := <-sh.inputs:
 			if w, ok := in.(watched); ok {
@@ -222,49 +225,48 @@ func (a *Agent) Run(ctx context.Context) error {
 				}
 				in = w.in
 			}
-			sh.step(in)
+			sh.step(ctx, in)
 		case <-sh.timer.C:
-			sh.step(TimerFired{})
+			sh.step(ctx, TimerFired{})
 		}
 	}
 }
 
 // step runs Next and its effects, and publishes the new state.
-func (sh *shell) step(in Input) {
+func (sh *shell) step(ctx context.Context, in Input) {
 	now := time.Now()
 	prev := sh.state
 	next, effects := Next(sh.state, in, now, sh.cfg.Rules)
 	sh.state = next
 	for _, e := range effects {
-		sh.run(e)
+		sh.run(ctx, e)
 	}
 	sh.publish(prev, now)
 }
 
 // send hands an input to the loop, unless the agent is stopping.
-func (sh *shell) send(in Input) {
+func (sh *shell) send(ctx context.Context, in Input) {
 	select {
 	case sh.inputs <- in:
-	case <-sh.ctx.Done():
+	case <-ctx.Done():
 	}
 }
 
-func (sh *shell) run(e Effect) {
+// run runs one effect; whatever does I/O runs in a goroutine of its own
+// and reports back as an input, so the loop never waits on the engine or
+// the network.
+func (sh *shell) run(ctx context.Context, e Effect) {
 	switch e := e.(type) {
 	case Fetch:
-		go sh.send(sh.fetch(sh.ctx, e))
+		sh.async(ctx, func() Input { return sh.fetch(ctx, e) })
 	case Resume:
-		go sh.send(sh.resume(sh.ctx, e))
+		sh.async(ctx, func() Input { return sh.resume(ctx, e) })
 	case Apply:
-		sh.applies.Add(1)
-		go func() {
-			defer sh.applies.Done()
-			sh.send(sh.apply(sh.ctx, e))
-		}()
+		sh.async(ctx, func() Input { return sh.apply(ctx, e) })
 	case Survey:
-		go sh.send(sh.survey(sh.ctx, e))
+		sh.async(ctx, func() Input { return sh.survey(ctx, e) })
 	case Watch:
-		sh.watch()
+		sh.watch(ctx)
 	case Notify:
 		sh.tell(e.Event)
 	case ArmTimer:
@@ -275,6 +277,16 @@ func (sh *shell) run(e Effect) {
 	case Persist:
 		sh.persist(func(p *Persisted) { p.Fleets, p.Applied, p.LastGood = e.Fleets, nil, "" })
 	}
+}
+
+// async runs work in a goroutine and sends its result to the loop; Run
+// waits for these goroutines before it returns.
+func (sh *shell) async(ctx context.Context, work func() Input) {
+	sh.work.Add(1)
+	go func() {
+		defer sh.work.Done()
+		sh.send(ctx, work())
+	}()
 }
 
 // fetch asks the source and loads what it brings.
@@ -329,11 +341,11 @@ func (sh *shell) load(ctx context.Context, dir string) ([]fleets.Fleet, []fleets
 
 // watch replaces the engine subscription: subscribe, then ping, then
 // forward events until the stream breaks.
-func (sh *shell) watch() {
+func (sh *shell) watch(parent context.Context) {
 	sh.stopWatch()
 	sh.watchGen++
 	gen := sh.watchGen
-	ctx, cancel := context.WithCancel(sh.ctx)
+	ctx, cancel := context.WithCancel(parent)
 	sh.stopWatch = cancel
 	var events <-chan EngineEvent
 	var errs <-chan error
@@ -341,9 +353,12 @@ func (sh *shell) watch() {
 		events, errs = sh.cfg.Watch(ctx)
 	}
 	go func() {
-		out := func(in Input) { sh.send(watched{gen: gen, in: in}) }
+		out := func(in Input) { sh.send(ctx, watched{gen: gen, in: in}) }
 		if sh.cfg.Ping != nil {
-			if err := sh.cfg.Ping(ctx); err != nil {
+			pctx, pcancel := context.WithTimeout(ctx, pingTimeout)
+			err := sh.cfg.Ping(pctx)
+			pcancel()
+			if err != nil {
 				out(EngineLost{Err: err.Error()})
 				cancel()
 				return

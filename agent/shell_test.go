@@ -25,6 +25,7 @@ type fakeSource struct {
 	head   string
 	served string
 	down   bool
+	hang   chan struct{} // when set, Sync waits for it to close
 }
 
 func (s *fakeSource) push(commit string) {
@@ -39,7 +40,17 @@ func (s *fakeSource) setDown(down bool) {
 	s.down = down
 }
 
-func (s *fakeSource) Sync(context.Context) (reconcile.Revision, bool, error) {
+func (s *fakeSource) Sync(ctx context.Context) (reconcile.Revision, bool, error) {
+	s.mu.Lock()
+	hang := s.hang
+	s.mu.Unlock()
+	if hang != nil {
+		select {
+		case <-hang:
+		case <-ctx.Done():
+			return reconcile.Revision{}, false, ctx.Err()
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.down {
@@ -290,4 +301,21 @@ func TestAgentRequestsNeverBlock(t *testing.T) {
 		h.a.RequestFetch()
 	}
 	eventually(t, "deployed", func() bool { return h.running("web-web-1") })
+}
+
+// A fetch that hangs (a slow remote) holds nothing back: the agent heals
+// meanwhile.
+func TestAgentHealsWhileAFetchHangs(t *testing.T) {
+	h := start(t, map[string][]fleets.Fleet{"c1": {web("web", 1)}}, "c1", nil)
+	eventually(t, "deployed", func() bool { return h.running("web-web-1") })
+	hang := make(chan struct{})
+	h.src.mu.Lock()
+	h.src.hang = hang
+	h.src.mu.Unlock()
+	defer close(hang)
+	h.a.RequestFetch()
+	time.Sleep(20 * time.Millisecond) // the fetch is under way
+	h.eng.Stop("web-web-1")
+	h.events.send(t, agent.EngineEvent{Type: "container", Action: "die", Name: "web-web-1", Fleet: "web"})
+	eventually(t, "healed during the fetch", func() bool { return h.running("web-web-1") })
 }

@@ -347,13 +347,16 @@ func (sh *shell) watch(parent context.Context) {
 	gen := sh.watchGen
 	ctx, cancel := context.WithCancel(parent)
 	sh.stopWatch = cancel
-	var events <-chan EngineEvent
-	var errs <-chan error
-	if sh.cfg.Watch != nil {
-		events, errs = sh.cfg.Watch(ctx)
-	}
+	sh.work.Add(1)
 	go func() {
+		defer sh.work.Done()
 		out := func(in Input) { sh.send(ctx, watched{gen: gen, in: in}) }
+		var events <-chan EngineEvent
+		var errs <-chan error
+		if sh.cfg.Watch != nil {
+			// Subscribing waits for the daemon's answer: off the loop.
+			events, errs = sh.cfg.Watch(ctx)
+		}
 		if sh.cfg.Ping != nil {
 			pctx, pcancel := context.WithTimeout(ctx, pingTimeout)
 			err := sh.cfg.Ping(pctx)

@@ -42,6 +42,7 @@ func (m *machine) refresh() {
 	for name, f := range m.s.Fleets {
 		next := conditionsOf(f, m.s.Engine, m.now)
 		for i := range next {
+			next[i].Since = m.now
 			if prev, ok := findCondition(f.Conditions, next[i].Type); ok && prev.Status == next[i].Status && prev.Reason == next[i].Reason {
 				next[i].Since = prev.Since
 			}
@@ -98,8 +99,8 @@ func degradedCondition(f Fleet, eng EngineState, now time.Time) Condition {
 	switch {
 	case !eng.Up && eng.Err != "":
 		return Condition{Type: Degraded, Status: condTrue, Reason: string(fault.EngineUnreachable), Message: eng.Err}
-	case f.Failures > 0:
-		msg := fmt.Sprintf("%d failed applies in a row: %s", f.Failures, faultText(f.Faults))
+	case len(f.Faults) > 0:
+		msg := fmt.Sprintf("%d failed applies in a row: %s", max(f.Failures, 1), faultText(f.Faults))
 		if !f.RetryAt.IsZero() {
 			msg += fmt.Sprintf("; retry in %s", f.RetryAt.Sub(now).Round(time.Second))
 		}

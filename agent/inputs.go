@@ -241,6 +241,9 @@ func (m *machine) take(v fleets.Fleet, rev reconcile.Revision) {
 		if f.Model == nil {
 			f.Full = true // its first apply since the agent started inspects everything
 		}
+		if f.Model != nil && !f.Gone && f.Digest == digest && f.Applied != "" && f.Applied == f.Rev.Commit {
+			f.Applied = rev.Commit // the commit asks nothing new of it: it is applied too
+		}
 		model := v
 		f.Model, f.Digest, f.Rev, f.Gone, f.Invalid, f.Saved = &model, digest, rev, false, "", ""
 	})
@@ -284,11 +287,16 @@ func (in Resumed) apply(m *machine) {
 			continue // it got a model meanwhile, or left
 		}
 		if v, ok := valid[name]; ok {
+			invalid := f.Invalid // the newest revision's problems still hold
 			m.take(v, in.Rev)
+			m.update(name, func(f *Fleet) { f.Invalid = invalid })
 			continue
 		}
-		f.Saved = ""
-		f.Invalid = fmt.Sprintf("its last good revision %s no longer loads: %s", reconcile.ShortHash(in.Rev.Commit), problemText(problemsOf(in.Problems, name), in.Err))
+		problems := problemsOf(in.Problems, name)
+		if len(problems) > 0 || in.Err == "" {
+			f.Saved = "" // it no longer loads: nothing to go back to
+		}
+		f.Invalid = fmt.Sprintf("its last good revision %s could not be loaded: %s", reconcile.ShortHash(in.Rev.Commit), problemText(problems, in.Err))
 		m.s.Fleets[name] = f
 	}
 	m.persist()
@@ -301,7 +309,7 @@ func (in EngineEvent) apply(m *machine) {
 		case known:
 			m.wake(&f, WakeEvent)
 			m.s.Fleets[in.Fleet] = f
-		case m.s.Clean:
+		case m.s.Clean && in.Action != "destroy": // a late destroy of a fleet already pruned
 			m.stray(in.Fleet)
 		}
 	}
@@ -313,20 +321,30 @@ func (in EngineEvent) apply(m *machine) {
 	}
 }
 
-// mayUnblock reports whether the event is about what a fleet's stall
-// waits on: the object holding a name, any image (for a missing one), a
-// network or volume created (for a missing external one), any other
-// container stopping (for a taken port).
+// mayUnblock reports whether the event is about what one of a fleet's
+// stalling faults waits on: the object holding a name, any image (for a
+// missing one), a network or volume created (for a missing external one),
+// any other container stopping (for a taken port).
 func (in EngineEvent) mayUnblock(f Fleet) bool {
-	switch f.Stall.Reason {
-	case fault.Conflict, fault.NotManaged:
-		return slices.Contains(f.Stall.Objects, in.Name) || (in.OldName != "" && slices.Contains(f.Stall.Objects, in.OldName))
-	case fault.NotFound: // an external network or volume
-		return (in.Type == "network" || in.Type == "volume") && in.Action == "create"
-	case fault.ImageNotFound:
-		return in.Type == "image"
-	case fault.PortAllocated:
-		return in.Type == "container" && in.Fleet != f.Name && slices.Contains([]string{"die", "stop", "kill", "destroy"}, in.Action)
+	for _, x := range f.Stall.Faults {
+		switch x.Reason {
+		case fault.Conflict, fault.NotManaged:
+			if x.Object != "" && (in.Name == x.Object || in.OldName == x.Object) {
+				return true
+			}
+		case fault.NotFound: // an external network or volume
+			if (in.Type == "network" || in.Type == "volume") && in.Action == "create" {
+				return true
+			}
+		case fault.ImageNotFound:
+			if in.Type == "image" {
+				return true
+			}
+		case fault.PortAllocated:
+			if in.Type == "container" && in.Fleet != f.Name && slices.Contains([]string{"die", "stop", "kill", "destroy"}, in.Action) {
+				return true
+			}
+		}
 	}
 	return false
 }
@@ -339,7 +357,9 @@ func (m *machine) stray(name string) {
 	m.s.Fleets[name] = f
 }
 
-func (TimerFired) apply(*machine) {} // due() looks at the clock on every input
+// apply forgets the armed time, so that arm sets the timer again even when
+// the earliest time is the same (a wall clock stepped back fires it early).
+func (TimerFired) apply(m *machine) { m.s.TimerAt = time.Time{} }
 
 // apply wakes the fleets the survey found drifted, for a full apply; a
 // stalled fleet is left to what can change it (time cannot).
@@ -351,7 +371,7 @@ func (in Surveyed) apply(m *machine) {
 	m.engineWorks()
 	for _, name := range in.Drifted {
 		f, ok := m.s.Fleets[name]
-		if !ok || !f.live() || f.Stall != nil {
+		if !ok || !f.live() || f.Stall != nil || (f.Model != nil && f.Model.Policy.Suspend) {
 			continue
 		}
 		m.wake(&f, WakeResync)
@@ -369,8 +389,13 @@ func (m *machine) adopt(strays []string) {
 		return
 	}
 	for _, name := range strays {
-		if _, known := m.s.Fleets[name]; !known {
+		f, known := m.s.Fleets[name]
+		switch {
+		case !known:
 			m.stray(name)
+		case f.Gone && !f.Running:
+			m.wake(&f, WakeRevision)
+			m.s.Fleets[name] = f
 		}
 	}
 }
@@ -400,14 +425,24 @@ func (m *machine) engineDown(reason string) {
 func (m *machine) engineWorks() {
 	e := &m.s.Engine
 	if e.Up && e.Err != "" {
-		e.Err, e.Since = "", time.Time{}
+		e.Err, e.Since, e.Failures = "", time.Time{}, 0
 		m.tell(reconcile.Event{Kind: reconcile.EventEngineRecovered, Message: "the Docker engine answers again; every fleet was resynced"})
 	}
 }
 
 func (EngineUp) apply(m *machine) {
 	e := &m.s.Engine
-	e.Watching, e.Up, e.Failures, e.RetryAt = false, true, 0, time.Time{}
+	// Failures stay until work gets through (engineWorks): an engine that
+	// answers the ping and fails the next call backs off all the same.
+	e.Watching, e.Up, e.RetryAt = false, true, time.Time{}
+	// Fleets that backed off only because the engine was unreachable are
+	// due now.
+	for name, f := range m.s.Fleets {
+		if len(f.Faults) > 0 && onlyEngine(f.Faults) {
+			f.Failures, f.RetryAt = 0, time.Time{}
+			m.s.Fleets[name] = f
+		}
+	}
 	// Subscribed first, now list: every fleet is resynced in full. The
 	// outage is over once one of them, or a survey, gets through.
 	m.wakeAll(WakeResync, true, false)
@@ -424,38 +459,39 @@ func (in ApplyDone) apply(m *machine) {
 	f.Running = false
 	m.s.Running--
 	f.LastAttempt, f.Took = f.Started, in.Took
-	if slices.ContainsFunc(in.Faults, func(x Fault) bool { return x.Reason == fault.EngineUnreachable }) {
-		// Not the fleet's failure: it is applied again once the engine is
-		// back (EngineUp resyncs every fleet).
+	if !m.s.Engine.Up && slices.ContainsFunc(in.Faults, func(x Fault) bool { return x.Reason == fault.EngineUnreachable }) {
+		// The outage, not the fleet's failure: it is applied again once
+		// the engine is back (EngineUp resyncs every fleet). While the
+		// engine watch says it is up, the same fault is the fleet's own,
+		// retried with its backoff: only the watch declares an outage.
 		m.wake(&f, WakeResync)
 		f.Full = true
 		m.s.Fleets[in.Fleet] = f
-		if m.s.Engine.Up {
-			m.engineDown(faultText(in.Faults))
-		}
 		return
 	}
-	m.engineWorks()
+	if !slices.ContainsFunc(in.Faults, func(x Fault) bool { return x.Reason == fault.EngineUnreachable }) {
+		m.engineWorks()
+	}
 	f.Rollouts, f.Drift = in.Rollouts, in.Left
+	f.Deferred = in.ReportOnly && (len(in.Left) > 0 || f.Gone)
 	m.driftEvents(&f, in)
 	m.judge(&f, in)
-	if !in.NextAt.IsZero() {
-		f.Delay = in.NextAt
-	}
+	f.Delay = in.NextAt
 	clean := len(in.Faults) == 0
-	if clean && !in.ReportOnly && f.Model != nil && !f.Model.Policy.Suspend && f.Applied != in.Revision {
+	applied := clean && !in.ReportOnly && f.Model != nil && !f.Model.Policy.Suspend && f.Applied != in.Revision
+	if applied {
 		f.Applied = in.Revision
 		if in.Changes != "" {
 			rev := f.Rev
 			m.tell(reconcile.Event{Kind: reconcile.EventRevisionApplied, Fleet: f.Name, Revision: &rev,
 				Message: fmt.Sprintf("revision %s applied: %s", reconcile.ShortHash(in.Revision), in.Changes)})
 		}
-		m.s.Fleets[in.Fleet] = f
-		m.persist()
 	}
 	m.s.Fleets[in.Fleet] = f
 	if f.Gone && clean && !in.ReportOnly {
 		delete(m.s.Fleets, in.Fleet)
+	}
+	if applied || !ok || (f.Gone && clean && !in.ReportOnly) {
 		m.persist()
 	}
 	m.adopt(in.Strays)
@@ -473,11 +509,11 @@ func (m *machine) judge(f *Fleet, in ApplyDone) {
 			retryable = append(retryable, x)
 		}
 	}
-	wasBad := f.Stall != nil || f.Failures > 0
+	wasBad := f.Stall != nil || len(f.Faults) > 0
 	if len(retryable) > 0 {
 		f.Failures++
 		f.RetryAt = m.now.Add(m.r.Retry.after(f.Failures, f.Name, m.r.Seed))
-		if f.Faults == nil {
+		if f.Faults == nil && !onlyEngine(retryable) { // an outage is told as such
 			m.tell(reconcile.Event{Kind: reconcile.EventFleetFailing, Fleet: f.Name, Revision: revOf(*f),
 				Message: fmt.Sprintf("applying fleet %s failed; retrying in %s", f.Name, f.RetryAt.Sub(m.now).Round(time.Second)), Reason: faultText(retryable)})
 		}
@@ -504,6 +540,11 @@ func (m *machine) judge(f *Fleet, in ApplyDone) {
 	if wasBad && len(in.Faults) == 0 {
 		m.tell(reconcile.Event{Kind: reconcile.EventFleetRecovered, Fleet: f.Name, Revision: revOf(*f), Message: fmt.Sprintf("fleet %s converges again", f.Name)})
 	}
+}
+
+// onlyEngine reports whether every fault is the engine being unreachable.
+func onlyEngine(fs []Fault) bool {
+	return !slices.ContainsFunc(fs, func(x Fault) bool { return x.Reason != fault.EngineUnreachable })
 }
 
 // driftEvents reports out-of-band drift once per episode, and its end.

@@ -36,6 +36,10 @@ type State struct {
 	// model (after a restart on an invalid head, or with the source down).
 	Resuming map[string]bool
 
+	// WindowOpen says whether changes could be applied at the last step
+	// (sync windows).
+	WindowOpen bool
+
 	NextPoll, NextResync time.Time
 	// TimerAt is the time the shell's timer is armed for (zero: none).
 	TimerAt time.Time
@@ -117,6 +121,11 @@ type Fleet struct {
 	Stall   *Stall
 	Invalid string
 
+	// Deferred marks a fleet whose last apply only reported (outside the
+	// sync windows) and left something to do: it is applied when a window
+	// opens.
+	Deferred bool
+
 	Applied       string // commit last applied without a fault
 	LastAttempt   time.Time
 	Took          time.Duration
@@ -128,10 +137,13 @@ type Fleet struct {
 }
 
 // Stall is why a fleet waits: permanent faults and what they are about.
+// Reason is the first fault's (for the condition); any fault's object or
+// kind of event can wake it.
 type Stall struct {
 	Reason  fault.Reason
 	Message string
 	Objects []string
+	Faults  []Fault
 	Since   time.Time
 }
 

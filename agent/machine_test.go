@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetd/fleetd/drift"
 	"github.com/fleetd/fleetd/fault"
 	"github.com/fleetd/fleetd/fleets"
 	"github.com/fleetd/fleetd/fleets/fleetstest"
@@ -267,16 +268,18 @@ func TestTriggerDuringApplyCausesOneMorePass(t *testing.T) {
 		}
 	}
 	s.in(SyncRequested{})
-	if got := applies(s.done("a")); len(got) > 0 {
-		t.Fatalf("applies %v before the sync's fetch ended", got)
-	}
-	if got := applies(s.in(Fetched{Rev: rev("c1")})); !slices.Equal(got, []string{"a"}) {
-		t.Fatalf("after the apply and the fetch: applies %v, want exactly one more of a", got)
+	// The events and the sync ask for one more pass; a heal does not wait
+	// for the sync's fetch.
+	if got := applies(s.done("a")); !slices.Equal(got, []string{"a"}) {
+		t.Fatalf("after the apply: applies %v, want exactly one more of a", got)
 	}
 	for _, e := range s.fx {
 		if ap, ok := e.(Apply); ok && !ap.Retry {
 			t.Errorf("the pass after a manual sync does not retry rollouts: %+v", ap)
 		}
+	}
+	if got := applies(s.in(Fetched{Rev: rev("c1")})); len(got) > 0 {
+		t.Fatalf("the fetch brought nothing new, yet applies %v", got)
 	}
 	if got := applies(s.done("a")); len(got) > 0 {
 		t.Errorf("a third pass: %v", got)
@@ -427,12 +430,18 @@ func TestEngineOutage(t *testing.T) {
 		t.Errorf("engine unreachable told %d times", countKind(got, reconcile.EventEngineUnreachable))
 	}
 	// A daemon on its way down still answers the ping: up, then the
-	// resync fails again. That is the same outage, told once.
+	// resync fails. While the watch says up, that is each fleet's own
+	// retryable fault (backoff, told as nothing new); the watch's stream
+	// breaking is what declares the outage again.
 	s.now = s.s.Engine.RetryAt
 	s.in(TimerFired{})
 	s.in(EngineUp{})
 	s.done("a", downErr)
 	s.done("b", downErr)
+	if a := s.s.Fleets["a"]; a.RetryAt.IsZero() {
+		t.Errorf("an engine fault with the watch up armed no retry for a")
+	}
+	s.in(EngineLost{Err: "EOF"})
 	s.now = s.s.Engine.RetryAt
 	s.in(TimerFired{})
 	fx = s.in(EngineUp{})
@@ -615,4 +624,123 @@ func TestStallWakesOnlyOnWhatCanChangeIt(t *testing.T) {
 			t.Errorf("%s stall not woken by %+v: %v", tc.fault.Reason, tc.wake, got)
 		}
 	}
+}
+
+func TestSyncAloneWaitsForItsFetch(t *testing.T) {
+	s := newSim(t)
+	s.boot(web("a", 1))
+	s.done("a")
+	if got := applies(s.in(SyncRequested{})); len(got) > 0 {
+		t.Fatalf("a sync applied %v before its fetch", got)
+	}
+	fx := s.in(Fetched{Rev: rev("c2"), Changed: true, Loaded: true, Fleets: []fleets.Fleet{web("a", 2)}})
+	var ap Apply
+	for _, e := range fx {
+		if a, ok := e.(Apply); ok {
+			ap = a
+		}
+	}
+	if ap.Fleet != "a" || ap.Revision.Commit != "c2" || !ap.Retry {
+		t.Errorf("after the fetch: %+v, want a at c2 retrying rollouts", ap)
+	}
+}
+
+// Findings of a review, each held by a test.
+func TestReviewFindings(t *testing.T) {
+	t.Run("a timer that fires early is armed again", func(t *testing.T) {
+		s := newSim(t)
+		s.boot(web("a", 1))
+		at := s.s.TimerAt
+		s.now = at.Add(-time.Millisecond) // the wall clock stepped back
+		if _, ok := timerAt(s.in(TimerFired{})); !ok {
+			t.Errorf("no ArmTimer after an early fire: the timer is dead")
+		}
+	})
+	t.Run("nothing is applied before the desired state is whole", func(t *testing.T) {
+		s := newSim(t)
+		s.in(Start{Fleets: map[string]SavedFleet{"a": {Commit: "c0"}, "b": {Gone: true}}})
+		if got := applies(s.in(EngineUp{})); len(got) > 0 {
+			t.Errorf("applied %v before any revision: b's prune would see no desired fleet", got)
+		}
+		fx := s.in(Fetched{Rev: rev("c1"), Changed: true, Loaded: true, Fleets: []fleets.Fleet{web("a", 1)}})
+		if got := applies(fx); !slices.Equal(got, []string{"a", "b"}) {
+			t.Errorf("after the revision: applies %v", got)
+		}
+	})
+	t.Run("a fleet removed outside the sync windows is pruned when one opens", func(t *testing.T) {
+		s := newSim(t)
+		open := false
+		s.rules.InWindow = func(time.Time) bool { return open }
+		open = true
+		s.boot(web("a", 1), web("b", 1))
+		s.done("a")
+		s.done("b")
+		open = false
+		s.in(Fetched{Rev: rev("c2"), Changed: true, Loaded: true, Fleets: []fleets.Fleet{web("a", 1)}})
+		s.in(ApplyDone{Fleet: "b", Revision: "", ReportOnly: true, Left: []drift.Item{{Fleet: "b", Kind: drift.Orphan}}})
+		if got := applies(s.after(time.Minute)); len(got) > 0 {
+			t.Errorf("applied %v with the window closed", got)
+		}
+		open = true
+		if got := applies(s.after(time.Minute)); !slices.Equal(got, []string{"b"}) {
+			t.Errorf("the window opened: applies %v, want b's prune", got)
+		}
+	})
+	t.Run("a stall with two reasons wakes on either", func(t *testing.T) {
+		s := newSim(t)
+		s.boot(web("a", 1))
+		s.done("a", Fault{Class: fault.Permanent, Reason: fault.ImageNotFound, Object: "app:v9"},
+			Fault{Class: fault.Permanent, Reason: fault.PortAllocated, Object: "0.0.0.0:80"})
+		if got := applies(s.in(EngineEvent{Type: "container", Action: "die", Name: "other"})); !slices.Equal(got, []string{"a"}) {
+			t.Errorf("the port holder stopped: applies %v", got)
+		}
+	})
+	t.Run("a failing fleet fixed by a revision is told recovered", func(t *testing.T) {
+		s := newSim(t)
+		s.boot(web("a", 1))
+		s.done("a", timeout)
+		s.in(Fetched{Rev: rev("c2"), Changed: true, Loaded: true, Fleets: []fleets.Fleet{web("a", 2)}})
+		if got := notifications(s.done("a")); !slices.Contains(got, reconcile.EventFleetRecovered) {
+			t.Errorf("told %v", got)
+		}
+	})
+	t.Run("conditions say since when", func(t *testing.T) {
+		s := newSim(t)
+		s.boot(web("a", 1))
+		s.now = s.now.Add(time.Minute)
+		s.done("a")
+		if c := s.cond("a", Ready); !c.Since.Equal(s.now) {
+			t.Errorf("Ready since %s, want %s", c.Since, s.now)
+		}
+	})
+	t.Run("a commit that leaves a fleet as it was applies it too", func(t *testing.T) {
+		s := newSim(t)
+		s.boot(web("a", 1), web("b", 1))
+		s.done("a")
+		s.done("b")
+		s.in(Fetched{Rev: rev("c2"), Changed: true, Loaded: true, Fleets: []fleets.Fleet{web("a", 1), web("b", 2)}})
+		if a := s.s.Fleets["a"]; a.Applied != "c2" || s.cond("a", Ready).Status != condTrue {
+			t.Errorf("a applied %s, Ready %+v", a.Applied, s.cond("a", Ready))
+		}
+	})
+	t.Run("a resumed fleet keeps the newest revision's problems", func(t *testing.T) {
+		s := newSim(t)
+		s.in(Start{Fleets: map[string]SavedFleet{"a": {Commit: "good"}}})
+		s.in(EngineUp{})
+		s.in(Fetched{Rev: rev("bad"), Changed: true, Loaded: true, Problems: []fleets.Problem{{Fleet: "a", Message: "broken"}}})
+		s.in(Resumed{Rev: rev("good"), For: []string{"a"}, Fleets: []fleets.Fleet{web("a", 1)}})
+		if c := s.cond("a", Stalled); c.Reason != "InvalidSpec" {
+			t.Errorf("a Stalled %+v after resuming on an invalid head", c)
+		}
+	})
+	t.Run("a superseded rollout delay is dropped", func(t *testing.T) {
+		s := newSim(t)
+		s.boot(web("a", 1))
+		s.in(ApplyDone{Fleet: "a", Revision: "c1", NextAt: s.now.Add(time.Hour)})
+		s.in(Fetched{Rev: rev("c2"), Changed: true, Loaded: true, Fleets: []fleets.Fleet{web("a", 2)}})
+		s.done("a")
+		if a := s.s.Fleets["a"]; !a.Delay.IsZero() {
+			t.Errorf("delay %s kept after an apply that set none", a.Delay)
+		}
+	})
 }

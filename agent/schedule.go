@@ -30,6 +30,17 @@ func (m *machine) due() {
 	if src.Again && !src.Fetching && !now.Before(src.RetryAt) {
 		m.fetch(true)
 	}
+	open := m.r.InWindow == nil || m.r.InWindow(now)
+	if open && !m.s.WindowOpen {
+		for name, f := range m.s.Fleets {
+			if f.Deferred {
+				f.Deferred = false
+				m.wake(&f, WakeRetry)
+				m.s.Fleets[name] = f
+			}
+		}
+	}
+	m.s.WindowOpen = open
 	e := &m.s.Engine
 	if m.s.Started && !e.Up && !e.Watching && !now.Before(e.RetryAt) {
 		e.Watching = true
@@ -53,10 +64,27 @@ func (m *machine) due() {
 	}
 }
 
+// desiredKnown reports whether the desired state is whole: a revision was
+// taken (or could not be, and the saved models stand in), and no fleet
+// still waits for its saved model. Until then no apply starts: a plan over
+// part of the desired state would take the missing fleets' containers for
+// orphans, and the prune guard for every fleet gone.
+func (m *machine) desiredKnown() bool {
+	if len(m.s.Resuming) > 0 {
+		return false
+	}
+	for _, f := range m.s.Fleets {
+		if f.Model == nil && !f.Gone && f.Saved != "" {
+			return false
+		}
+	}
+	return m.s.Revision != nil || m.s.Invalid != "" || m.s.Source.Err != ""
+}
+
 // schedule starts the applies that may start, oldest wake-up first, up to
 // Rules.Parallel in flight, and none while the engine is not up.
 func (m *machine) schedule() {
-	if !m.s.Engine.Up {
+	if !m.s.Engine.Up || !m.desiredKnown() {
 		return
 	}
 	var ready []Fleet
@@ -78,13 +106,14 @@ func (m *machine) schedule() {
 
 // mayStart reports whether a fleet's pending wake-ups start an apply now.
 // A fleet backing off from a retryable failure waits for its retry time
-// unless a new revision or a manual sync comes; a manual sync's applies
-// wait for its fetch, so that they apply what it brings.
+// unless a new revision or a manual sync comes; an apply woken by a manual
+// sync alone waits for its fetch, so that it applies what the fetch
+// brings (anything else, a heal, goes at once).
 func (m *machine) mayStart(f Fleet) bool {
 	switch {
 	case f.Running || f.Pending == 0 || !f.live():
 		return false
-	case f.Pending&WakeSync != 0 && m.s.Source.Fetching:
+	case f.Pending == WakeSync && m.s.Source.Fetching:
 		return false
 	case f.Failures > 0 && m.now.Before(f.RetryAt):
 		return f.Pending&(WakeRevision|WakeSync) != 0
@@ -124,8 +153,13 @@ func (m *machine) arm() {
 	if !m.s.Engine.Up && !m.s.Engine.Watching {
 		at = earliest(at, m.s.Engine.RetryAt)
 	}
+	deferred := false
 	for _, f := range m.s.Fleets {
 		at = earliest(at, f.RetryAt, f.Delay)
+		deferred = deferred || f.Deferred
+	}
+	if deferred { // look again at the next minute: a sync window may open
+		at = earliest(at, m.now.Truncate(time.Minute).Add(time.Minute))
 	}
 	if !at.Equal(m.s.TimerAt) {
 		m.s.TimerAt = at

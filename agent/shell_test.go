@@ -319,3 +319,29 @@ func TestAgentHealsWhileAFetchHangs(t *testing.T) {
 	h.events.send(t, agent.EngineEvent{Type: "container", Action: "die", Name: "web-web-1", Fleet: "web"})
 	eventually(t, "healed during the fetch", func() bool { return h.running("web-web-1") })
 }
+
+// Subscribing to engine events can hang (a daemon that accepts and never
+// answers): the agent goes on following the source meanwhile.
+func TestAgentDoesNotWaitForASubscription(t *testing.T) {
+	h := &harness{eng: newFake(t), src: &fakeSource{}, told: &events{}, store: &memStore{}}
+	h.src.push("c1")
+	hung := make(chan struct{})
+	defer close(hung)
+	h.a = agent.New(agent.Config{
+		Rules: agent.Rules{Host: "h1", Poll: func(last time.Time) time.Time { return last.Add(time.Hour) }},
+		Load:  func(context.Context, string) ([]fleets.Fleet, error) { return []fleets.Fleet{web("web", 1)}, nil },
+		Watch: func(ctx context.Context) (<-chan agent.EngineEvent, <-chan error) {
+			select {
+			case <-hung:
+			case <-ctx.Done():
+			}
+			return nil, nil
+		},
+		Log: quiet,
+	}, h.eng, h.src, h.told, nil, h.store)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error)
+	go func() { done <- h.a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	eventually(t, "the source synced while the subscription hangs", func() bool { return h.a.Ready() == nil })
+}

@@ -56,7 +56,10 @@ func faultsOf(fleet string, out reconcile.Outcome, err error) []Fault {
 	}
 	if n := len(out.Reports); n > 0 {
 		for _, r := range out.Reports[n-1].Failed() {
-			if r.Action.Fleet == fleet {
+			// A rollout batch's failures are judged by reconcile.Advance
+			// (rolled back, paused, or tolerated); what it leaves blocked
+			// is below.
+			if r.Action.Fleet == fleet && !r.Action.Rollout {
 				fs = append(fs, faultFrom(r.Err, r.Error))
 			}
 		}

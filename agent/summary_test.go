@@ -22,8 +22,12 @@ func TestSummarize(t *testing.T) {
 	}}
 	pull := reconcile.Action{ID: 1, Op: reconcile.OpPull, Fleet: "a", Target: "app:v1"}
 	start := reconcile.Action{ID: 2, Op: reconcile.OpStart, Fleet: "a", Target: "a-web-1"}
+	gate := reconcile.Action{ID: 3, Op: reconcile.OpWaitUp, Fleet: "a", Target: "a-web-2", Rollout: true}
 	rep := reconcile.Report{Results: []reconcile.Result{
 		{Action: start, Status: reconcile.Done},
+		// A rollout gate's failure is Advance's to judge (a rollback or a
+		// pause, left blocked below), not a fault to retry.
+		{Action: gate, Status: reconcile.Failed, Err: fault.New(fault.Retryable, fault.Unhealthy, "a-web-2", errors.New("exited")), Error: "exited"},
 		{Action: pull, Status: reconcile.Failed, Err: fault.New(fault.Retryable, fault.PullFailed, "app:v1", errors.New("pull app:v1: 503")), Error: "pull app:v1: 503"},
 	}}
 	last := reconcile.ActionPlan{

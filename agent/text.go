@@ -44,7 +44,7 @@ func faultText(fs []Fault) string {
 // reason, for a stable answer), every object they name.
 func stallOf(fs []Fault, now time.Time) Stall {
 	slices.SortFunc(fs, func(a, b Fault) int { return cmp.Compare(a.Reason, b.Reason) })
-	st := Stall{Reason: fs[0].Reason, Message: faultText(fs), Since: now}
+	st := Stall{Reason: fs[0].Reason, Message: faultText(fs), Faults: fs, Since: now}
 	for _, f := range fs {
 		if f.Object != "" {
 			st.Objects = append(st.Objects, f.Object)

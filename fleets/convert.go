@@ -38,6 +38,7 @@ func convertProject(p *types.Project, fd fleetDir, ft fleetTree, absRoot string,
 	fleet := Fleet{
 		Name:      p.Name,
 		Dir:       fd.rel,
+		Engine:    cmpOr(ext.Engine, EngineDocker),
 		Placement: placement(ext),
 		Policy:    policy(ext),
 		Networks:  convertNetworks(p),
@@ -46,7 +47,7 @@ func convertProject(p *types.Project, fd fleetDir, ft fleetTree, absRoot string,
 	for _, name := range fd.files {
 		fleet.Files = append(fleet.Files, path.Join(fd.rel, name))
 	}
-	fleet.Targets = fleet.Placement.Selects(host)
+	fleet.Targets = fleet.targets(host)
 	c := &converter{project: p, ft: ft, absRoot: absRoot, host: host, fleet: &fleet, r: r}
 	for _, name := range p.ServiceNames() {
 		fleet.Services = append(fleet.Services, c.service(p.Services[name]))

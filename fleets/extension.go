@@ -19,6 +19,7 @@ type xFleetd struct {
 	Prune    *bool             `yaml:"prune,omitempty"`
 	Suspend  *bool             `yaml:"suspend,omitempty"`
 	Notify   *xNotify          `yaml:"notify,omitempty"`
+	Engine   string            `yaml:"engine,omitempty"`
 
 	// Service level.
 	Readiness     *types.Duration `yaml:"readiness,omitempty"`
@@ -32,7 +33,7 @@ type xNotify struct {
 
 // Keys x-fleetd accepts at each level.
 var (
-	fleetExtensionKeys   = []string{"hosts", "labels", "self_heal", "prune", "suspend", "notify"}
+	fleetExtensionKeys   = []string{"hosts", "labels", "self_heal", "prune", "suspend", "notify", "engine"}
 	serviceExtensionKeys = []string{"readiness", "health_timeout", "public_env"}
 	notifyExtensionKeys  = []string{"slack_channel"}
 )

@@ -225,7 +225,7 @@ func (lf *loadedFleet) placedFor(host Host) *loadedFleet {
 	r.problems = slices.Clone(lf.r.problems)
 	out := &loadedFleet{fleet: lf.fleet, r: &r, hostFree: lf.hostFree}
 	out.fleet.Services = slices.Clone(lf.fleet.Services)
-	out.fleet.Targets = out.fleet.Placement.Selects(host)
+	out.fleet.Targets = out.fleet.targets(host)
 	for i := range out.fleet.Services {
 		s := &out.fleet.Services[i]
 		s.Targets = out.fleet.Targets && ConstraintsMatch(s.Constraints, host)
@@ -309,8 +309,11 @@ func loadChecked(ctx context.Context, ft fleetTree, fd fleetDir, host Host, r *r
 	if err == nil {
 		r.fleet = project.Name
 	}
+	engine := fleetEngine(r)
 	for _, p := range unsupportedFindings(findings) {
-		r.atPath(string(p), unsupportedMessage(p))
+		if msg, refused := unsupportedMessage(p, engine); refused {
+			r.atPath(string(p), msg)
+		}
 	}
 	if err != nil {
 		r.composeErr(err)
@@ -329,7 +332,7 @@ func loadChecked(ctx context.Context, ft fleetTree, fd fleetDir, host Host, r *r
 		r.fleetf("", "%s", err)
 		return nil, false
 	}
-	validateProject(project, r)
+	validateProject(project, engine, r)
 	return project, hostFree
 }
 

@@ -18,7 +18,11 @@ type Fleet struct {
 	// Targets reports whether the fleet's x-fleetd placement selects the
 	// host it was loaded for. Services may narrow it further with
 	// deploy.placement.constraints (Service.Targets).
+	//
+	// A swarm fleet (Engine "swarm") never targets a host: it is deployed
+	// once per swarm, its placement translated to Swarm constraints.
 	Targets   bool      `json:"targets"`
+	Engine    string    `json:"engine"` // docker | swarm (x-fleetd engine)
 	Placement Placement `json:"placement"`
 	Policy    Policy    `json:"policy"`
 
@@ -102,7 +106,32 @@ type Service struct {
 	// PublicEnv lists environment keys whose values may be shown in plans
 	// and messages; every other value is redacted.
 	PublicEnv []string `json:"public_env,omitempty"`
+
+	// Swarm holds the deploy attributes only Swarm honours; set for the
+	// services of a swarm fleet only.
+	Swarm *SwarmDeploy `json:"swarm,omitempty"`
 }
+
+// SwarmDeploy is what a swarm fleet's service says about its tasks beyond
+// the container spec: Compose's deploy attributes that only Swarm honours.
+type SwarmDeploy struct {
+	Mode               string            `json:"mode"`                    // replicated | global
+	EndpointMode       string            `json:"endpoint_mode,omitempty"` // vip | dnsrr; empty = Swarm's (vip)
+	Preferences        []string          `json:"preferences,omitempty"`   // spread descriptors, in order
+	MaxReplicasPerNode uint64            `json:"max_replicas_per_node,omitempty"`
+	Labels             map[string]string `json:"labels,omitempty"` // deploy.labels: the service's own
+	// RestartDelay and RestartWindow are deploy.restart_policy's; nil
+	// leaves Swarm's default.
+	RestartDelay    *time.Duration `json:"restart_delay,omitempty"`
+	RestartWindow   *time.Duration `json:"restart_window,omitempty"`
+	ReserveNanoCPUs int64          `json:"reserve_nano_cpus,omitempty"` // deploy.resources.reservations.cpus
+}
+
+// Swarm deploy modes.
+const (
+	ModeReplicated = "replicated"
+	ModeGlobal     = "global"
+)
 
 // Dependency is one depends_on entry.
 type Dependency struct {
@@ -222,6 +251,9 @@ type Port struct {
 	Published string `json:"published,omitempty"` // host port or range; empty = ephemeral
 	HostIP    string `json:"host_ip,omitempty"`
 	Protocol  string `json:"protocol"` // tcp | udp | sctp
+	// Mode is Swarm's publish mode, ingress (the routing mesh) or host;
+	// set for swarm fleets only.
+	Mode string `json:"mode,omitempty"`
 }
 
 // Mount is a volume, bind or tmpfs mount. For a named volume Source is the

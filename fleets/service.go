@@ -34,6 +34,10 @@ func (c *converter) service(s types.ServiceConfig) Service {
 		}
 		svc.PullPolicy = "build"
 	}
+	if c.fleet.Engine == EngineSwarm {
+		svc.Swarm = swarmDeploy(s)
+		swarmPortModes(s.Ports, svc.Spec.Ports)
+	}
 	svc.Targets = c.fleet.Targets && ConstraintsMatch(svc.Constraints, c.host)
 	hash, err := HashSpec(HashVersion, svc.Spec)
 	if err != nil {

@@ -16,6 +16,19 @@ type unsupported struct {
 	message string
 }
 
+// swarmHonours lists the attributes only Swarm honours: refused for docker
+// fleets, taken by swarm fleets (SwarmDeploy).
+var swarmHonours = map[string]bool{
+	"services.*.deploy.mode":                            true,
+	"services.*.deploy.endpoint_mode":                   true,
+	"services.*.deploy.placement.preferences":           true,
+	"services.*.deploy.placement.max_replicas_per_node": true,
+	"services.*.deploy.labels":                          true,
+	"services.*.deploy.restart_policy.delay":            true,
+	"services.*.deploy.restart_policy.window":           true,
+	"services.*.deploy.resources.reservations.cpus":     true,
+}
+
 const notYet = "not supported by fleetd"
 
 var unsupportedAttributes = buildUnsupported()
@@ -44,6 +57,11 @@ func buildUnsupported() []unsupported {
 		{"secrets.*.template_driver", nil, "Swarm-only"},
 		{"configs.*.template_driver", nil, "Swarm-only"},
 		{"services.*.build.dockerfile_inline", nil, "write the Dockerfile into the build context"},
+	}
+	for i := range list {
+		if swarmHonours[list[i].path] {
+			list[i].message += " (or run the fleet on Swarm: x-fleetd engine: swarm)"
+		}
 	}
 	for _, key := range []string{
 		"additional_contexts", "ssh", "secrets", "platforms", "tags", "cache_from", "cache_to",
@@ -157,14 +175,15 @@ func unsupportedFindings(found []loader.UnsupportedAttribute) []tree.Path {
 	return out
 }
 
-// unsupportedMessage returns the message for a finding at path.
-func unsupportedMessage(path tree.Path) string {
+// unsupportedMessage returns the message for a finding at path in a fleet
+// on engine, and false when the engine honours the attribute.
+func unsupportedMessage(path tree.Path, engine string) (string, bool) {
 	for _, u := range unsupportedAttributes {
 		if path.Matches(tree.Path(u.path)) {
-			return u.message
+			return u.message, !(swarmHonours[u.path] && engine == EngineSwarm)
 		}
 	}
-	return notYet
+	return notYet, true
 }
 
 func notReplicated(v any) bool { s, _ := v.(string); return s != "" && s != "replicated" }

@@ -62,7 +62,7 @@ func TestUnsupportedEveryAttribute(t *testing.T) {
 		if !slices.Equal(got, []tree.Path{want}) {
 			t.Errorf("%s: findings %v, want %s", u.path, got, want)
 		}
-		if msg := unsupportedMessage(want); msg != u.message {
+		if msg, _ := unsupportedMessage(want, EngineDocker); msg != u.message {
 			t.Errorf("%s: message %q, want %q", u.path, msg, u.message)
 		}
 	}

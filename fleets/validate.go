@@ -18,17 +18,17 @@ var serviceName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 // validateProject reports every problem of a loaded project that
 // compose-go's own consistency check would report one at a time, and those
 // particular to fleetd.
-func validateProject(p *types.Project, r *report) {
+func validateProject(p *types.Project, engine string, r *report) {
 	if p.Name == "" || loader.NormalizeProjectName(p.Name) != p.Name {
 		r.fleetf("name", "invalid fleet name %q: use lowercase letters, digits, - and _, starting with a letter or digit", p.Name)
 	}
 	for _, name := range p.ServiceNames() {
-		validateService(p, p.Services[name], r)
+		validateService(p, p.Services[name], engine, r)
 	}
 	checkCycles(p, r)
 }
 
-func validateService(p *types.Project, s types.ServiceConfig, r *report) {
+func validateService(p *types.Project, s types.ServiceConfig, engine string, r *report) {
 	if !serviceName.MatchString(s.Name) {
 		r.servicef(s.Name, "", "invalid service name: use letters, digits, ., - and _, starting with a letter or digit")
 	}
@@ -37,8 +37,11 @@ func validateService(p *types.Project, s types.ServiceConfig, r *report) {
 	}
 	checkReferences(p, s, r)
 	checkDependsOn(p, s, r)
-	checkReplicas(s, r)
+	checkReplicas(s, engine, r)
 	checkRestart(s, r)
+	if engine == EngineSwarm {
+		checkSwarmService(s, r)
+	}
 	if s.NetworkMode != "" && len(s.Networks) > 0 {
 		r.servicef(s.Name, "network_mode", "network_mode and networks are mutually exclusive")
 	}
@@ -127,7 +130,7 @@ func checkCycles(p *types.Project, r *report) {
 	}
 }
 
-func checkReplicas(s types.ServiceConfig, r *report) {
+func checkReplicas(s types.ServiceConfig, engine string, r *report) {
 	n := replicas(s)
 	if s.Scale != nil && s.Deploy != nil && s.Deploy.Replicas != nil && *s.Scale != *s.Deploy.Replicas {
 		r.servicef(s.Name, "scale", "scale (%d) and deploy.replicas (%d) disagree", *s.Scale, *s.Deploy.Replicas)
@@ -138,7 +141,7 @@ func checkReplicas(s types.ServiceConfig, r *report) {
 	if s.ContainerName != "" && n > 1 {
 		r.servicef(s.Name, "container_name", "container_name %q with %d replicas: a container name is unique per host; drop container_name or run one replica", s.ContainerName, n)
 	}
-	if n <= 1 {
+	if n <= 1 || engine == EngineSwarm { // Swarm's routing mesh shares a published port
 		return
 	}
 	for i, port := range s.Ports {

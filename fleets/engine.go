@@ -1,0 +1,139 @@
+package fleets
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/types"
+)
+
+// Engines a fleet can run on, chosen by the top-level x-fleetd engine.
+const (
+	// EngineDocker runs the fleet's containers on every host its placement
+	// selects, each host's agent on its own engine (the default).
+	EngineDocker = "docker"
+	// EngineSwarm deploys the fleet once per swarm as Swarm services; its
+	// placement becomes Swarm constraints.
+	EngineSwarm = "swarm"
+)
+
+// fleetEngine is the engine the fleet's compose files ask for: the last
+// x-fleetd engine in file order (later files override earlier ones, as
+// compose merges them), docker when none does. It is read from the files
+// as written, before compose-go runs, because it decides which attributes
+// are refused; so it must be a literal, not interpolated.
+func fleetEngine(r *report) string {
+	engine := EngineDocker
+	for _, f := range r.files {
+		ext, _ := child(f.root, extensionKey)
+		n, _ := child(ext, "engine")
+		if n == nil {
+			continue
+		}
+		switch n.Value {
+		case EngineDocker, EngineSwarm:
+			engine = n.Value
+		default:
+			r.fileErr(f.rel, n.Line, fmt.Errorf("%s.engine: %q is not an engine: write docker or swarm", extensionKey, n.Value))
+		}
+	}
+	return engine
+}
+
+// targets reports whether the agent of host runs the fleet on its own
+// engine: a docker fleet whose placement selects the host. A swarm fleet
+// targets no host; the swarm runs it.
+func (f Fleet) targets(host Host) bool {
+	return f.Engine != EngineSwarm && f.Placement.Selects(host)
+}
+
+// swarmDeploy converts the deploy attributes only Swarm honours.
+func swarmDeploy(s types.ServiceConfig) *SwarmDeploy {
+	d := &SwarmDeploy{Mode: ModeReplicated}
+	if s.Deploy == nil {
+		return d
+	}
+	d.Mode = cmpOr(s.Deploy.Mode, ModeReplicated)
+	d.EndpointMode = s.Deploy.EndpointMode
+	for _, p := range s.Deploy.Placement.Preferences {
+		d.Preferences = append(d.Preferences, p.Spread)
+	}
+	d.MaxReplicasPerNode = s.Deploy.Placement.MaxReplicas
+	d.Labels = mapOrNil(s.Deploy.Labels)
+	if rp := s.Deploy.RestartPolicy; rp != nil {
+		d.RestartDelay = optDuration(rp.Delay)
+		d.RestartWindow = optDuration(rp.Window)
+	}
+	if res := s.Deploy.Resources.Reservations; res != nil {
+		d.ReserveNanoCPUs = nanoCPUs(float32(res.NanoCPUs))
+	}
+	return d
+}
+
+func optDuration(d *types.Duration) *time.Duration {
+	if d == nil {
+		return nil
+	}
+	v := time.Duration(*d)
+	return &v
+}
+
+// swarmPortModes sets each published port's Swarm mode (ingress unless
+// the file says host), matching the converted ports by target, protocol
+// and published port.
+func swarmPortModes(in []types.ServicePortConfig, out []Port) {
+	for i := range out {
+		out[i].Mode = "ingress"
+		for _, p := range in {
+			if p.Target == out[i].Target && cmpOr(p.Protocol, defaultProtocol) == out[i].Protocol &&
+				p.Published == out[i].Published && p.Mode == "host" {
+				out[i].Mode = "host"
+			}
+		}
+	}
+}
+
+// checkSwarmService reports what a swarm fleet's service asks for that a
+// Swarm service cannot do, naming the field: fleetd would otherwise run
+// something other than what the file says.
+func checkSwarmService(s types.ServiceConfig, r *report) {
+	refuse := func(field, why string) { r.servicef(s.Name, field, "a swarm fleet cannot use %s: %s", field, why) }
+	if s.Build != nil {
+		refuse("build", "every node must run the same image: build and push it, then name it in image")
+	}
+	if s.ContainerName != "" {
+		refuse("container_name", "Swarm names each task's container itself")
+	}
+	if s.NetworkMode != "" {
+		refuse("network_mode", "a Swarm service joins networks: use networks (an attachable or host network)")
+	}
+	if s.Privileged {
+		refuse("privileged", "Swarm services cannot run privileged")
+	}
+	if len(s.Devices) > 0 {
+		refuse("devices", "Swarm services cannot map host devices")
+	}
+	if s.ShmSize != 0 {
+		refuse("shm_size", "not in a Swarm container spec: mount a tmpfs at /dev/shm")
+	}
+	if s.CPUShares != 0 {
+		refuse("cpu_shares", "use deploy.resources (cpus limits and reservations)")
+	}
+	if len(s.SecurityOpt) > 0 {
+		refuse("security_opt", "not in a Swarm container spec")
+	}
+	for i, p := range s.Ports {
+		if p.HostIP != "" {
+			refuse(fmt.Sprintf("ports.%d.host_ip", i), "Swarm publishes on every address of a node")
+		}
+	}
+	for _, dep := range sortedKeys(s.DependsOn) {
+		if c := s.DependsOn[dep].Condition; c != "" && c != ConditionStarted {
+			refuse("depends_on."+dep+".condition", "Swarm starts services independently and cannot wait for "+c)
+		}
+	}
+	if s.Deploy != nil && s.Deploy.Mode != "" && !slices.Contains([]string{ModeReplicated, ModeGlobal}, s.Deploy.Mode) {
+		refuse("deploy.mode", "fleetd deploys replicated or global services")
+	}
+}

@@ -35,9 +35,6 @@ type endpoint struct {
 	Settings *network.EndpointSettings
 }
 
-// repoPrefix marks a bind source relative to the repository checkout.
-const repoPrefix = "repo:"
-
 // convert translates an instance into Docker create options for the
 // negotiated API version. It is pure: it reads no file and calls no API.
 func convert(inst fleets.Instance, apiVersion string) (createConfig, error) {
@@ -251,7 +248,7 @@ func addMounts(host *container.HostConfig, mounts []fleets.Mount, repoDir string
 }
 
 func bindSource(src, repoDir string) (string, error) {
-	rel, ok := strings.CutPrefix(src, repoPrefix)
+	rel, ok := strings.CutPrefix(src, fleets.RepoBindPrefix)
 	if !ok {
 		return src, nil
 	}

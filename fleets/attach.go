@@ -94,6 +94,10 @@ func (c *converter) volumeName(key string) string {
 	return c.project.Name + "_" + key
 }
 
+// RepoBindPrefix starts a bind source that is a path in the repository,
+// relative to it (Mount.Source).
+const RepoBindPrefix = "repo:"
+
 // bindSource maps a bind's host path. A path in the fleet's tree becomes
 // "repo:<path relative to the repository>" so that the spec does not depend
 // on where the revision is checked out; a path elsewhere in the repository
@@ -108,7 +112,7 @@ func (c *converter) bindSource(service string, i int, src string) string {
 			return src
 		}
 		rel, _ := filepath.Rel(c.absRoot, abs)
-		return "repo:" + filepath.ToSlash(rel)
+		return RepoBindPrefix + filepath.ToSlash(rel)
 	}
 	return src
 }

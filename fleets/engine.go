@@ -3,6 +3,8 @@ package fleets
 import (
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
@@ -51,6 +53,7 @@ func (f Fleet) targets(host Host) bool {
 // swarmDeploy converts the deploy attributes only Swarm honours.
 func swarmDeploy(s types.ServiceConfig) *SwarmDeploy {
 	d := &SwarmDeploy{Mode: ModeReplicated}
+	d.Restart, d.RestartMaxAttempts = swarmRestart(s)
 	if s.Deploy == nil {
 		return d
 	}
@@ -69,6 +72,26 @@ func swarmDeploy(s types.ServiceConfig) *SwarmDeploy {
 		d.ReserveNanoCPUs = nanoCPUs(float32(res.NanoCPUs))
 	}
 	return d
+}
+
+// swarmRestart is the task restart condition and attempts, as docker stack
+// deploy reads them.
+func swarmRestart(s types.ServiceConfig) (string, *uint64) {
+	if s.Deploy != nil && s.Deploy.RestartPolicy != nil {
+		rp := s.Deploy.RestartPolicy
+		return cmpOr(rp.Condition, "any"), rp.MaxAttempts
+	}
+	policy, count, _ := strings.Cut(s.Restart, ":")
+	switch policy {
+	case "no":
+		return "none", nil
+	case "on-failure":
+		if n, err := strconv.ParseUint(count, 10, 64); err == nil {
+			return "on-failure", &n
+		}
+		return "on-failure", nil
+	}
+	return "any", nil // always, unless-stopped, or nothing said
 }
 
 func optDuration(d *types.Duration) *time.Duration {
@@ -90,6 +113,17 @@ func swarmPortModes(in []types.ServicePortConfig, out []Port) {
 				p.Published == out[i].Published && p.Mode == "host" {
 				out[i].Mode = "host"
 			}
+		}
+	}
+}
+
+// checkSwarmMounts refuses a bind of a path in the repository in a swarm
+// fleet: the checkout is on the agent's host, not on the node a task runs
+// on. A bind of a host path binds that path on whichever node runs the task.
+func checkSwarmMounts(service string, mounts []Mount, r *report) {
+	for _, m := range mounts {
+		if m.Type == "bind" && strings.HasPrefix(m.Source, RepoBindPrefix) {
+			r.servicef(service, "volumes", "a swarm fleet cannot bind %s from the repository into %s: its tasks run on other nodes; use a config or an image", strings.TrimPrefix(m.Source, RepoBindPrefix), m.Target)
 		}
 	}
 }

@@ -120,6 +120,11 @@ type SwarmDeploy struct {
 	Preferences        []string          `json:"preferences,omitempty"`   // spread descriptors, in order
 	MaxReplicasPerNode uint64            `json:"max_replicas_per_node,omitempty"`
 	Labels             map[string]string `json:"labels,omitempty"` // deploy.labels: the service's own
+	// Restart is the task restart condition: deploy.restart_policy's,
+	// else restart: translated (no → none, always and unless-stopped →
+	// any, on-failure[:N] → on-failure), else Swarm's default, any.
+	Restart            string  `json:"restart"`
+	RestartMaxAttempts *uint64 `json:"restart_max_attempts,omitempty"`
 	// RestartDelay and RestartWindow are deploy.restart_policy's; nil
 	// leaves Swarm's default.
 	RestartDelay    *time.Duration `json:"restart_delay,omitempty"`

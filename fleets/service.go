@@ -37,6 +37,7 @@ func (c *converter) service(s types.ServiceConfig) Service {
 	if c.fleet.Engine == EngineSwarm {
 		svc.Swarm = swarmDeploy(s)
 		swarmPortModes(s.Ports, svc.Spec.Ports)
+		checkSwarmMounts(s.Name, svc.Spec.Mounts, c.r)
 	}
 	svc.Targets = c.fleet.Targets && ConstraintsMatch(svc.Constraints, c.host)
 	hash, err := HashSpec(HashVersion, svc.Spec)

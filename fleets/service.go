@@ -3,6 +3,7 @@ package fleets
 import (
 	"math"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
@@ -205,8 +206,15 @@ func resources(s types.ServiceConfig) Resources {
 	return r
 }
 
+// nanoCPUs converts compose-go's float32 cpus as the docker CLI reads
+// --cpus: by its shortest decimal spelling, so 0.1 is 100000000 and not
+// the float32's 100000001.
 func nanoCPUs(cpus float32) int64 {
-	return int64(math.Round(float64(cpus) * 1e9))
+	exact, err := strconv.ParseFloat(strconv.FormatFloat(float64(cpus), 'f', -1, 32), 64)
+	if err != nil {
+		exact = float64(cpus)
+	}
+	return int64(math.Round(exact * 1e9))
 }
 
 func devices(ds []types.DeviceMapping) []string {

@@ -21,6 +21,10 @@ import (
 // waits for a change (a conflict, a missing image, a taken port).
 func classified(err *error) { *err = classify(*err) }
 
+// Classify types an error of a Docker API call, as every method of this
+// package does, for adapters of the same engine (engine/swarm).
+func Classify(err error) error { return classify(err) }
+
 // classify types err; an error it cannot place is returned as it is (the
 // agent retries those, to be safe).
 func classify(err error) error {
@@ -38,6 +42,8 @@ func classify(err error) error {
 		return fault.New(fault.Permanent, fault.NotManaged, "", err)
 	case errors.Is(err, ErrNotFound):
 		return fault.New(fault.Permanent, fault.NotFound, "", err)
+	case strings.Contains(err.Error(), "update out of sequence"):
+		return fault.New(fault.Retryable, fault.VersionConflict, "", err)
 	case portTaken(err.Error()) != "":
 		return fault.New(fault.Permanent, fault.PortAllocated, portTaken(err.Error()), err)
 	case errors.Is(err, ErrWaitTimeout), errors.Is(err, context.DeadlineExceeded):

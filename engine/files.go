@@ -28,7 +28,7 @@ type file struct {
 func readFiles(spec fleets.Spec) ([]file, error) {
 	var out []file
 	for _, ref := range slices.Concat(spec.Secrets, spec.Configs) {
-		data, err := fileContents(ref)
+		data, err := FileContents(ref)
 		if err != nil {
 			return nil, err
 		}
@@ -41,10 +41,10 @@ func readFiles(spec fleets.Spec) ([]file, error) {
 	return out, nil
 }
 
-// fileContents reads a secret or config from its source file, or takes
+// FileContents reads a secret or config from its source file, or takes
 // the contents the spec carries (secrets from environment:, configs from
 // content:). A rollback to a spec whose file has changed since has neither.
-func fileContents(ref fleets.FileRef) ([]byte, error) {
+func FileContents(ref fleets.FileRef) ([]byte, error) {
 	switch {
 	case ref.Source != "":
 		data, err := os.ReadFile(ref.Source)

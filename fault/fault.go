@@ -47,8 +47,9 @@ const (
 	Timeout           Reason = "Timeout"
 	EngineError       Reason = "EngineError" // the engine answered 5xx
 	PullFailed        Reason = "PullFailed"
-	Unhealthy         Reason = "Unhealthy" // exited or unhealthy before it was up
-	Failed            Reason = "Failed"    // unclassified: retried, to be safe
+	Unhealthy         Reason = "Unhealthy"       // exited or unhealthy before it was up
+	Failed            Reason = "Failed"          // unclassified: retried, to be safe
+	VersionConflict   Reason = "VersionConflict" // a swarm object changed since it was read: observe again
 
 	// Permanent.
 	Conflict      Reason = "Conflict" // an unmanaged object holds the name

@@ -34,15 +34,33 @@ type Engine struct {
 	dir    string
 	cmd    *exec.Cmd
 	exited chan struct{}
+	link   link
+	// Addr is the engine's address on the machine's routed test network
+	// (10.231.0.0/16), for engines started WithLink; empty otherwise.
+	Addr string
 }
+
+// EngineOption configures StartEngine.
+type EngineOption func(*engineOptions)
+
+type engineOptions struct{ link bool }
+
+// WithLink connects the engine to the root namespace with an address of
+// its own (Engine.Addr), routed to every other linked engine: hosts on one
+// LAN, as a swarm needs. Without it the engine has loopback only.
+func WithLink() EngineOption { return func(o *engineOptions) { o.link = true } }
 
 var engineSeq atomic.Int32
 
 // StartEngine starts an engine and waits until it answers; it is stopped
 // and everything it left (namespace, mounts, shims, files) removed when
 // the test ends.
-func StartEngine(t testing.TB) *Engine {
+func StartEngine(t testing.TB, opts ...EngineOption) *Engine {
 	t.Helper()
+	var o engineOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	for _, tool := range []string{"ip", "nsenter", "unshare", "dockerd"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("dockertest: an extra engine needs %s: %v", tool, err)
@@ -67,6 +85,13 @@ func StartEngine(t testing.TB) *Engine {
 	t.Cleanup(e.remove)
 	if out, err := exec.Command("ip", "netns", "exec", e.Name, "ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
 		t.Fatalf("dockertest: loopback in %s: %v: %s", e.Name, err, out)
+	}
+	if o.link {
+		l, err := addLink(e.Name)
+		if err != nil {
+			t.Fatalf("dockertest: link %s: %v", e.Name, err)
+		}
+		e.link, e.Addr = l, l.addr
 	}
 	e.Start()
 	return e
@@ -224,6 +249,9 @@ func (e *Engine) remove() {
 		for i := len(under) - 1; i >= 0; i-- {
 			_ = syscall.Unmount(under[i], syscall.MNT_DETACH)
 		}
+	}
+	if e.link.rootIf != "" {
+		_ = exec.Command("ip", "link", "del", e.link.rootIf).Run() // gone with the namespace, normally
 	}
 	if out, err := exec.Command("ip", "netns", "del", e.Name).CombinedOutput(); err != nil {
 		e.t.Errorf("dockertest: ip netns del %s: %v: %s", e.Name, err, out)

@@ -16,7 +16,13 @@ import (
 //   - RetryPeriod: how often every agent tries to acquire or renew (2 s).
 //
 // RenewDeadline < Duration is what keeps two agents from acting at once: the
-// holder stops before any other agent may take over.
+// holder stops before any other agent may take over. A candidate counts
+// Duration from the earliest moment the lease can have changed (see
+// Observe), not from when it saw the change, so that a killed holder is
+// replaced within Duration; that is safe while a read takes at most
+// RetryPeriod (Campaign bounds it) and Duration - RenewDeadline ≥ 2
+// RetryPeriods, which Validate checks; what is left of that margin covers
+// the agents' clocks running at slightly different rates.
 type LeaseParams struct {
 	Duration      time.Duration
 	RenewDeadline time.Duration
@@ -33,8 +39,8 @@ func (p LeaseParams) Validate() error {
 		return fmt.Errorf("lease: retry period %s must be positive", p.RetryPeriod)
 	case p.RenewDeadline <= p.RetryPeriod:
 		return fmt.Errorf("lease: renew deadline %s must be longer than the retry period %s", p.RenewDeadline, p.RetryPeriod)
-	case p.Duration <= p.RenewDeadline:
-		return fmt.Errorf("lease: duration %s must be longer than the renew deadline %s", p.Duration, p.RenewDeadline)
+	case p.Duration-p.RenewDeadline < 2*p.RetryPeriod:
+		return fmt.Errorf("lease: duration %s must exceed the renew deadline %s by two retry periods (%s)", p.Duration, p.RenewDeadline, 2*p.RetryPeriod)
 	}
 	return nil
 }
@@ -59,21 +65,29 @@ func (r LeaseRecord) same(o LeaseRecord) bool {
 }
 
 // Elector is one agent's view of the election: the last lease it read and
-// when, by its own clock, that lease last changed; and when it last renewed
-// successfully, measured from before it sent the write.
+// since when, by its own clock, that lease may have been as it is; and when
+// it last renewed successfully, measured from before it sent the write.
 type Elector struct {
 	ID        string
 	Observed  LeaseRecord
-	ChangedAt time.Time // local time the observed lease was first seen as it is
+	ChangedAt time.Time // local time from which the observed lease may have been as it is
+	ReadAt    time.Time // local time the last successful read started
 	RenewedAt time.Time // local time before the last successful write of ours; zero if none
 }
 
-// Observe records a read of the lease at now.
-func (e Elector) Observe(r LeaseRecord, now time.Time) Elector {
-	if !e.Observed.same(r) || e.ChangedAt.IsZero() {
-		e.ChangedAt = now
+// Observe records a read of the lease that started at readStart. A lease
+// that changed since the previous read (or is read for the first time)
+// changed after that read started, and at the earliest one RetryPeriod
+// before this one started: the holder sent it less than RetryPeriod before
+// this read was served, which was less than RetryPeriod after it started.
+func (e Elector) Observe(r LeaseRecord, readStart time.Time, p LeaseParams) Elector {
+	if e.ReadAt.IsZero() || !e.Observed.same(r) {
+		e.ChangedAt = readStart.Add(-p.RetryPeriod)
+		if e.ReadAt.After(e.ChangedAt) {
+			e.ChangedAt = e.ReadAt
+		}
 	}
-	e.Observed = r
+	e.Observed, e.ReadAt = r, readStart
 	return e
 }
 
@@ -104,10 +118,9 @@ func (e Elector) Try(now time.Time, p LeaseParams) (want LeaseRecord, ok bool) {
 }
 
 // Wrote records a successful write of want, sent at sentAt.
-func (e Elector) Wrote(want LeaseRecord, sentAt, now time.Time, newVersion uint64) Elector {
+func (e Elector) Wrote(want LeaseRecord, sentAt time.Time, newVersion uint64) Elector {
 	want.Version = newVersion
-	e = e.Observe(want, now)
-	e.RenewedAt = sentAt
+	e.Observed, e.ChangedAt, e.RenewedAt = want, sentAt, sentAt
 	return e
 }
 

@@ -1,0 +1,454 @@
+package swarm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/filters"
+	dswarm "github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/client"
+
+	"github.com/fleetd/fleetd/engine/dockertest"
+	"github.com/fleetd/fleetd/fault"
+	"github.com/fleetd/fleetd/fleets"
+)
+
+// bed is a three-manager swarm with the test image on every node, and a
+// swarm fleet in a repository of the test's own.
+type bed struct {
+	t     *testing.T
+	swarm *dockertest.Swarm
+	cli   *client.Client // manager 1
+	d     *Docker
+	repo  string
+	image string
+	fleet string
+}
+
+func newBed(t *testing.T) *bed {
+	t.Helper()
+	cli := dockertest.Client(t)
+	image, _ := dockertest.TestImage(t, cli, "sw1")
+	s := dockertest.StartSwarm(t, 3, time.Second)
+	s.LoadImage(t, cli, image)
+	b := &bed{t: t, swarm: s, image: image, repo: t.TempDir(), fleet: dockertest.Name(t, "shop")}
+	b.cli = s.Engines[0].Client(t)
+	b.d = New(b.cli, "it")
+	return b
+}
+
+// write writes the fleet's compose file, with its secret's contents.
+func (b *bed) write(replicas int, secret string) {
+	b.t.Helper()
+	dir := filepath.Join(b.repo, b.fleet)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.t.Fatal(err)
+	}
+	compose := fmt.Sprintf(`x-fleetd: {engine: swarm}
+services:
+  web:
+    image: %s
+    environment: {VERSION: one}
+    networks: [front]
+    secrets: [token]
+    configs: [{source: settings, target: /etc/settings.json}]
+    deploy:
+      replicas: %d
+      update_config: {parallelism: 1, order: start-first, failure_action: rollback, monitor: 2s}
+      restart_policy: {condition: any, delay: 0s}
+networks:
+  front: {}
+secrets:
+  token: {file: ./token}
+configs:
+  settings: {content: '{"debug": true}'}
+`, b.image, replicas)
+	for name, data := range map[string]string{"compose.yaml": compose, "token": secret} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
+			b.t.Fatal(err)
+		}
+	}
+}
+
+func (b *bed) stack() Stack {
+	b.t.Helper()
+	list, err := fleets.Load(b.t.Context(), b.repo, fleets.Host{Name: "agent"})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	nodes, err := b.d.Nodes(b.t.Context())
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	st, err := Translate(Input{Fleet: list[0], Instance: "it", Nodes: nodes})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return st
+}
+
+// converge plans and executes until nothing is left to do, and returns
+// the plans it ran.
+func (b *bed) converge(st Stack) []Plan {
+	b.t.Helper()
+	var plans []Plan
+	for range 3 {
+		obs, err := b.d.Observe(b.t.Context(), st.Namespace)
+		if err != nil {
+			b.t.Fatal(err)
+		}
+		plan := PlanStack(st, obs, Policy{SelfHeal: true, Prune: true})
+		if len(plan.Blocked) > 0 {
+			b.t.Fatalf("blocked: %v", plan.Blocked)
+		}
+		if len(plan.Actions) == 0 {
+			return plans
+		}
+		plans = append(plans, plan)
+		if err := b.d.Execute(b.t.Context(), plan, func() bool { return true }); err != nil {
+			b.t.Fatal(err)
+		}
+		for _, s := range st.Services {
+			o, err := b.d.WaitRollout(b.t.Context(), s.Name, 2*time.Minute)
+			if err != nil || o.Failed() {
+				b.t.Fatalf("rollout of %s: %+v, %v", s.Name, o, err)
+			}
+		}
+	}
+	b.t.Fatalf("not converged after 3 passes: %v", plans)
+	return nil
+}
+
+// running returns the nodes of the service's running tasks.
+func (b *bed) running(cli *client.Client, service string) []string {
+	b.t.Helper()
+	tasks, err := cli.TaskList(b.t.Context(), dswarm.TaskListOptions{Filters: filters.NewArgs(
+		filters.Arg("service", service), filters.Arg("desired-state", "running"))})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	var out []string
+	for _, t := range tasks {
+		if t.Status.State == dswarm.TaskStateRunning {
+			out = append(out, t.NodeID)
+		}
+	}
+	return out
+}
+
+func ops(plans []Plan) string {
+	var out []string
+	for _, p := range plans {
+		for _, a := range p.Actions {
+			out = append(out, a.Op+" "+a.Name)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestSwarmConverge runs a swarm fleet on three engines: deploy, a clean
+// diff right after, out-of-band scaling detected (field named) and undone,
+// a stale version refused, a rotated secret replacing the old one, and a
+// lost node's task rescheduled on the others.
+func TestSwarmConverge(t *testing.T) {
+	b := newBed(t)
+	b.write(3, "first-token")
+	st := b.stack()
+	web := st.Services[0].Name
+
+	start := time.Now()
+	plans := b.converge(st)
+	deployed := time.Since(start)
+	want := strings.Join([]string{
+		"create-network " + b.fleet + "_front",
+		"create-secret " + st.Secrets[0].Name,
+		"create-config " + st.Configs[0].Name,
+		"create-service " + web,
+	}, "\n")
+	if got := ops(plans); got != want {
+		t.Fatalf("first deploy ran:\n%s\nwant:\n%s", got, want)
+	}
+	nodes := b.running(b.cli, web)
+	spread := map[string]bool{}
+	for _, n := range nodes {
+		spread[n] = true
+	}
+	if len(nodes) != 3 || len(spread) != 3 {
+		t.Fatalf("running tasks on nodes %v: want 3 on 3 nodes", nodes)
+	}
+	t.Logf("deploy to converged (3 replicas on 3 nodes, healthy): %s", deployed.Round(time.Millisecond))
+
+	obs, err := b.d.Observe(t.Context(), st.Namespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if items := Diff(st, obs); len(items) > 0 {
+		t.Fatalf("drift right after the deploy: %v", items)
+	}
+
+	// docker service scale, by hand.
+	svc, _, err := b.cli.ServiceInspectWithRaw(t.Context(), web, dswarm.ServiceInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := uint64(1)
+	spec := svc.Spec
+	spec.Mode.Replicated.Replicas = &one
+	if _, err := b.cli.ServiceUpdate(t.Context(), svc.ID, svc.Version, spec, dswarm.ServiceUpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	obs, err = b.d.Observe(t.Context(), st.Namespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := Diff(st, obs)
+	if len(items) == 0 || items[0].Kind != KindModified || len(items[0].Fields) != 1 || items[0].Fields[0].Path != "mode" {
+		t.Fatalf("out-of-band scale: drift %v, want one modified field, mode", items)
+	}
+	t.Logf("drift after docker service scale: %s", items[0])
+	if p := PlanStack(st, obs, Policy{SelfHeal: false}); len(p.Actions) != 0 || len(p.Reported) == 0 {
+		t.Errorf("self_heal off: %+v, want the drift reported and no action", p)
+	}
+
+	// A stale version is refused, never overwritten.
+	stale := PlanStack(st, obs, Policy{SelfHeal: true})
+	svc, _, _ = b.cli.ServiceInspectWithRaw(t.Context(), web, dswarm.ServiceInspectOptions{})
+	spec = svc.Spec
+	spec.Labels["touched"] = "by hand"
+	if _, err := b.cli.ServiceUpdate(t.Context(), svc.ID, svc.Version, spec, dswarm.ServiceUpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err = b.d.Execute(t.Context(), stale, func() bool { return true })
+	if f := fault.Of(err); f == nil || f.Reason != fault.VersionConflict || f.Class != fault.Retryable {
+		t.Fatalf("update with a stale version: %v, want a retryable VersionConflict", err)
+	}
+	plans = b.converge(st)
+	if got := ops(plans); got != "update-service "+web {
+		t.Fatalf("heal ran %q", got)
+	}
+	if n := len(b.running(b.cli, web)); n != 3 {
+		t.Fatalf("%d running after the heal, want 3", n)
+	}
+
+	// A rotated secret: a new secret, the service moved to it, the old removed.
+	old := st.Secrets[0].Name
+	b.write(3, "second-token")
+	st = b.stack()
+	plans = b.converge(st)
+	want = strings.Join([]string{"create-secret " + st.Secrets[0].Name, "update-service " + web, "remove-secret " + old}, "\n")
+	if got := ops(plans); got != want {
+		t.Fatalf("secret rotation ran:\n%s\nwant:\n%s", got, want)
+	}
+
+	// A lost node: its task runs elsewhere.
+	lost := b.swarm.Engines[2]
+	killed := time.Now()
+	lost.Kill()
+	deadline := killed.Add(90 * time.Second)
+	var back time.Duration
+	for time.Now().Before(deadline) {
+		nodes := b.running(b.cli, web)
+		if len(nodes) == 3 && !strings.Contains(strings.Join(nodes, " "), nodeID(t, b.cli, lost.Name)) {
+			back = time.Since(killed)
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if back == 0 {
+		t.Fatalf("replicas not back to 3 on the other nodes 90 s after a node's engine was killed: %v", b.running(b.cli, web))
+	}
+	t.Logf("node engine killed → 3 replicas running on the others: %s (dispatcher heartbeat 1 s)", back.Round(time.Millisecond))
+}
+
+func nodeID(t *testing.T, cli *client.Client, hostname string) string {
+	t.Helper()
+	nodes, err := cli.NodeList(t.Context(), dswarm.NodeListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		if n.Description.Hostname == hostname {
+			return n.ID
+		}
+	}
+	t.Fatalf("no node %s", hostname)
+	return ""
+}
+
+// killable is a lease backend whose agent can be killed: from then on it
+// makes no call, as a SIGKILLed process would (no release).
+type killable struct {
+	LeaseBackend
+	dead atomic.Bool
+}
+
+var errDead = errors.New("agent killed")
+
+func (k *killable) Read(ctx context.Context) (LeaseRecord, error) {
+	if k.dead.Load() {
+		return LeaseRecord{}, errDead
+	}
+	return k.LeaseBackend.Read(ctx)
+}
+
+func (k *killable) Write(ctx context.Context, r LeaseRecord) (uint64, error) {
+	if k.dead.Load() {
+		return 0, errDead
+	}
+	return k.LeaseBackend.Write(ctx, r)
+}
+
+// call is one mutating Docker API call of an agent, as its request log
+// would show it.
+type call struct {
+	agent      string
+	start, end time.Time
+}
+
+// TestSwarmLeaseFailover runs one agent per manager, each campaigning for
+// the lease in the swarm and, while Leading says so, making a mutating
+// call (a service label update through its own manager) every 100 ms.
+// Exactly one agent acts; when it is killed (no release) another acts
+// within the lease duration; the mutating calls of two agents never
+// overlap in time.
+func TestSwarmLeaseFailover(t *testing.T) {
+	s := dockertest.StartSwarm(t, 3, time.Second)
+	p := LeaseParams{Duration: 6 * time.Second, RenewDeadline: 4 * time.Second, RetryPeriod: 500 * time.Millisecond}
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	probe := dockertest.Name(t, "lease-probe")
+	img, _ := dockertest.TestImage(t, dockertest.Client(t), "sw1")
+	zero := uint64(0)
+	if _, err := s.Engines[0].Client(t).ServiceCreate(t.Context(), dswarm.ServiceSpec{
+		Annotations:  dswarm.Annotations{Name: probe},
+		TaskTemplate: dswarm.TaskSpec{ContainerSpec: &dswarm.ContainerSpec{Image: img}},
+		Mode:         dswarm.ServiceMode{Replicated: &dswarm.ReplicatedService{Replicas: &zero}},
+	}, dswarm.ServiceCreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	var mu sync.Mutex
+	var calls []call
+	type agent struct {
+		id    string
+		c     *Campaign
+		store *killable
+		stop  context.CancelFunc
+		done  sync.WaitGroup
+	}
+	var agents []*agent
+	for i, e := range s.Engines {
+		a := &agent{id: fmt.Sprintf("agent%d", i+1)}
+		ecli := e.Client(t)
+		a.store = &killable{LeaseBackend: New(ecli, "lease-it").Lease()}
+		a.c = NewCampaign(a.store, a.id, p, time.Now)
+		ctx, cancel := context.WithCancel(context.Background())
+		a.stop = cancel
+		t.Cleanup(cancel)
+		a.done.Add(2)
+		go func() { defer a.done.Done(); a.c.Run(ctx) }()
+		go func() {
+			defer a.done.Done()
+			for ctx.Err() == nil {
+				time.Sleep(100 * time.Millisecond)
+				if a.store.dead.Load() || !a.c.Leading() {
+					continue
+				}
+				c := call{agent: a.id, start: time.Now()}
+				svc, _, err := ecli.ServiceInspectWithRaw(ctx, probe, dswarm.ServiceInspectOptions{})
+				if err == nil {
+					svc.Spec.Labels = map[string]string{"writer": a.id}
+					_, err = ecli.ServiceUpdate(ctx, svc.ID, svc.Version, svc.Spec, dswarm.ServiceUpdateOptions{})
+				}
+				c.end = time.Now()
+				if err == nil {
+					mu.Lock()
+					calls = append(calls, c)
+					mu.Unlock()
+				}
+			}
+		}()
+		agents = append(agents, a)
+	}
+	leaders := func() []*agent {
+		var out []*agent
+		for _, a := range agents {
+			if !a.store.dead.Load() && a.c.Leading() {
+				out = append(out, a)
+			}
+		}
+		return out
+	}
+	waitLeader := func(within time.Duration) (*agent, time.Duration) {
+		start := time.Now()
+		for time.Since(start) < within {
+			if l := leaders(); len(l) == 1 {
+				return l[0], time.Since(start)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatalf("no single leader within %s", within)
+		return nil, 0
+	}
+	first, _ := waitLeader(30 * time.Second)
+	time.Sleep(3 * time.Second) // it renews and acts for a while
+	if l := leaders(); len(l) != 1 || l[0] != first {
+		t.Fatalf("leaders %v, want %s alone", l, first.id)
+	}
+	first.store.dead.Store(true) // SIGKILL: no release, no further call
+	next, took := waitLeader(3 * p.Duration)
+	if next == first {
+		t.Fatal("the killed agent still leads")
+	}
+	t.Logf("active agent killed → %s acts after %s (lease duration %s, renew deadline %s, retry %s)",
+		next.id, took.Round(time.Millisecond), p.Duration, p.RenewDeadline, p.RetryPeriod)
+	if took > p.Duration+p.RetryPeriod {
+		t.Errorf("takeover took %s, more than the lease duration %s + one retry period", took, p.Duration)
+	}
+	time.Sleep(2 * time.Second)
+	for _, a := range agents {
+		a.stop()
+		a.done.Wait()
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	slices.SortFunc(calls, func(a, b call) int { return a.start.Compare(b.start) })
+	by := map[string]int{}
+	for i, c := range calls {
+		by[c.agent]++
+		for _, d := range calls[:i] {
+			if d.agent != c.agent && c.start.Before(d.end) {
+				t.Errorf("mutating calls overlap: %s %s–%s and %s %s–%s", d.agent, d.start.Format("15:04:05.000"), d.end.Format("15:04:05.000"),
+					c.agent, c.start.Format("15:04:05.000"), c.end.Format("15:04:05.000"))
+			}
+		}
+	}
+	if by[first.id] == 0 || by[next.id] == 0 || len(by) != 2 {
+		t.Errorf("mutating calls per agent %v: want some by %s, then some by %s, none by others", by, first.id, next.id)
+	}
+	t.Logf("mutating calls: %v; gap between the last of %s and the first of %s: %s", by, first.id, next.id, gap(calls, first.id, next.id))
+}
+
+func gap(calls []call, a, b string) time.Duration {
+	var lastA, firstB time.Time
+	for _, c := range calls {
+		if c.agent == a && c.end.After(lastA) {
+			lastA = c.end
+		}
+		if c.agent == b && firstB.IsZero() {
+			firstB = c.start
+		}
+	}
+	return firstB.Sub(lastA).Round(time.Millisecond)
+}

@@ -130,18 +130,18 @@ func TestLeaseNeverTwoLeaders(t *testing.T) {
 		rng := rand.New(rand.NewPCG(seed, 0x1ea5e))
 		st := &store{rec: LeaseRecord{Version: 1}}
 		type agent struct {
-			e          Elector
-			next       time.Time
-			downTill   time.Time // crashed
-			cutTill    time.Time // cannot reach the store
-			inflight   *LeaseRecord
-			landAt     time.Time // a write in flight lands then
-			sentAt     time.Time
-			reading    bool      // a read is in flight
-			readStart  time.Time // real time it started (the step's start)
-			serveAt    time.Time // when the store serves it
-			upSince    time.Time // up and reaching the store since
-			rate       float64   // its clock's rate: every agent decides by its own clock
+			e         Elector
+			next      time.Time
+			downTill  time.Time // crashed
+			cutTill   time.Time // cannot reach the store
+			inflight  *LeaseRecord
+			landAt    time.Time // a write in flight lands then
+			sentAt    time.Time
+			reading   bool      // a read is in flight
+			readStart time.Time // real time it started (the step's start)
+			serveAt   time.Time // when the store serves it
+			upSince   time.Time // up and reaching the store since
+			rate      float64   // its clock's rate: every agent decides by its own clock
 		}
 		agents := make([]*agent, 3)
 		for i := range agents {

@@ -8,6 +8,9 @@ import (
 	"strings"
 
 	"github.com/docker/docker/api/types/swarm"
+
+	"github.com/fleetd/fleetd/drift"
+	"github.com/fleetd/fleetd/fleets"
 )
 
 // Observed is what the swarm runs of one fleet, and every object that
@@ -47,88 +50,60 @@ type ObservedService struct {
 	Failing []string
 }
 
-// Kinds of swarm drift.
+// Kinds of swarm objects in drift items (drift.Item.Object).
 const (
-	KindMissing    = "missing"     // a service, network, secret or config of the fleet does not exist
-	KindChanged    = "changed"     // the fleet's spec changed in Git
-	KindModified   = "modified"    // the service was changed out of band (docker service update/scale)
-	KindTasks      = "tasks"       // fewer tasks run than desired
-	KindExtra      = "extra"       // an owned object of the fleet that Git no longer has
-	KindConflict   = "conflict"    // an object of the fleet's name that fleetd does not own
-	KindRollingOut = "rolling-out" // Swarm's updater is at work
+	ObjService = "service"
+	ObjNetwork = "network"
+	ObjSecret  = "secret"
+	ObjConfig  = "config"
 )
 
-// Item is one difference, naming the object and the fields.
-type Item struct {
-	Kind   string  `json:"kind"`
-	Object string  `json:"object"` // "service shop_api", "secret shop_token_…"
-	Fields []Field `json:"fields,omitempty"`
-	Detail string  `json:"detail,omitempty"`
-}
-
-// Field is one spec field, wanted vs actual.
-type Field struct {
-	Path   string `json:"path"`
-	Wanted string `json:"wanted"`
-	Actual string `json:"actual"`
-}
-
-func (i Item) String() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %s", i.Object, i.Kind)
-	if i.Detail != "" {
-		b.WriteString(": " + i.Detail)
-	}
-	for _, f := range i.Fields {
-		fmt.Fprintf(&b, "\n  %s: want %s, have %s", f.Path, f.Wanted, f.Actual)
-	}
-	return b.String()
-}
-
-// Diff compares a translated stack with what the swarm runs. It is pure.
-func Diff(want Stack, obs Observed) []Item {
-	var out []Item
+// Diff compares a translated stack with what the swarm runs, in drift's
+// terms: Container is the object's name, Object its kind. It is pure.
+func Diff(want Stack, obs Observed) []drift.Item {
+	var out []drift.Item
+	fleet := want.Namespace
 	for _, n := range want.Networks {
-		out = append(out, objectItem("network", n.Name, obs.Networks)...)
+		out = append(out, objectItem(fleet, ObjNetwork, n.Name, obs.Networks)...)
 	}
 	for _, f := range want.Secrets {
-		out = append(out, objectItem("secret", f.Name, obs.Secrets)...)
+		out = append(out, objectItem(fleet, ObjSecret, f.Name, obs.Secrets)...)
 	}
 	for _, f := range want.Configs {
-		out = append(out, objectItem("config", f.Name, obs.Configs)...)
+		out = append(out, objectItem(fleet, ObjConfig, f.Name, obs.Configs)...)
 	}
 	wanted := map[string]bool{}
 	for _, s := range want.Services {
 		wanted[s.Name] = true
-		out = append(out, serviceItems(s, obs)...)
+		out = append(out, serviceItems(fleet, s, obs)...)
 	}
 	for _, name := range slices.Sorted(maps.Keys(obs.Services)) {
-		if s := obs.Services[name]; s.Owned && s.Fleet == want.Namespace && !wanted[name] {
-			out = append(out, Item{Kind: KindExtra, Object: "service " + name})
+		if s := obs.Services[name]; s.Owned && s.Fleet == fleet && !wanted[name] {
+			out = append(out, drift.Item{Fleet: fleet, Service: s.Spec.Labels[fleets.LabelService], Kind: drift.Orphan, Object: ObjService, Container: name})
 		}
 	}
-	out = append(out, extraObjects("network", want.Namespace, obs.Networks, names(want.Networks, func(n Network) string { return n.Name }))...)
-	out = append(out, extraObjects("secret", want.Namespace, obs.Secrets, names(want.Secrets, func(f File) string { return f.Name }))...)
-	out = append(out, extraObjects("config", want.Namespace, obs.Configs, names(want.Configs, func(f File) string { return f.Name }))...)
+	out = append(out, extraObjects(fleet, ObjNetwork, obs.Networks, names(want.Networks, func(n Network) string { return n.Name }))...)
+	out = append(out, extraObjects(fleet, ObjSecret, obs.Secrets, names(want.Secrets, func(f File) string { return f.Name }))...)
+	out = append(out, extraObjects(fleet, ObjConfig, obs.Configs, names(want.Configs, func(f File) string { return f.Name }))...)
 	return out
 }
 
-func objectItem(kind, name string, have map[string]ObservedObject) []Item {
+func objectItem(fleet, kind, name string, have map[string]ObservedObject) []drift.Item {
 	o, ok := have[name]
 	switch {
 	case !ok:
-		return []Item{{Kind: KindMissing, Object: kind + " " + name}}
+		return []drift.Item{{Fleet: fleet, Kind: drift.Missing, Object: kind, Container: name}}
 	case !o.Owned:
-		return []Item{{Kind: KindConflict, Object: kind + " " + name, Detail: "exists and is not fleetd's"}}
+		return []drift.Item{{Fleet: fleet, Kind: drift.Conflict, Object: kind, Container: name, Detail: "exists and is not fleetd's"}}
 	}
 	return nil
 }
 
-func extraObjects(kind, fleet string, have map[string]ObservedObject, wanted map[string]bool) []Item {
-	var out []Item
+func extraObjects(fleet, kind string, have map[string]ObservedObject, wanted map[string]bool) []drift.Item {
+	var out []drift.Item
 	for _, name := range slices.Sorted(maps.Keys(have)) {
 		if o := have[name]; o.Owned && o.Fleet == fleet && !wanted[name] {
-			out = append(out, Item{Kind: KindExtra, Object: kind + " " + name})
+			out = append(out, drift.Item{Fleet: fleet, Kind: drift.Orphan, Object: kind, Container: name})
 		}
 	}
 	return out
@@ -142,32 +117,44 @@ func names[T any](list []T, name func(T) string) map[string]bool {
 	return out
 }
 
-func serviceItems(want Service, obs Observed) []Item {
-	object := "service " + want.Name
+func serviceItems(fleet string, want Service, obs Observed) []drift.Item {
+	item := func(kind drift.Kind) drift.Item {
+		return drift.Item{Fleet: fleet, Service: want.Key, Kind: kind, Object: ObjService, Container: want.Name}
+	}
 	have, ok := obs.Services[want.Name]
 	switch {
 	case !ok:
-		return []Item{{Kind: KindMissing, Object: object}}
+		return []drift.Item{item(drift.Missing)}
 	case !have.Owned:
-		return []Item{{Kind: KindConflict, Object: object, Detail: "exists and is not fleetd's"}}
+		it := item(drift.Conflict)
+		it.Detail = "exists and is not fleetd's"
+		return []drift.Item{it}
 	}
-	var out []Item
+	var out []drift.Item
 	fields := SpecFields(want.Spec, have.Spec, obs.NetworkNames)
 	switch {
 	case have.Spec.Labels[LabelSpecHash] != want.Hash:
-		out = append(out, Item{Kind: KindChanged, Object: object, Fields: fields})
+		it := item(drift.SpecChange)
+		it.Fields = fields
+		out = append(out, it)
 	case len(fields) > 0:
-		out = append(out, Item{Kind: KindModified, Object: object, Fields: fields})
+		it := item(drift.Modified)
+		it.Fields = fields
+		out = append(out, it)
 	}
 	if have.Update == swarm.UpdateStateUpdating || have.Update == swarm.UpdateStateRollbackStarted {
-		out = append(out, Item{Kind: KindRollingOut, Object: object, Detail: string(have.Update)})
+		it := item(drift.RollingOut)
+		it.Detail = string(have.Update)
+		out = append(out, it)
 	}
 	if have.Running < have.Desired {
 		detail := fmt.Sprintf("%d of %d tasks running", have.Running, have.Desired)
 		if len(have.Failing) > 0 {
 			detail += "; failing: " + strings.Join(have.Failing, "; ")
 		}
-		out = append(out, Item{Kind: KindTasks, Object: object, Detail: detail})
+		it := item(drift.Tasks)
+		it.Detail = detail
+		out = append(out, it)
 	}
 	return out
 }
@@ -176,20 +163,37 @@ func serviceItems(want Service, obs Observed) []Item {
 // one fleetd wants and the one the swarm holds, comparing what fleetd sets
 // and reading the stored spec as Swarm normalises it (networks by ID,
 // secret and config IDs filled in, default endpoint mode).
-func SpecFields(want, have swarm.ServiceSpec, networkNames map[string]string) []Field {
+//
+// Environment values are compared but never shown: a field of the
+// environment reads container.Env.<KEY>, with drift.Redacted for values.
+func SpecFields(want, have swarm.ServiceSpec, networkNames map[string]string) []drift.Field {
 	w, h := projection(want, nil), projection(have, networkNames)
-	var out []Field
+	var out []drift.Field
 	for _, k := range slices.Sorted(maps.Keys(w)) {
 		if w[k] != h[k] {
-			out = append(out, Field{Path: k, Wanted: w[k], Actual: h[k]})
+			out = append(out, drift.Field{Field: k, Want: w[k], Have: h[k]})
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(h)) {
 		if _, ok := w[k]; !ok {
-			out = append(out, Field{Path: k, Wanted: "", Actual: h[k]})
+			out = append(out, drift.Field{Field: k, Want: "", Have: h[k]})
+		}
+	}
+	for i, f := range out {
+		if strings.HasPrefix(f.Field, envField+".") {
+			out[i].Want, out[i].Have = redact(f.Want), redact(f.Have)
 		}
 	}
 	return out
+}
+
+const envField = "container.Env"
+
+func redact(v string) string {
+	if v == "" {
+		return "(unset)"
+	}
+	return drift.Redacted
 }
 
 // projection flattens the fields fleetd sets into path → JSON value;
@@ -246,6 +250,11 @@ func projection(s swarm.ServiceSpec, networkNames map[string]string) map[string]
 	put("networks", nets)
 	if c := t.ContainerSpec; c != nil {
 		cc := *c
+		for _, kv := range c.Env {
+			k, v, _ := strings.Cut(kv, "=")
+			put(envField+"."+k, v)
+		}
+		cc.Env = nil
 		cc.Secrets, cc.Configs, cc.Mounts = nil, nil, nil
 		cc.Isolation = ""
 		b, _ := json.Marshal(cc)

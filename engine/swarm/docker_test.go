@@ -17,6 +17,7 @@ import (
 	dswarm "github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
 
+	"github.com/fleetd/fleetd/drift"
 	"github.com/fleetd/fleetd/engine/dockertest"
 	"github.com/fleetd/fleetd/fault"
 	"github.com/fleetd/fleetd/fleets"
@@ -211,10 +212,10 @@ func TestSwarmConverge(t *testing.T) {
 		t.Fatal(err)
 	}
 	items := Diff(st, obs)
-	if len(items) == 0 || items[0].Kind != KindModified || len(items[0].Fields) != 1 || items[0].Fields[0].Path != "mode" {
+	if len(items) == 0 || items[0].Kind != drift.Modified || len(items[0].Fields) != 1 || items[0].Fields[0].Field != "mode" {
 		t.Fatalf("out-of-band scale: drift %v, want one modified field, mode", items)
 	}
-	t.Logf("drift after docker service scale: %s", items[0])
+	t.Logf("drift after docker service scale: %+v", items[0])
 	if p := PlanStack(st, obs, Policy{SelfHeal: false}); len(p.Actions) != 0 || len(p.Reported) == 0 {
 		t.Errorf("self_heal off: %+v, want the drift reported and no action", p)
 	}

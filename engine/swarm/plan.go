@@ -1,7 +1,7 @@
 package swarm
 
 import (
-	"strings"
+	"github.com/fleetd/fleetd/drift"
 )
 
 // Operations of a swarm plan, in the order they run: what services need
@@ -29,9 +29,9 @@ type Action struct {
 	// ID and Version identify the observed object an update or removal
 	// acts on; an update sends Version, so a service changed since it was
 	// observed is not overwritten (the swarm refuses, fleetd observes again).
-	ID      string `json:"-"`
-	Version uint64 `json:"-"`
-	Cause   Item   `json:"cause"`
+	ID      string     `json:"-"`
+	Version uint64     `json:"-"`
+	Cause   drift.Item `json:"cause"`
 }
 
 // Policy is what a fleet allows fleetd to do.
@@ -44,9 +44,9 @@ type Policy struct {
 // blocks (an object of the fleet's name fleetd does not own), and drift
 // that is only reported.
 type Plan struct {
-	Actions  []Action `json:"actions"`
-	Blocked  []Item   `json:"blocked,omitempty"`
-	Reported []Item   `json:"reported,omitempty"`
+	Actions  []Action     `json:"actions"`
+	Blocked  []drift.Item `json:"blocked,omitempty"`
+	Reported []drift.Item `json:"reported,omitempty"`
 }
 
 // PlanStack plans a fleet against what the swarm runs. It is pure.
@@ -59,41 +59,41 @@ func PlanStack(want Stack, obs Observed, p Policy) Plan {
 	phase := map[string][]Action{}
 	add := func(a Action) { phase[a.Op] = append(phase[a.Op], a) }
 	for _, it := range Diff(want, obs) {
-		kind, name, _ := strings.Cut(it.Object, " ")
+		kind, name := it.Object, it.Container
 		switch it.Kind {
-		case KindConflict:
+		case drift.Conflict:
 			plan.Blocked = append(plan.Blocked, it)
-		case KindMissing:
+		case drift.Missing:
 			switch kind {
-			case "network":
+			case ObjNetwork:
 				add(Action{Op: OpCreateNetwork, Name: name, Network: findNetwork(want, name), Cause: it})
-			case "secret":
+			case ObjSecret:
 				add(Action{Op: OpCreateSecret, Name: name, File: findFile(want.Secrets, name), Cause: it})
-			case "config":
+			case ObjConfig:
 				add(Action{Op: OpCreateConfig, Name: name, File: findFile(want.Configs, name), Cause: it})
-			case "service":
+			case ObjService:
 				add(Action{Op: OpCreateService, Name: name, Service: &want.Services[byName[name]], Cause: it})
 			}
-		case KindChanged, KindModified:
-			if it.Kind == KindModified && !p.SelfHeal {
+		case drift.SpecChange, drift.Modified:
+			if it.Kind == drift.Modified && !p.SelfHeal {
 				plan.Reported = append(plan.Reported, it)
 				continue
 			}
 			o := obs.Services[name]
 			add(Action{Op: OpUpdateService, Name: name, Service: &want.Services[byName[name]], ID: o.ID, Version: o.Version, Cause: it})
-		case KindExtra:
+		case drift.Orphan:
 			if !p.Prune {
 				plan.Reported = append(plan.Reported, it)
 				continue
 			}
 			switch kind {
-			case "service":
+			case ObjService:
 				add(Action{Op: OpRemoveService, Name: name, ID: obs.Services[name].ID, Cause: it})
-			case "secret":
+			case ObjSecret:
 				add(Action{Op: OpRemoveSecret, Name: name, ID: obs.Secrets[name].ID, Cause: it})
-			case "config":
+			case ObjConfig:
 				add(Action{Op: OpRemoveConfig, Name: name, ID: obs.Configs[name].ID, Cause: it})
-			case "network":
+			case ObjNetwork:
 				add(Action{Op: OpRemoveNetwork, Name: name, ID: obs.Networks[name].ID, Cause: it})
 			}
 		default: // tasks, rolling-out: Swarm's own work, reported

@@ -185,6 +185,10 @@ func (d *Docker) isManaged(labels map[string]string) bool {
 	return fleets.OwnedBy(labels, d.instance)
 }
 
+// DefaultDockerConfigDir is where the Docker CLI keeps config.json:
+// $DOCKER_CONFIG, else ~/.docker.
+func DefaultDockerConfigDir() string { return defaultDockerConfigDir() }
+
 func defaultDockerConfigDir() string {
 	if dir := os.Getenv("DOCKER_CONFIG"); dir != "" {
 		return dir

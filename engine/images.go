@@ -14,6 +14,18 @@ import (
 	"github.com/fleetd/fleetd/fault"
 )
 
+// RegistryAuth returns the encoded X-Registry-Auth for the registry of
+// image ref, from dir/config.json ("" when there is none): the credentials
+// PullImage uses, for adapters of the same engine (engine/swarm sends them
+// with service creates and updates, and to resolve tags).
+func RegistryAuth(dir, ref string) (string, error) {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return "", fmt.Errorf("image %s: %w", ref, err)
+	}
+	return registryAuth(dir, reference.Domain(named))
+}
+
 // PullImage pulls ref with the host's credentials for its registry (from
 // config.json) and returns the image ID. The daemon answers 200 and reports
 // failures in the stream; they are surfaced as errors naming the image and

@@ -60,6 +60,7 @@ const (
 	InvalidSpec   Reason = "InvalidSpec"
 	RolloutFailed Reason = "RolloutFailed" // rolled back or paused: not retried until a new commit or a sync
 	PruneRefused  Reason = "PruneRefused"
+	NotLeader     Reason = "NotLeader" // another agent holds the swarm's lease: this one stands by
 )
 
 // Error is a classified failure. errors.As finds it in a chain.

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/docker/docker/api/types/swarm"
 
@@ -46,6 +47,7 @@ type ObservedService struct {
 	// Swarm's message.
 	Update        swarm.UpdateState
 	UpdateMessage string
+	UpdateStarted time.Time // when the last update started; zero if none
 	// Failing holds the errors of the service's failed recent tasks.
 	Failing []string
 }
@@ -317,4 +319,18 @@ func dropZero(v any) any {
 		return nil
 	}
 	return v
+}
+
+// Rolls reports whether a change of these fields makes Swarm's updater
+// replace the service's tasks (a change to the task template); scaling or
+// relabelling a service does not.
+func Rolls(fields []drift.Field) bool {
+	for _, f := range fields {
+		for _, p := range []string{"container.", "resources", "restart_policy", "placement.", "log_driver", "networks"} {
+			if strings.HasPrefix(f.Field, p) {
+				return true
+			}
+		}
+	}
+	return false
 }

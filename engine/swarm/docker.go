@@ -21,8 +21,9 @@ import (
 // Docker is the adapter to a swarm, through one manager's API. It decides
 // nothing: it observes, and runs the actions of a plan.
 type Docker struct {
-	cli      *client.Client
-	instance string
+	cli       *client.Client
+	instance  string
+	configDir string // the Docker CLI's config.json directory, for registry credentials
 }
 
 // New returns the adapter for the manager cli talks to, acting as the
@@ -31,7 +32,23 @@ func New(cli *client.Client, instance string) *Docker {
 	if instance == "" {
 		instance = fleets.DefaultInstance
 	}
-	return &Docker{cli: cli, instance: instance}
+	return &Docker{cli: cli, instance: instance, configDir: engine.DefaultDockerConfigDir()}
+}
+
+// resolveImage returns image pinned to the digest its registry gives for
+// it (name:tag@sha256:…), or image as written when no registry answers.
+func (d *Docker) resolveImage(ctx context.Context, image string) string {
+	auth, err := engine.RegistryAuth(d.configDir, image)
+	if err != nil {
+		return image
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	info, err := d.cli.DistributionInspect(ctx, image, auth)
+	if err != nil || info.Descriptor.Digest == "" {
+		return image
+	}
+	return image + "@" + info.Descriptor.Digest.String()
 }
 
 // ErrNotLeading is returned when the agent lost the lease before a batch
@@ -79,6 +96,9 @@ func (d *Docker) Observe(ctx context.Context, fleet string) (_ Observed, err err
 		}
 		if u := s.UpdateStatus; u != nil {
 			o.Update, o.UpdateMessage = u.State, u.Message
+			if u.StartedAt != nil {
+				o.UpdateStarted = *u.StartedAt
+			}
 		}
 		if o.Running < o.Desired {
 			if o.Failing, err = d.failing(ctx, s.ID); err != nil {
@@ -111,7 +131,7 @@ func (d *Docker) Observe(ctx context.Context, fleet string) (_ Observed, err err
 		return obs, fmt.Errorf("list configs: %w", err)
 	}
 	for _, c := range configs {
-		if strings.HasPrefix(c.Spec.Name, prefix) {
+		if strings.HasPrefix(c.Spec.Name, prefix) && c.Spec.Labels[LabelRecord] == "" {
 			obs.Configs[c.Spec.Name] = ObservedObject{ID: c.ID, Owned: d.owns(c.Spec.Labels), Fleet: c.Spec.Labels[fleets.LabelFleet]}
 		}
 	}
@@ -181,10 +201,13 @@ func (d *Docker) run(ctx context.Context, a Action, ids map[string]string) (err 
 		if spec, err = d.withFileIDs(ctx, a.Service.Spec, ids); err != nil {
 			return err
 		}
+		// Credentials go with the spec, so that every node can pull; the
+		// image is pinned already (Runner.resolve), so no registry query.
+		auth, _ := engine.RegistryAuth(d.configDir, spec.TaskTemplate.ContainerSpec.Image)
 		if a.Op == OpCreateService {
-			_, err = d.cli.ServiceCreate(ctx, spec, swarm.ServiceCreateOptions{QueryRegistry: false})
+			_, err = d.cli.ServiceCreate(ctx, spec, swarm.ServiceCreateOptions{EncodedRegistryAuth: auth, QueryRegistry: false})
 		} else {
-			_, err = d.cli.ServiceUpdate(ctx, a.ID, swarm.Version{Index: a.Version}, spec, swarm.ServiceUpdateOptions{QueryRegistry: false})
+			_, err = d.cli.ServiceUpdate(ctx, a.ID, swarm.Version{Index: a.Version}, spec, swarm.ServiceUpdateOptions{EncodedRegistryAuth: auth, QueryRegistry: false})
 		}
 	case OpRemoveService:
 		err = d.cli.ServiceRemove(ctx, a.ID)
@@ -286,10 +309,13 @@ func (o Outcome) Failed() bool {
 	return true
 }
 
-// WaitRollout waits until a service's update has ended (completed, paused,
-// rolled back) and all its desired tasks run, or timeout passes; the
-// outcome's state is "timeout" then.
-func (d *Docker) WaitRollout(ctx context.Context, name string, timeout time.Duration) (Outcome, error) {
+// WaitRollout waits until the service's tasks run after an action: for an
+// action that replaces tasks (Action.Rolls), until Swarm's updater has
+// started an update later than the one observed before and ended it
+// (completed, paused, rolled back); then until every desired task runs.
+// After timeout the outcome's state is "timeout".
+func (d *Docker) WaitRollout(ctx context.Context, a Action, timeout time.Duration) (Outcome, error) {
+	name := a.Name
 	deadline := time.Now().Add(timeout)
 	for {
 		svcs, err := d.cli.ServiceList(ctx, swarm.ServiceListOptions{Filters: filters.NewArgs(filters.Arg("name", name)), Status: true})
@@ -301,8 +327,10 @@ func (d *Docker) WaitRollout(ctx context.Context, name string, timeout time.Dura
 				continue
 			}
 			o := Outcome{Service: name}
-			if u := s.UpdateStatus; u != nil {
+			if u := s.UpdateStatus; u != nil && (!a.Rolls || (u.StartedAt != nil && u.StartedAt.After(a.PrevUpdate))) {
 				o.State, o.Message = u.State, u.Message
+			} else if a.Rolls {
+				o.State = swarm.UpdateStateUpdating // not started yet, as far as the manager tells
 			}
 			if st := s.ServiceStatus; st != nil {
 				o.Running, o.Desired = st.RunningTasks, st.DesiredTasks
@@ -310,6 +338,8 @@ func (d *Docker) WaitRollout(ctx context.Context, name string, timeout time.Dura
 			switch o.State {
 			case swarm.UpdateStatePaused, swarm.UpdateStateRollbackCompleted, swarm.UpdateStateRollbackPaused:
 				return o, nil
+			case swarm.UpdateStateUpdating, swarm.UpdateStateRollbackStarted:
+				// still at work
 			case swarm.UpdateStateCompleted, "":
 				// Desired is 0 for a moment after a create, until the
 				// orchestrator has made the tasks.

@@ -21,6 +21,7 @@ import (
 	"github.com/fleetd/fleetd/engine/dockertest"
 	"github.com/fleetd/fleetd/fault"
 	"github.com/fleetd/fleetd/fleets"
+	"github.com/fleetd/fleetd/reconcile"
 )
 
 // bed is a three-manager swarm with the test image on every node, and a
@@ -48,8 +49,12 @@ func newBed(t *testing.T) *bed {
 }
 
 // write writes the fleet's compose file, with its secret's contents.
-func (b *bed) write(replicas int, secret string) {
+func (b *bed) write(replicas int, secret string, env ...string) {
 	b.t.Helper()
+	vars := "VERSION: one"
+	for _, kv := range env {
+		vars += ", " + strings.Replace(kv, "=", ": ", 1)
+	}
 	dir := filepath.Join(b.repo, b.fleet)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.t.Fatal(err)
@@ -58,7 +63,7 @@ func (b *bed) write(replicas int, secret string) {
 services:
   web:
     image: %s
-    environment: {VERSION: one}
+    environment: {%s}
     networks: [front]
     secrets: [token]
     configs: [{source: settings, target: /etc/settings.json}]
@@ -72,7 +77,7 @@ secrets:
   token: {file: ./token}
 configs:
   settings: {content: '{"debug": true}'}
-`, b.image, replicas)
+`, b.image, vars, replicas)
 	for name, data := range map[string]string{"compose.yaml": compose, "token": secret} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
 			b.t.Fatal(err)
@@ -80,17 +85,23 @@ configs:
 	}
 }
 
-func (b *bed) stack() Stack {
+func (b *bed) load() fleets.Fleet {
 	b.t.Helper()
 	list, err := fleets.Load(b.t.Context(), b.repo, fleets.Host{Name: "agent"})
 	if err != nil {
 		b.t.Fatal(err)
 	}
+	return list[0]
+}
+
+func (b *bed) stack() Stack {
+	b.t.Helper()
+	f := b.load()
 	nodes, err := b.d.Nodes(b.t.Context())
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	st, err := Translate(Input{Fleet: list[0], Instance: "it", Nodes: nodes})
+	st, err := Translate(Input{Fleet: f, Instance: "it", Nodes: nodes})
 	if err != nil {
 		b.t.Fatal(err)
 	}
@@ -118,10 +129,13 @@ func (b *bed) converge(st Stack) []Plan {
 		if err := b.d.Execute(b.t.Context(), plan, func() bool { return true }); err != nil {
 			b.t.Fatal(err)
 		}
-		for _, s := range st.Services {
-			o, err := b.d.WaitRollout(b.t.Context(), s.Name, 2*time.Minute)
+		for _, a := range plan.Actions {
+			if a.Op != OpCreateService && a.Op != OpUpdateService {
+				continue
+			}
+			o, err := b.d.WaitRollout(b.t.Context(), a, 2*time.Minute)
 			if err != nil || o.Failed() {
-				b.t.Fatalf("rollout of %s: %+v, %v", s.Name, o, err)
+				b.t.Fatalf("rollout of %s: %+v, %v", a.Name, o, err)
 			}
 		}
 	}
@@ -250,15 +264,25 @@ func TestSwarmConverge(t *testing.T) {
 		t.Fatalf("secret rotation ran:\n%s\nwant:\n%s", got, want)
 	}
 
-	// A lost node: its task runs elsewhere.
-	lost := b.swarm.Engines[2]
+	// A lost node: its task runs elsewhere. The node is one that runs a
+	// task (not the manager the test talks to).
+	var lost *dockertest.Engine
+	var lostID string
+	for _, e := range b.swarm.Engines[1:] {
+		if id := nodeID(t, b.cli, e.Name); slices.Contains(b.running(b.cli, web), id) {
+			lost, lostID = e, id
+		}
+	}
+	if lost == nil {
+		t.Fatalf("no task on the other managers: %v", b.running(b.cli, web))
+	}
 	killed := time.Now()
 	lost.Kill()
 	deadline := killed.Add(90 * time.Second)
 	var back time.Duration
 	for time.Now().Before(deadline) {
 		nodes := b.running(b.cli, web)
-		if len(nodes) == 3 && !strings.Contains(strings.Join(nodes, " "), nodeID(t, b.cli, lost.Name)) {
+		if len(nodes) == 3 && !slices.Contains(nodes, lostID) {
 			back = time.Since(killed)
 			break
 		}
@@ -452,4 +476,63 @@ func gap(calls []call, a, b string) time.Duration {
 		}
 	}
 	return firstB.Sub(lastA).Round(time.Millisecond)
+}
+
+// TestSwarmRunnerRollback: a revision whose tasks crash is rolled back by
+// Swarm's updater and reported as a failed rollout (not a success); the
+// service goes back to the last good spec fleetd recorded, marked so that
+// the failed spec is not tried again until a manual sync retries it.
+func TestSwarmRunnerRollback(t *testing.T) {
+	b := newBed(t)
+	r := NewRunner(b.d, nil, 2*time.Minute)
+	b.write(2, "token")
+	res, err := r.Converge(t.Context(), b.load(), reconcile.SwarmOptions{Revision: "c1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(res.Changes, "created 1 service") || len(res.Left) != 0 {
+		t.Fatalf("first apply: changes %q, left %+v", res.Changes, res.Left)
+	}
+	web := b.fleet + "_web"
+
+	b.write(2, "token", "CRASH_AFTER=1s")
+	var events []reconcile.Event
+	start := time.Now()
+	res, err = r.Converge(t.Context(), b.load(), reconcile.SwarmOptions{Revision: "c2", OnEvent: func(e reconcile.Event) { events = append(events, e) }})
+	f := fault.Of(err)
+	if f == nil || f.Reason != fault.RolloutFailed || f.Class != fault.Permanent {
+		t.Fatalf("a crashing revision: %v, want a permanent RolloutFailed", err)
+	}
+	t.Logf("crashing revision reported failed after %s: %v", time.Since(start).Round(time.Millisecond), err)
+	if len(events) != 1 || events[0].Kind != reconcile.EventRolloutRolledBack {
+		t.Fatalf("events %+v, want one rolled-back", events)
+	}
+	svc, _, err := b.cli.ServiceInspectWithRaw(t.Context(), web, dswarm.ServiceInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env := strings.Join(svc.Spec.TaskTemplate.ContainerSpec.Env, " "); strings.Contains(env, "CRASH_AFTER") || svc.Spec.Labels[LabelFailed] == "" {
+		t.Fatalf("after the failure: env %q, failed label %q: want the last good spec, marked", env, svc.Spec.Labels[LabelFailed])
+	}
+	version := svc.Version.Index
+
+	_, err = r.Converge(t.Context(), b.load(), reconcile.SwarmOptions{Revision: "c2"})
+	if f := fault.Of(err); f == nil || f.Reason != fault.RolloutFailed {
+		t.Fatalf("the failed revision again: %v, want RolloutFailed without a new try", err)
+	}
+	svc, _, _ = b.cli.ServiceInspectWithRaw(t.Context(), web, dswarm.ServiceInspectOptions{})
+	if svc.Version.Index != version {
+		t.Fatal("the failed spec was tried again without a new commit or a manual sync")
+	}
+
+	b.write(2, "token", "MODE=two")
+	res, err = r.Converge(t.Context(), b.load(), reconcile.SwarmOptions{Revision: "c3"})
+	if err != nil || !strings.Contains(res.Changes, "updated 1 service") {
+		t.Fatalf("a good revision after the failed one: %q, %v", res.Changes, err)
+	}
+
+	standby := NewRunner(b.d, NewCampaign(nil, "other", DefaultLeaseParams, time.Now), time.Minute)
+	if _, err := standby.Converge(t.Context(), b.load(), reconcile.SwarmOptions{}); fault.Of(err) == nil || fault.Of(err).Reason != fault.NotLeader {
+		t.Fatalf("a runner without the lease: %v, want NotLeader", err)
+	}
 }

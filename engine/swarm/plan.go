@@ -1,6 +1,8 @@
 package swarm
 
 import (
+	"time"
+
 	"github.com/fleetd/fleetd/drift"
 )
 
@@ -32,6 +34,10 @@ type Action struct {
 	ID      string     `json:"-"`
 	Version uint64     `json:"-"`
 	Cause   drift.Item `json:"cause"`
+	// Rolls is set when the update replaces the tasks (Swarm's updater
+	// runs); PrevUpdate is when the update observed before it started.
+	Rolls      bool      `json:"rolls,omitempty"`
+	PrevUpdate time.Time `json:"-"`
 }
 
 // Policy is what a fleet allows fleetd to do.
@@ -80,7 +86,8 @@ func PlanStack(want Stack, obs Observed, p Policy) Plan {
 				continue
 			}
 			o := obs.Services[name]
-			add(Action{Op: OpUpdateService, Name: name, Service: &want.Services[byName[name]], ID: o.ID, Version: o.Version, Cause: it})
+			add(Action{Op: OpUpdateService, Name: name, Service: &want.Services[byName[name]], ID: o.ID, Version: o.Version,
+				Rolls: Rolls(it.Fields), PrevUpdate: o.UpdateStarted, Cause: it})
 		case drift.Orphan:
 			if !p.Prune {
 				plan.Reported = append(plan.Reported, it)

@@ -1,0 +1,350 @@
+package swarm
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/swarm"
+
+	"github.com/fleetd/fleetd/drift"
+	"github.com/fleetd/fleetd/engine"
+	"github.com/fleetd/fleetd/fault"
+	"github.com/fleetd/fleetd/fleets"
+	"github.com/fleetd/fleetd/reconcile"
+)
+
+// Labels of fleetd's own records in the swarm.
+const (
+	// LabelFailed is set on a service whose rollout to the spec with this
+	// hash failed: the spec is not tried again until Git changes it or a
+	// manual sync retries it. Kept in the swarm, so that the agent that
+	// takes over knows it too.
+	LabelFailed = "io.fleetd.failed-hash"
+	// LabelRecord marks a config holding the last good specs of a fleet.
+	LabelRecord = "io.fleetd.record"
+)
+
+// Runner converges swarm fleets: reconcile.SwarmEngine. It acts only while
+// its campaign holds the lease, and checks that before every mutating
+// call.
+type Runner struct {
+	d        *Docker
+	campaign *Campaign // nil: a single agent, always active
+	timeout  time.Duration
+
+	// resolved caches the digests tags resolved to, for one revision.
+	revision string
+	resolved map[string]string
+}
+
+// NewRunner returns the runner of the swarm d talks to. campaign may be
+// nil (one agent). rolloutTimeout bounds the wait for Swarm's updater.
+func NewRunner(d *Docker, campaign *Campaign, rolloutTimeout time.Duration) *Runner {
+	return &Runner{d: d, campaign: campaign, timeout: rolloutTimeout}
+}
+
+func (r *Runner) leading() bool { return r.campaign == nil || r.campaign.Leading() }
+
+var _ reconcile.SwarmEngine = (*Runner)(nil)
+
+// Converge observes the fleet's stack, plans, creates and updates, waits
+// for Swarm's updater, rolls a failed service back to the last good spec
+// fleetd recorded, and prunes what Git no longer has only once every
+// rollout succeeded.
+func (r *Runner) Converge(ctx context.Context, f fleets.Fleet, o reconcile.SwarmOptions) (res reconcile.SwarmResult, err error) {
+	if !r.leading() {
+		holder := ""
+		if r.campaign != nil {
+			holder = r.campaign.Holder()
+		}
+		return res, fault.New(fault.Permanent, fault.NotLeader, holder, fmt.Errorf("standby: %s holds the swarm's lease", cmpOr(holder, "no agent")))
+	}
+	nodes, err := r.d.Nodes(ctx)
+	if err != nil {
+		return res, err
+	}
+	images := r.resolve(ctx, f, o.Revision)
+	st, err := Translate(Input{Fleet: f, Instance: r.d.instance, Nodes: nodes, Images: images})
+	if err != nil {
+		return res, fault.New(fault.Permanent, fault.InvalidSpec, "", err)
+	}
+	obs, err := r.d.Observe(ctx, f.Name)
+	if err != nil {
+		return res, err
+	}
+	before := Diff(st, obs)
+	res.Drifted = outOfBand(before)
+	res.Left = before
+	plan := PlanStack(st, obs, Policy{SelfHeal: f.Policy.SelfHeal, Prune: f.Policy.Prune})
+	plan, refused := withoutFailed(plan, obs, o.Retry)
+	if o.ReportOnly {
+		return res, errors.Join(blockedFault(plan), refused)
+	}
+	apply, prune := split(plan)
+	if err := r.d.Execute(ctx, apply, r.leading); err != nil {
+		return res, err
+	}
+	var failed []error
+	for _, a := range apply.Actions {
+		if a.Op != OpCreateService && a.Op != OpUpdateService {
+			continue
+		}
+		out, err := r.d.WaitRollout(ctx, a, r.timeout)
+		if err != nil {
+			return res, err
+		}
+		if out.Failed() {
+			failed = append(failed, r.rollback(ctx, f.Name, a, out, o))
+			continue
+		}
+		if a.Op == OpUpdateService {
+			tell(o, reconcile.Event{Kind: reconcile.EventRolloutSucceeded, Fleet: f.Name, Service: a.Service.Key,
+				Message: fmt.Sprintf("swarm service %s updated: %d of %d tasks running", a.Name, out.Running, out.Desired)})
+		}
+	}
+	if len(failed) == 0 {
+		if err := r.d.Execute(ctx, prune, r.leading); err != nil {
+			return res, err
+		}
+		if err := r.d.recordGood(ctx, st, r.leading); err != nil {
+			return res, err
+		}
+	}
+	res.Changes = changes(apply, prune, len(failed) == 0)
+	if after, err := r.d.Observe(ctx, f.Name); err == nil {
+		res.Left = Diff(st, after)
+	}
+	return res, errors.Join(append(failed, blockedFault(plan), refused)...)
+}
+
+// resolve resolves each image tag of the fleet to a digest once per
+// revision, so that every node runs the same bytes. A tag no registry
+// answers for is used as written (the service is then created without
+// querying a registry, as the tests do).
+func (r *Runner) resolve(ctx context.Context, f fleets.Fleet, revision string) map[string]string {
+	if revision != r.revision || r.resolved == nil {
+		r.revision, r.resolved = revision, map[string]string{}
+	}
+	for _, s := range f.Services {
+		img := s.Spec.Image
+		if _, done := r.resolved[img]; done || strings.Contains(img, "@") {
+			continue
+		}
+		r.resolved[img] = r.d.resolveImage(ctx, img)
+	}
+	return r.resolved
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func tell(o reconcile.SwarmOptions, e reconcile.Event) {
+	if o.OnEvent != nil {
+		e.Time = time.Now()
+		o.OnEvent(e)
+	}
+}
+
+// outOfBand keeps the drift nobody asked for in Git.
+func outOfBand(items []drift.Item) []drift.Item {
+	var out []drift.Item
+	for _, it := range items {
+		switch it.Kind {
+		case drift.Modified, drift.Tasks, drift.Conflict:
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+// withoutFailed drops the updates to a spec whose rollout failed before,
+// unless retry: it waits for a new commit or a manual sync.
+func withoutFailed(plan Plan, obs Observed, retry bool) (Plan, error) {
+	if retry {
+		return plan, nil
+	}
+	var kept []Action
+	var refused []error
+	for _, a := range plan.Actions {
+		if a.Op == OpUpdateService && obs.Services[a.Name].Spec.Labels[LabelFailed] == a.Service.Hash {
+			refused = append(refused, fault.New(fault.Permanent, fault.RolloutFailed, a.Name,
+				fmt.Errorf("service %s: the rollout of this spec failed before; it waits for a new commit or a manual sync", a.Name)))
+			continue
+		}
+		kept = append(kept, a)
+	}
+	plan.Actions = kept
+	return plan, errors.Join(refused...)
+}
+
+func blockedFault(plan Plan) error {
+	var errs []error
+	for _, it := range plan.Blocked {
+		errs = append(errs, fault.New(fault.Permanent, fault.Conflict, it.Container,
+			fmt.Errorf("%s %s exists and is not fleetd's", it.Object, it.Container)))
+	}
+	return errors.Join(errs...)
+}
+
+// split separates the removals, which wait until every rollout succeeded.
+func split(plan Plan) (apply, prune Plan) {
+	for _, a := range plan.Actions {
+		switch a.Op {
+		case OpRemoveService, OpRemoveSecret, OpRemoveConfig, OpRemoveNetwork:
+			prune.Actions = append(prune.Actions, a)
+		default:
+			apply.Actions = append(apply.Actions, a)
+		}
+	}
+	return apply, prune
+}
+
+func changes(apply, prune Plan, pruned bool) string {
+	counts := map[string]int{}
+	var order []string
+	count := func(p Plan) {
+		for _, a := range p.Actions {
+			if counts[a.Op] == 0 {
+				order = append(order, a.Op)
+			}
+			counts[a.Op]++
+		}
+	}
+	count(apply)
+	if pruned {
+		count(prune)
+	}
+	var parts []string
+	for _, op := range order {
+		verb, obj, _ := strings.Cut(op, "-")
+		parts = append(parts, fmt.Sprintf("%s %d %s", verb+"d", counts[op], reconcile.Plural(counts[op], obj, obj+"s")))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// rollback answers a failed rollout: the service goes back to the last
+// good spec fleetd recorded for the fleet (Swarm's own rollback goes back
+// one spec only, which may itself be a failed one), and carries the failed
+// hash so that the spec is not tried again. It returns the rollout's
+// failure.
+func (r *Runner) rollback(ctx context.Context, fleet string, a Action, out Outcome, o reconcile.SwarmOptions) error {
+	failure := fault.New(fault.Permanent, fault.RolloutFailed, a.Name,
+		fmt.Errorf("service %s: Swarm's update ended %s: %s", a.Name, out.State, cmpOr(out.Message, "no message")))
+	good, ok, err := r.d.goodSpec(ctx, fleet, a.Name)
+	if err != nil {
+		return errors.Join(failure, err)
+	}
+	svc, _, err := r.d.cli.ServiceInspectWithRaw(ctx, a.Name, swarm.ServiceInspectOptions{})
+	if err != nil {
+		return errors.Join(failure, engine.Classify(err))
+	}
+	spec := svc.Spec
+	how := "kept as Swarm left it (no earlier good spec recorded)"
+	if ok {
+		spec = good
+		how = "rolled back to the last good spec"
+	}
+	spec.Labels = maps.Clone(spec.Labels)
+	spec.Labels[LabelFailed] = a.Service.Hash
+	if !r.leading() {
+		return errors.Join(failure, ErrNotLeading)
+	}
+	if spec, err = r.d.withFileIDs(ctx, spec, map[string]string{}); err == nil {
+		_, err = r.d.cli.ServiceUpdate(ctx, svc.ID, svc.Version, spec, swarm.ServiceUpdateOptions{QueryRegistry: false})
+	}
+	if err != nil {
+		return errors.Join(failure, engine.Classify(err))
+	}
+	tell(o, reconcile.Event{Kind: reconcile.EventRolloutRolledBack, Fleet: fleet, Service: a.Service.Key,
+		Message: fmt.Sprintf("swarm service %s: the update failed (%s); %s", a.Name, out.State, how), Reason: out.Message})
+	return failure
+}
+
+// recordName is the name of the config recording a fleet's last good
+// specs, content-addressed like every config.
+func recordName(fleet, digest string) string { return fleet + "_fleetd-good_" + shortDigest(digest) }
+
+// recordGood stores the stack's service specs as the fleet's last good
+// ones (a config; configs are immutable, so a new record replaces the
+// old), unless they are recorded already.
+func (d *Docker) recordGood(ctx context.Context, st Stack, leading func() bool) error {
+	specs := map[string]swarm.ServiceSpec{}
+	for _, s := range st.Services {
+		specs[s.Name] = s.Spec
+	}
+	data, err := json.Marshal(specs)
+	if err != nil {
+		return err
+	}
+	digest := digestOf(data)
+	name := recordName(st.Namespace, digest)
+	list, err := d.cli.ConfigList(ctx, swarm.ConfigListOptions{Filters: filters.NewArgs(filters.Arg("label", LabelRecord+"="+st.Namespace))})
+	if err != nil {
+		return engine.Classify(fmt.Errorf("list records: %w", err))
+	}
+	have := false
+	for _, c := range list {
+		have = have || c.Spec.Name == name
+	}
+	if !leading() {
+		return ErrNotLeading
+	}
+	if !have {
+		labels := ownedLabels(st.Namespace, d.instance)
+		labels[LabelRecord] = st.Namespace
+		if _, err := d.cli.ConfigCreate(ctx, swarm.ConfigSpec{Annotations: swarm.Annotations{Name: name, Labels: labels}, Data: data}); err != nil {
+			return engine.Classify(fmt.Errorf("record the good specs: %w", err))
+		}
+	}
+	for _, c := range list {
+		if c.Spec.Name != name && d.owns(c.Spec.Labels) {
+			if err := d.cli.ConfigRemove(ctx, c.ID); err != nil {
+				return engine.Classify(fmt.Errorf("remove an old record: %w", err))
+			}
+		}
+	}
+	return nil
+}
+
+// goodSpec returns the last good spec recorded for a service.
+func (d *Docker) goodSpec(ctx context.Context, fleet, service string) (swarm.ServiceSpec, bool, error) {
+	list, err := d.cli.ConfigList(ctx, swarm.ConfigListOptions{Filters: filters.NewArgs(filters.Arg("label", LabelRecord+"="+fleet))})
+	if err != nil {
+		return swarm.ServiceSpec{}, false, engine.Classify(fmt.Errorf("list records: %w", err))
+	}
+	slices.SortFunc(list, func(a, b swarm.Config) int { return b.CreatedAt.Compare(a.CreatedAt) })
+	for _, c := range list {
+		if !d.owns(c.Spec.Labels) {
+			continue
+		}
+		full, _, err := d.cli.ConfigInspectWithRaw(ctx, c.ID)
+		if err != nil {
+			return swarm.ServiceSpec{}, false, engine.Classify(err)
+		}
+		var specs map[string]swarm.ServiceSpec
+		if err := json.Unmarshal(full.Spec.Data, &specs); err != nil {
+			return swarm.ServiceSpec{}, false, fmt.Errorf("record %s: %w", c.Spec.Name, err)
+		}
+		spec, ok := specs[service]
+		return spec, ok, nil
+	}
+	return swarm.ServiceSpec{}, false, nil
+}
+
+func digestOf(data []byte) string {
+	sum := sha256.Sum256(data)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}

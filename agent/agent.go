@@ -88,7 +88,10 @@ type Config struct {
 	// Parallelism bounds the engine-changing actions of one apply.
 	Parallelism    int
 	AllowMassPrune bool
-	Log            *slog.Logger
+	// Swarm runs the swarm fleets; nil when this agent drives no swarm
+	// (a swarm fleet then stalls, saying so).
+	Swarm reconcile.SwarmEngine
+	Log   *slog.Logger
 }
 
 // Agent runs Next: it feeds it inputs and runs its effects. It decides
@@ -104,6 +107,7 @@ type Agent struct {
 	wake      chan struct{}
 	syncAsked atomic.Bool
 	pushAsked atomic.Bool
+	leadAsked atomic.Bool
 
 	mu     sync.Mutex
 	status Status
@@ -131,6 +135,15 @@ func New(cfg Config, eng reconcile.Engine, src Source, n Notifier, m Metrics, st
 func (a *Agent) RequestSync() {
 	a.syncAsked.Store(true)
 	a.poke()
+}
+
+// LeadershipChanged tells the agent it took (or lost) the swarm's lease;
+// for a swarm.Campaign's OnChange. It never blocks.
+func (a *Agent) LeadershipChanged(leading bool) {
+	if leading {
+		a.leadAsked.Store(true)
+		a.poke()
+	}
 }
 
 // RequestFetch asks the source for news (a webhook's push).
@@ -217,6 +230,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 			if a.pushAsked.Swap(false) {
 				sh.step(ctx, FetchRequested{})
+			}
+			if a.leadAsked.Swap(false) {
+				sh.step(ctx, LeaderChanged{Leading: true})
 			}
 		case in := <-sh.inputs:
 			if w, ok := in.(watched); ok {

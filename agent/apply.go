@@ -7,6 +7,7 @@ import (
 
 	"github.com/fleetd/fleetd/drift"
 	"github.com/fleetd/fleetd/fault"
+	"github.com/fleetd/fleetd/fleets"
 	"github.com/fleetd/fleetd/reconcile"
 )
 
@@ -16,6 +17,9 @@ import (
 func (sh *shell) apply(ctx context.Context, e Apply) ApplyDone {
 	start := time.Now()
 	rev, err := sh.treeOf(ctx, e.Revision)
+	if err == nil && e.Model != nil && e.Model.Engine == fleets.EngineSwarm {
+		return sh.applySwarm(ctx, e, rev, start)
+	}
 	if err != nil {
 		d := ApplyDone{Fleet: e.Fleet, Revision: e.Revision.Commit, ReportOnly: e.ReportOnly, Took: time.Since(start)}
 		d.Faults = []Fault{{Class: fault.Retryable, Reason: fault.Failed, Message: "check out revision " + reconcile.ShortHash(e.Revision.Commit) + ": " + err.Error()}}
@@ -47,14 +51,48 @@ func (sh *shell) apply(ctx context.Context, e Apply) ApplyDone {
 			sh.cfg.Log.Error("save state", "fleet", e.Fleet, "err", serr)
 		}
 	}
+	if e.Model == nil && err == nil && sh.cfg.Swarm != nil && !e.ReportOnly {
+		// A fleet that left the spec may have run on the swarm: its
+		// services, networks, secrets and configs go too (the active
+		// agent prunes them; a standby one leaves them to it).
+		_, serr := sh.cfg.Swarm.Converge(ctx, fleets.Fleet{Name: e.Fleet, Engine: fleets.EngineSwarm, Policy: fleets.Policy{Prune: true}},
+			reconcile.SwarmOptions{Revision: rev.Commit})
+		if f := fault.Of(serr); serr != nil && f.Reason != fault.NotLeader {
+			err = serr
+		}
+	}
 	d := summarize(e, out, err)
+	return sh.done(e, d, start)
+}
+
+// done times an apply and counts it in the metrics.
+func (sh *shell) done(e Apply, d ApplyDone, start time.Time) ApplyDone {
 	d.Took = time.Since(start)
 	result := "ok"
 	if len(d.Faults) > 0 {
 		result = "failed"
 	}
+	if d.Standby != "" {
+		result = "standby"
+	}
 	sh.metric(func(m Metrics) { m.ObserveReconcile(e.Fleet, result, d.Took) })
 	return d
+}
+
+// applySwarm runs one Apply effect of a swarm fleet through the swarm
+// engine, which acts only while this agent holds the swarm's lease.
+func (sh *shell) applySwarm(ctx context.Context, e Apply, rev reconcile.Revision, start time.Time) ApplyDone {
+	if sh.cfg.Swarm == nil {
+		d := ApplyDone{Fleet: e.Fleet, Revision: e.Revision.Commit, ReportOnly: e.ReportOnly}
+		d.Faults = []Fault{{Class: fault.Permanent, Reason: fault.InvalidSpec, Message: "fleet " + e.Fleet +
+			" runs on swarm (x-fleetd engine: swarm), and this agent drives no swarm: set swarm.enabled in fleetd's configuration"}}
+		return sh.done(e, d, start)
+	}
+	res, err := sh.cfg.Swarm.Converge(ctx, *e.Model, reconcile.SwarmOptions{
+		Revision: rev.Commit, ReportOnly: e.ReportOnly, Retry: e.Retry,
+		OnEvent: func(ev reconcile.Event) { sh.rolloutEvent(ev, e, rev) },
+	})
+	return sh.done(e, summarizeSwarm(e, res, err), start)
 }
 
 // rolloutEvent tells a rollout event as it happens (Advance decided it).

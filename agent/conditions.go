@@ -70,6 +70,8 @@ func conditionsOf(f Fleet, eng EngineState, now time.Time) []Condition {
 	switch {
 	case f.Model == nil && !f.Gone:
 		ready = Condition{Type: Ready, Status: condFalse, Reason: "NoModel", Message: "no valid revision of this fleet is loaded yet"}
+	case f.Standby != "":
+		ready = Condition{Type: Ready, Status: "Unknown", Reason: "Standby", Message: "this agent stands by: " + f.Standby + " acts for the swarm"}
 	case stalled.Status == condTrue:
 		ready = Condition{Type: Ready, Status: condFalse, Reason: stalled.Reason, Message: stalled.Message}
 	case degraded.Status == condTrue:

@@ -101,6 +101,26 @@ type ApplyDone struct {
 	// model claims.
 	Strays []string
 	Took   time.Duration
+	// Standby names the agent holding the swarm's lease when a swarm
+	// fleet's apply did nothing because this agent stands by ("" when it
+	// acted); it is no fault.
+	Standby string
+}
+
+// LeaderChanged tells that this agent now holds the swarm's lease (or
+// lost it): on taking it, every swarm fleet is applied.
+type LeaderChanged struct{ Leading bool }
+
+func (in LeaderChanged) apply(m *machine) {
+	if !in.Leading {
+		return
+	}
+	for name, f := range m.s.Fleets {
+		if f.Standby != "" || (f.Model != nil && f.Model.Engine == fleets.EngineSwarm) {
+			m.wake(&f, WakeObject)
+			m.s.Fleets[name] = f
+		}
+	}
 }
 
 func (in Start) apply(m *machine) {
@@ -369,7 +389,16 @@ func (in Surveyed) apply(m *machine) {
 		return // the engine watch reports an outage; the next resync surveys again
 	}
 	m.engineWorks()
-	for _, name := range in.Drifted {
+	drifted := slices.Clone(in.Drifted)
+	for name, f := range m.s.Fleets {
+		// The host's survey cannot see a swarm's services: each resync
+		// observes the swarm fleets themselves (the active agent's apply
+		// finds their drift; a standby agent's does nothing).
+		if f.Model != nil && f.Model.Engine == fleets.EngineSwarm {
+			drifted = append(drifted, name)
+		}
+	}
+	for _, name := range drifted {
 		f, ok := m.s.Fleets[name]
 		if !ok || !f.live() || f.Stall != nil || (f.Model != nil && f.Model.Policy.Suspend) {
 			continue
@@ -471,6 +500,12 @@ func (in ApplyDone) apply(m *machine) {
 	}
 	if !slices.ContainsFunc(in.Faults, func(x Fault) bool { return x.Reason == fault.EngineUnreachable }) {
 		m.engineWorks()
+	}
+	if f.Standby = in.Standby; in.Standby != "" {
+		// Another agent acts for the swarm: nothing was done, nothing is
+		// wrong here; the fleet waits for the lease.
+		m.s.Fleets[in.Fleet] = f
+		return
 	}
 	f.Rollouts, f.Drift = in.Rollouts, in.Left
 	f.Deferred = in.ReportOnly && (len(in.Left) > 0 || f.Gone)

@@ -126,6 +126,11 @@ type Fleet struct {
 	// opens.
 	Deferred bool
 
+	// Standby names the agent that holds the swarm's lease when this one
+	// does not: a swarm fleet's last apply did nothing, and the fleet waits
+	// for this agent to take the lease (LeaderChanged).
+	Standby string
+
 	Applied       string // commit last applied without a fault
 	LastAttempt   time.Time
 	Took          time.Duration

@@ -744,3 +744,43 @@ func TestReviewFindings(t *testing.T) {
 		}
 	})
 }
+
+// A swarm fleet on a standby agent: its apply does nothing and is no
+// fault (no stall, no retry timer, no message); it is applied again when
+// the agent takes the lease, and at each resync (the host's survey cannot
+// see a swarm's services).
+func TestSwarmFleetStandbyAndLeadership(t *testing.T) {
+	s := newSim(t)
+	s.rules.Resync = 5 * time.Minute
+	sw := web("sw", 3)
+	sw.Engine, sw.Targets = fleets.EngineSwarm, false
+	s.boot(sw, web("a", 1))
+	fx := s.in(ApplyDone{Fleet: "sw", Revision: "c1", Standby: "agent2"})
+	if len(notifications(fx)) != 0 {
+		t.Errorf("a standby apply told %v", notifications(fx))
+	}
+	if _, armed := timerAt(fx); armed && !s.s.Fleets["sw"].RetryAt.IsZero() {
+		t.Error("a standby apply armed a retry")
+	}
+	if f := s.s.Fleets["sw"]; f.Stall != nil || len(f.Faults) > 0 || f.Applied != "" {
+		t.Errorf("standby: stall %v, faults %v, applied %q; want none", f.Stall, f.Faults, f.Applied)
+	}
+	if c := s.cond("sw", Ready); c.Status != "Unknown" || c.Reason != "Standby" || !strings.Contains(c.Message, "agent2") {
+		t.Errorf("Ready = %+v, want Unknown/Standby naming the active agent", c)
+	}
+	s.done("a")
+	if got := applies(s.in(LeaderChanged{Leading: true})); !slices.Equal(got, []string{"sw"}) {
+		t.Errorf("taking the lease applies %v, want the swarm fleet only", got)
+	}
+	s.in(ApplyDone{Fleet: "sw", Revision: "c1", Changes: "created 1 service"})
+	if c := s.cond("sw", Ready); c.Status != condTrue {
+		t.Errorf("after an apply as the active agent: Ready = %+v", c)
+	}
+	if got := applies(s.in(LeaderChanged{Leading: false})); len(got) != 0 {
+		t.Errorf("losing the lease applies %v", got)
+	}
+	s.after(6 * time.Minute) // the resync's survey
+	if got := applies(s.in(Surveyed{})); !slices.Equal(got, []string{"sw"}) {
+		t.Errorf("a survey with no docker drift applies %v, want the swarm fleet", got)
+	}
+}

@@ -159,3 +159,39 @@ func strays(eff Apply, items []drift.Item) []string {
 	slices.Sort(out)
 	return slices.Compact(out)
 }
+
+// summarizeSwarm turns one apply of a swarm fleet into the ApplyDone
+// input, as summarize does for a docker fleet: every fault of the (joined)
+// error classified, the out-of-band drift found, what is left, what
+// changed; or, when another agent holds the swarm's lease, that this one
+// stands by. It is pure.
+func summarizeSwarm(eff Apply, res reconcile.SwarmResult, err error) ApplyDone {
+	d := ApplyDone{Fleet: eff.Fleet, Revision: eff.Revision.Commit, ReportOnly: eff.ReportOnly,
+		Drifted: res.Drifted, Left: res.Left, Changes: res.Changes}
+	for _, e := range leaves(err) {
+		if errors.Is(e, context.Canceled) {
+			continue
+		}
+		x := faultFrom(e, e.Error())
+		if x.Reason == fault.NotLeader {
+			return ApplyDone{Fleet: eff.Fleet, Revision: eff.Revision.Commit, ReportOnly: eff.ReportOnly, Standby: cmp.Or(x.Object, "another agent")}
+		}
+		d.Faults = append(d.Faults, x)
+	}
+	return d
+}
+
+// leaves splits errors.Join's errors.
+func leaves(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, leaves(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}

@@ -58,3 +58,18 @@ func TestSummarize(t *testing.T) {
 		t.Errorf("observe error: faults %+v", d.Faults)
 	}
 }
+
+func TestSummarizeSwarm(t *testing.T) {
+	eff := Apply{Fleet: "sw", Revision: reconcile.Revision{Commit: "c1"}}
+	err := errors.Join(
+		fault.New(fault.Permanent, fault.RolloutFailed, "sw_web", errors.New("service sw_web: Swarm's update ended rollback_completed")),
+		fault.New(fault.Permanent, fault.Conflict, "sw_db", errors.New("service sw_db exists and is not fleetd's")))
+	d := summarizeSwarm(eff, reconcile.SwarmResult{Changes: "updated 1 service"}, err)
+	if len(d.Faults) != 2 || d.Faults[0].Reason != fault.RolloutFailed || d.Faults[1].Object != "sw_db" || d.Standby != "" || d.Changes != "updated 1 service" {
+		t.Fatalf("joined faults: %+v", d)
+	}
+	d = summarizeSwarm(eff, reconcile.SwarmResult{}, fault.New(fault.Permanent, fault.NotLeader, "agent2", errors.New("standby")))
+	if d.Standby != "agent2" || len(d.Faults) != 0 {
+		t.Fatalf("not the leader: %+v, want standby for agent2 and no fault", d)
+	}
+}

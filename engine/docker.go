@@ -185,6 +185,10 @@ func (d *Docker) isManaged(labels map[string]string) bool {
 	return fleets.OwnedBy(labels, d.instance)
 }
 
+// Client is the SDK client, its calls counted with this adapter's, for
+// adapters of the same engine (engine/swarm).
+func (d *Docker) Client() *client.Client { return d.cli }
+
 // DefaultDockerConfigDir is where the Docker CLI keeps config.json:
 // $DOCKER_CONFIG, else ~/.docker.
 func DefaultDockerConfigDir() string { return defaultDockerConfigDir() }

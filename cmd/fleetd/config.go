@@ -11,6 +11,8 @@ import (
 
 	"github.com/robfig/cron/v3"
 	"gopkg.in/yaml.v3"
+
+	"github.com/fleetd/fleetd/engine/swarm"
 )
 
 // daemonConfig is the configuration file of `fleetd run`, documented key by
@@ -26,7 +28,66 @@ type daemonConfig struct {
 	Instance  string          `yaml:"instance"`
 	Notify    notifyConfig    `yaml:"notify"`
 	Reconcile reconcileConfig `yaml:"reconcile"`
+	Swarm     swarmConfig     `yaml:"swarm"`
 	Log       logConfig       `yaml:"log"`
+}
+
+// swarmConfig turns on swarm fleets: the agent runs on a manager node and
+// campaigns for the swarm's lease with the agents of the other managers.
+type swarmConfig struct {
+	Enabled        bool        `yaml:"enabled"`
+	Lease          leaseConfig `yaml:"lease"`
+	RolloutTimeout string      `yaml:"rollout_timeout"`
+	// ResolveImages pins each tag to the digest its registry gives, once
+	// per revision (default true); false for a swarm that reaches no
+	// registry, where asking only waits for a timeout.
+	ResolveImages *bool `yaml:"resolve_images"`
+}
+
+// leaseConfig has Kubernetes leader election's meaning and defaults.
+type leaseConfig struct {
+	Duration      string `yaml:"duration"`
+	RenewDeadline string `yaml:"renew_deadline"`
+	RetryPeriod   string `yaml:"retry_period"`
+}
+
+// leaseParams reads the lease timings, client-go's defaults for the ones
+// not set.
+func (c swarmConfig) leaseParams() (swarm.LeaseParams, error) {
+	p := swarm.DefaultLeaseParams
+	for _, d := range []struct {
+		key, v string
+		dst    *time.Duration
+	}{
+		{"swarm.lease.duration", c.Lease.Duration, &p.Duration},
+		{"swarm.lease.renew_deadline", c.Lease.RenewDeadline, &p.RenewDeadline},
+		{"swarm.lease.retry_period", c.Lease.RetryPeriod, &p.RetryPeriod},
+	} {
+		if d.v == "" {
+			continue
+		}
+		v, err := time.ParseDuration(d.v)
+		if err != nil {
+			return p, fmt.Errorf("%s: %q is not a duration", d.key, d.v)
+		}
+		*d.dst = v
+	}
+	if err := p.Validate(); err != nil {
+		return p, fmt.Errorf("swarm.lease: %w", err)
+	}
+	return p, nil
+}
+
+// rolloutTimeout is how long fleetd follows Swarm's updater (default 10m).
+func (c swarmConfig) rolloutTimeout() (time.Duration, error) {
+	if c.RolloutTimeout == "" {
+		return 10 * time.Minute, nil
+	}
+	d, err := time.ParseDuration(c.RolloutTimeout)
+	if err != nil || d < time.Second {
+		return 0, fmt.Errorf("swarm.rollout_timeout: %q is not a duration of at least 1s", c.RolloutTimeout)
+	}
+	return d, nil
 }
 
 type hostConfig struct {
@@ -208,6 +269,12 @@ func (c *daemonConfig) validate() error {
 	}
 	if c.Reconcile.Parallelism < 1 {
 		bad("reconcile.parallelism", "must be at least 1")
+	}
+	if _, err := c.Swarm.leaseParams(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := c.Swarm.rolloutTimeout(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Notify.QuietPeriod != "" {
 		if _, err := time.ParseDuration(c.Notify.QuietPeriod); err != nil {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/fleetd/fleetd/agent"
 	"github.com/fleetd/fleetd/engine"
+	"github.com/fleetd/fleetd/engine/swarm"
 	"github.com/fleetd/fleetd/fleets"
 	"github.com/fleetd/fleetd/reconcile"
 	"github.com/fleetd/fleetd/server"
@@ -126,7 +129,18 @@ func runAgent(ctx context.Context, cfg daemonConfig) error {
 		return err
 	}
 	defer notifier.Close()
+	campaign, err := swarmRunner(cfg.Swarm, eng, host, &agentCfg)
+	if err != nil {
+		return err
+	}
 	ag := agent.New(agentCfg, eng, gitSource{repo}, notifier, metrics, fileStore{})
+	if campaign != nil {
+		campaign.OnChange = func(leading bool) {
+			log.Info("swarm lease", "leading", leading, "holder", campaign.Holder())
+			ag.LeadershipChanged(leading)
+		}
+		go campaign.Run(ctx)
+	}
 	srv, err := newServer(cfg, ag, eng, metrics, log)
 	if err != nil {
 		return err
@@ -139,6 +153,31 @@ func runAgent(ctx context.Context, cfg daemonConfig) error {
 		runErr = err
 	}
 	return runErr
+}
+
+// swarmRunner wires swarm fleets when the configuration enables them: the
+// runner on the local engine (a manager), acting only while this agent's
+// campaign holds the swarm's lease. It returns the campaign to run.
+func swarmRunner(c swarmConfig, eng *engine.Docker, host fleets.Host, ac *agent.Config) (*swarm.Campaign, error) {
+	if !c.Enabled {
+		return nil, nil
+	}
+	params, err := c.leaseParams()
+	if err != nil {
+		return nil, err
+	}
+	timeout, err := c.rolloutTimeout()
+	if err != nil {
+		return nil, err
+	}
+	d := swarm.New(eng.Client(), instanceName())
+	// The holder's name says which host acts; the suffix keeps two agents
+	// apart even when they share a host name (a copied configuration).
+	campaign := swarm.NewCampaign(d.Lease(), host.Name+"-"+randomSuffix(), params, time.Now)
+	runner := swarm.NewRunner(d, campaign, timeout)
+	runner.NoResolve = c.ResolveImages != nil && !*c.ResolveImages
+	ac.Swarm = runner
+	return campaign, nil
 }
 
 func agentHost(h hostConfig) (fleets.Host, error) {
@@ -387,4 +426,11 @@ func redactURL(raw string) string {
 		u.User = url.UserPassword(u.User.Username(), "***")
 	}
 	return u.String()
+}
+
+// randomSuffix is 6 random hex digits.
+func randomSuffix() string {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }

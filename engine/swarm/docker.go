@@ -42,7 +42,7 @@ func (d *Docker) resolveImage(ctx context.Context, image string) string {
 	if err != nil {
 		return image
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	info, err := d.cli.DistributionInspect(ctx, image, auth)
 	if err != nil || info.Descriptor.Digest == "" {

@@ -40,6 +40,9 @@ type Runner struct {
 	d        *Docker
 	campaign *Campaign // nil: a single agent, always active
 	timeout  time.Duration
+	// NoResolve leaves image tags as written, never asking a registry
+	// (swarm.resolve_images: false; an air-gapped swarm, the tests).
+	NoResolve bool
 
 	// resolved caches the digests tags resolved to, for one revision.
 	revision string
@@ -111,15 +114,19 @@ func (r *Runner) Converge(ctx context.Context, f fleets.Fleet, o reconcile.Swarm
 				Message: fmt.Sprintf("swarm service %s updated: %d of %d tasks running", a.Name, out.Running, out.Desired)})
 		}
 	}
-	if len(failed) == 0 {
+	if len(failed) == 0 && len(plan.Actions) > 0 {
 		if err := r.d.Execute(ctx, prune, r.leading); err != nil {
 			return res, err
 		}
+		// What the swarm now runs is good: record it for a later rollback.
 		if err := r.d.recordGood(ctx, st, r.leading); err != nil {
 			return res, err
 		}
 	}
 	res.Changes = changes(apply, prune, len(failed) == 0)
+	if len(plan.Actions) == 0 {
+		return res, errors.Join(blockedFault(plan), refused) // nothing done: what was found is what is left
+	}
 	if after, err := r.d.Observe(ctx, f.Name); err == nil {
 		res.Left = Diff(st, after)
 	}
@@ -131,6 +138,9 @@ func (r *Runner) Converge(ctx context.Context, f fleets.Fleet, o reconcile.Swarm
 // answers for is used as written (the service is then created without
 // querying a registry, as the tests do).
 func (r *Runner) resolve(ctx context.Context, f fleets.Fleet, revision string) map[string]string {
+	if r.NoResolve {
+		return nil
+	}
 	if revision != r.revision || r.resolved == nil {
 		r.revision, r.resolved = revision, map[string]string{}
 	}

@@ -61,7 +61,11 @@ func StartEngine(t testing.TB, opts ...EngineOption) *Engine {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	for _, tool := range []string{"ip", "nsenter", "unshare", "dockerd"} {
+	tools := []string{"ip", "nsenter", "unshare", "dockerd"}
+	if o.link {
+		tools = append(tools, "iptables")
+	}
+	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("dockertest: an extra engine needs %s: %v", tool, err)
 		}

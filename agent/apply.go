@@ -89,7 +89,7 @@ func (sh *shell) applySwarm(ctx context.Context, e Apply, rev reconcile.Revision
 		return sh.done(e, d, start)
 	}
 	res, err := sh.cfg.Swarm.Converge(ctx, *e.Model, reconcile.SwarmOptions{
-		Revision: rev.Commit, ReportOnly: e.ReportOnly, Retry: e.Retry,
+		Revision: rev.Commit, Dir: rev.Dir, ReportOnly: e.ReportOnly, Retry: e.Retry,
 		OnEvent: func(ev reconcile.Event) { sh.rolloutEvent(ev, e, rev) },
 	})
 	return sh.done(e, summarizeSwarm(e, res, err), start)

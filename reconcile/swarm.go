@@ -18,7 +18,10 @@ type SwarmEngine interface {
 // plan only (outside the sync windows), whether to retry a revision whose
 // rollout failed (a manual sync), and where rollout events go.
 type SwarmOptions struct {
-	Revision   string
+	Revision string
+	// Dir is the revision's fleets directory, where nodes.yaml is read
+	// (node labels and availability); "" reads none.
+	Dir        string
 	ReportOnly bool
 	Retry      bool
 	OnEvent    func(Event)

@@ -57,18 +57,9 @@ var ErrNotLeading = errors.New("swarm: this agent does not hold the lease")
 
 // Nodes lists the swarm's nodes as placement sees them: hostname and node
 // labels.
-func (d *Docker) Nodes(ctx context.Context) (_ []fleets.Host, err error) {
-	defer classified(&err)
-	nodes, err := d.cli.NodeList(ctx, swarm.NodeListOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("list nodes: %w", err)
-	}
-	var out []fleets.Host
-	for _, n := range nodes {
-		out = append(out, fleets.Host{Name: n.Description.Hostname, Labels: n.Spec.Labels})
-	}
-	slices.SortFunc(out, func(a, b fleets.Host) int { return strings.Compare(a.Name, b.Name) })
-	return out, nil
+func (d *Docker) Nodes(ctx context.Context) ([]fleets.Host, error) {
+	nodes, err := d.nodes(ctx)
+	return placementHosts(nodes), err
 }
 
 func classified(err *error) { *err = engine.Classify(*err) }

@@ -536,3 +536,91 @@ func TestSwarmRunnerRollback(t *testing.T) {
 		t.Fatalf("a runner without the lease: %v, want NotLeader", err)
 	}
 }
+
+// TestSwarmDrainFromGit drains a node by committing nodes.yaml: its task
+// moves to the other nodes, and the running count never drops below what
+// the update policy allows (parallelism 1, stop-first: one task down).
+func TestSwarmDrainFromGit(t *testing.T) {
+	b := newBed(t)
+	r := NewRunner(b.d, nil, 2*time.Minute)
+	r.NoResolve = true
+	b.write(3, "token")
+	opts := reconcile.SwarmOptions{Revision: "c1", Dir: b.repo}
+	if _, err := r.Converge(t.Context(), b.load(), opts); err != nil {
+		t.Fatal(err)
+	}
+	web := b.fleet + "_web"
+	drained := b.swarm.Engines[2]
+	id := nodeID(t, b.cli, drained.Name)
+	if !slices.Contains(b.running(b.cli, web), id) {
+		t.Fatalf("no task on %s before the drain: %v", drained.Name, b.running(b.cli, web))
+	}
+
+	stop := make(chan struct{})
+	minRunning := make(chan int)
+	go func() {
+		low := 3
+		for {
+			select {
+			case <-stop:
+				minRunning <- low
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			tasks, err := b.cli.TaskList(context.Background(), dswarm.TaskListOptions{Filters: filters.NewArgs(
+				filters.Arg("service", web), filters.Arg("desired-state", "running"))})
+			if err != nil {
+				continue
+			}
+			n := 0 // the drained node's task counts while it still runs
+			for _, task := range tasks {
+				if task.Status.State == dswarm.TaskStateRunning {
+					n++
+				}
+			}
+			low = min(low, n)
+		}
+	}()
+	if err := os.WriteFile(filepath.Join(b.repo, fleets.NodesFile), []byte("nodes:\n  "+drained.Name+": {availability: drain, labels: {zone: b}}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	res, err := r.Converge(t.Context(), b.load(), reconcile.SwarmOptions{Revision: "c2", Dir: b.repo})
+	if err != nil || !strings.Contains(res.Changes, "updated 1 node") {
+		t.Fatalf("drain: %q, %v", res.Changes, err)
+	}
+	var moved time.Duration
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		nodes := b.running(b.cli, web)
+		if len(nodes) == 3 && !slices.Contains(nodes, id) {
+			moved = time.Since(start)
+			break
+		}
+	}
+	close(stop)
+	low := <-minRunning
+	if moved == 0 {
+		t.Fatalf("the drained node's task did not move within a minute: %v", b.running(b.cli, web))
+	}
+	t.Logf("node drained from Git → its task running on another node after %s; running tasks never below %d of 3", moved.Round(time.Millisecond), low)
+	if low < 2 {
+		t.Errorf("running tasks dropped to %d during the drain; the update policy (parallelism 1, stop-first) allows 2", low)
+	}
+	n, _, err := b.cli.NodeInspectWithRaw(t.Context(), id)
+	if err != nil || n.Spec.Availability != dswarm.NodeAvailabilityDrain || n.Spec.Labels["zone"] != "b" {
+		t.Fatalf("node after the drain: %+v, %v", n.Spec, err)
+	}
+	// By hand: made active again; the next apply reports and corrects it.
+	n.Spec.Availability = dswarm.NodeAvailabilityActive
+	if err := b.cli.NodeUpdate(t.Context(), id, n.Version, n.Spec); err != nil {
+		t.Fatal(err)
+	}
+	res, err = r.Converge(t.Context(), b.load(), reconcile.SwarmOptions{Revision: "c2", Dir: b.repo})
+	if err != nil || len(res.Drifted) != 1 || res.Drifted[0].Object != ObjNode || res.Drifted[0].Kind != drift.Modified {
+		t.Fatalf("node changed by hand: drifted %+v, %v", res.Drifted, err)
+	}
+	n, _, _ = b.cli.NodeInspectWithRaw(t.Context(), id)
+	if n.Spec.Availability != dswarm.NodeAvailabilityDrain {
+		t.Errorf("availability %s after the correction, want drain", n.Spec.Availability)
+	}
+}

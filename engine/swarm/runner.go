@@ -71,12 +71,16 @@ func (r *Runner) Converge(ctx context.Context, f fleets.Fleet, o reconcile.Swarm
 		}
 		return res, fault.New(fault.Permanent, fault.NotLeader, holder, fmt.Errorf("standby: %s holds the swarm's lease", cmpOr(holder, "no agent")))
 	}
-	nodes, err := r.d.Nodes(ctx)
+	nodes, err := r.d.nodes(ctx)
 	if err != nil {
 		return res, err
 	}
+	nodes, nodesUpdated, nodeErr := r.convergeNodes(ctx, f.Name, nodes, o, &res)
+	if errors.Is(nodeErr, ErrNotLeading) {
+		return res, nodeErr
+	}
 	images := r.resolve(ctx, f, o.Revision)
-	st, err := Translate(Input{Fleet: f, Instance: r.d.instance, Nodes: nodes, Images: images})
+	st, err := Translate(Input{Fleet: f, Instance: r.d.instance, Nodes: placementHosts(nodes), Images: images})
 	if err != nil {
 		return res, fault.New(fault.Permanent, fault.InvalidSpec, "", err)
 	}
@@ -85,12 +89,12 @@ func (r *Runner) Converge(ctx context.Context, f fleets.Fleet, o reconcile.Swarm
 		return res, err
 	}
 	before := Diff(st, obs)
-	res.Drifted = outOfBand(before)
+	res.Drifted = append(res.Drifted, outOfBand(before)...)
 	res.Left = before
 	plan := PlanStack(st, obs, Policy{SelfHeal: f.Policy.SelfHeal, Prune: f.Policy.Prune})
 	plan, refused := withoutFailed(plan, obs, o.Retry)
 	if o.ReportOnly {
-		return res, errors.Join(blockedFault(plan), refused)
+		return res, errors.Join(blockedFault(plan), refused, nodeErr)
 	}
 	apply, prune := split(plan)
 	if err := r.d.Execute(ctx, apply, r.leading); err != nil {
@@ -124,13 +128,56 @@ func (r *Runner) Converge(ctx context.Context, f fleets.Fleet, o reconcile.Swarm
 		}
 	}
 	res.Changes = changes(apply, prune, len(failed) == 0)
+	if nodesUpdated > 0 {
+		res.Changes = strings.TrimSuffix(fmt.Sprintf("updated %d %s, ", nodesUpdated, reconcile.Plural(nodesUpdated, "node", "nodes"))+res.Changes, ", ")
+	}
 	if len(plan.Actions) == 0 {
-		return res, errors.Join(blockedFault(plan), refused) // nothing done: what was found is what is left
+		// Nothing done to the services: what was found is what is left.
+		return res, errors.Join(blockedFault(plan), refused, nodeErr)
 	}
 	if after, err := r.d.Observe(ctx, f.Name); err == nil {
 		res.Left = Diff(st, after)
 	}
-	return res, errors.Join(append(failed, blockedFault(plan), refused)...)
+	return res, errors.Join(append(failed, blockedFault(plan), refused, nodeErr)...)
+}
+
+// convergeNodes applies nodes.yaml of the revision to the swarm's nodes
+// (every swarm fleet's apply does; the first one to run finds the work)
+// and returns the nodes as they are now. Node drift goes with the fleet's
+// out-of-band drift; an invalid nodes.yaml or an unknown node is a
+// permanent fault, and the known nodes are still set.
+func (r *Runner) convergeNodes(ctx context.Context, fleet string, nodes []ObservedNode, o reconcile.SwarmOptions, res *reconcile.SwarmResult) ([]ObservedNode, int, error) {
+	if o.Dir == "" {
+		return nodes, 0, nil
+	}
+	want, err := fleets.LoadNodes(o.Dir)
+	if err != nil {
+		return nodes, 0, fault.New(fault.Permanent, fault.InvalidSpec, fleets.NodesFile, err)
+	}
+	ups, planErr := PlanNodes(want, nodes)
+	for _, u := range ups {
+		for _, it := range u.Reasons {
+			it.Fleet = fleet
+			if it.Kind == drift.Modified {
+				res.Drifted = append(res.Drifted, it)
+			}
+		}
+	}
+	if o.ReportOnly || len(ups) == 0 {
+		return nodes, 0, planErr
+	}
+	if err := r.d.updateNodes(ctx, ups, r.leading); err != nil {
+		return nodes, 0, err
+	}
+	out := slices.Clone(nodes)
+	for _, u := range ups {
+		for i := range out {
+			if out[i].ID == u.Node.ID {
+				out[i].Spec = u.Spec
+			}
+		}
+	}
+	return out, len(ups), planErr
 }
 
 // resolve resolves each image tag of the fleet to a digest once per

@@ -24,9 +24,9 @@ func TestLoadNodes(t *testing.T) {
 		t.Fatalf("got %+v, %v", n, err)
 	}
 	for body, want := range map[string]string{
-		"nodes:\n  node1: {availability: offline}\n":  `nodes.yaml:2: nodes.node1.availability: "offline": write active, pause or drain`,
-		"nodes:\n  node1: {labels: {\"a b\": x}}\n":    `nodes.yaml:2: nodes.node1.labels: "a b" is not a label key`,
-		"nodes:\n  node1: {availabilty: drain}\n":     "field availabilty not found",
+		"nodes:\n  node1: {availability: offline}\n": `nodes.yaml:2: nodes.node1.availability: "offline": write active, pause or drain`,
+		"nodes:\n  node1: {labels: {\"a b\": x}}\n":  `nodes.yaml:2: nodes.node1.labels: "a b" is not a label key`,
+		"nodes:\n  node1: {availabilty: drain}\n":    "field availabilty not found",
 		"nodes:\n  node1: {availability: [drain]}\n": "nodes.yaml: yaml: unmarshal errors",
 	} {
 		write(body)

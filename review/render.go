@@ -83,6 +83,9 @@ func hostTitle(h HostReview) string {
 		s += " [" + labelString(h.Host.Labels) + "]"
 	}
 	var notes []string
+	if h.Host.Name == SwarmHost && h.Inventory == "" {
+		notes = append(notes, "the swarm fleets, applied once per swarm by its active agent")
+	}
 	switch h.Inventory {
 	case InventoryAdded:
 		notes = append(notes, "added to the inventory; compared as if it ran base")

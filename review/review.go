@@ -191,9 +191,15 @@ type Warning struct {
 // pure: hosts hold what fleets.Load returned for each side.
 func Compare(base, head RevisionRef, hosts []HostRevisions) Report {
 	rv := Report{Base: base, Head: head, Valid: true, Problems: []fleets.Problem{}, BaseProblems: []fleets.Problem{}, Hosts: []HostReview{}}
-	for _, hr := range hosts {
-		rv.Problems = append(rv.Problems, hr.Head.Problems...)
-		rv.BaseProblems = append(rv.BaseProblems, hr.Base.Problems...)
+	sw, hasSwarm := swarmRevisions(hosts)
+	for i, hr := range append(slices.Clone(hosts), sw) {
+		if i == len(hosts) && !hasSwarm {
+			break
+		}
+		if i < len(hosts) {
+			rv.Problems = append(rv.Problems, hr.Head.Problems...)
+			rv.BaseProblems = append(rv.BaseProblems, hr.Base.Problems...)
+		}
 		h := reviewHost(hr)
 		if len(h.Blocked) > 0 {
 			rv.Valid = false
@@ -216,6 +222,43 @@ func sortedProblems(ps []fleets.Problem) []fleets.Problem {
 	l := fleets.ProblemList(slices.Clone(ps))
 	slices.SortFunc(l, func(a, b fleets.Problem) int { return strings.Compare(a.String(), b.String()) })
 	return slices.Compact(l)
+}
+
+// SwarmHost names the review of the swarm fleets: they run once per swarm,
+// not per host, so they are reviewed once, as if the swarm were one host.
+const SwarmHost = "swarm"
+
+// swarmRevisions gathers the swarm fleets of both sides (from the first
+// host: a swarm fleet reads no host fact that matters, it targets no host),
+// marked as targeted so that reviewHost compares them. ok is false when
+// neither side has one.
+func swarmRevisions(hosts []HostRevisions) (HostRevisions, bool) {
+	if len(hosts) == 0 {
+		return HostRevisions{}, false
+	}
+	pick := func(l HostLoad) HostLoad {
+		out := HostLoad{Host: fleets.Host{Name: SwarmHost}}
+		for _, f := range l.Fleets {
+			if f.Engine != fleets.EngineSwarm {
+				continue
+			}
+			f.Targets = true
+			f.Services = slices.Clone(f.Services)
+			for i := range f.Services {
+				f.Services[i].Targets = true
+			}
+			out.Fleets = append(out.Fleets, f)
+		}
+		for _, p := range l.Problems {
+			if slices.ContainsFunc(l.Fleets, func(f fleets.Fleet) bool { return f.Name == p.Fleet && f.Engine == fleets.EngineSwarm }) {
+				out.Problems = append(out.Problems, p)
+			}
+		}
+		return out
+	}
+	first := hosts[0]
+	sw := HostRevisions{Base: pick(first.Base), Head: pick(first.Head)}
+	return sw, len(sw.Base.Fleets) > 0 || len(sw.Head.Fleets) > 0
 }
 
 // hostSide is one side of a host, indexed.
@@ -593,6 +636,37 @@ func serviceUpdates(b, h fleets.Service) []FieldChange {
 	add("x-fleetd.readiness", b.Readiness, h.Readiness)
 	add("x-fleetd.health_timeout", b.HealthTimeout, h.HealthTimeout)
 	add("x-fleetd.public_env", strings.Join(b.PublicEnv, ", "), strings.Join(h.PublicEnv, ", "))
+	if b.Swarm != nil || h.Swarm != nil {
+		bs, hs := swarmOf(b), swarmOf(h)
+		add("deploy.mode", bs.Mode, hs.Mode)
+		add("deploy.endpoint_mode", bs.EndpointMode, hs.EndpointMode)
+		add("deploy.placement.preferences", strings.Join(bs.Preferences, ", "), strings.Join(hs.Preferences, ", "))
+		add("deploy.placement.max_replicas_per_node", bs.MaxReplicasPerNode, hs.MaxReplicasPerNode)
+		add("deploy.labels", labelString(bs.Labels), labelString(hs.Labels))
+		add("deploy.restart_policy", restartText(bs), restartText(hs))
+		add("deploy.resources.reservations.cpus", bs.ReserveNanoCPUs, hs.ReserveNanoCPUs)
+	}
+	return out
+}
+
+func swarmOf(s fleets.Service) fleets.SwarmDeploy {
+	if s.Swarm == nil {
+		return fleets.SwarmDeploy{}
+	}
+	return *s.Swarm
+}
+
+func restartText(s fleets.SwarmDeploy) string {
+	out := s.Restart
+	if s.RestartMaxAttempts != nil {
+		out += fmt.Sprintf(", max %d attempts", *s.RestartMaxAttempts)
+	}
+	if s.RestartDelay != nil {
+		out += ", delay " + s.RestartDelay.String()
+	}
+	if s.RestartWindow != nil {
+		out += ", window " + s.RestartWindow.String()
+	}
 	return out
 }
 

@@ -186,7 +186,7 @@ func TestDaemonSwarm(t *testing.T) {
 	t.Logf("active agent SIGKILLed → another agent acts (applied as the holder) after %s (lease duration 6s)", secs(took))
 
 	// The new holder acts: a push converges through it.
-	g.commit("", "v3", map[string]string{fleet + "/compose.yaml": swarmCompose(ref, "v3", 3)})
+	c3 := g.commit("", "v3", map[string]string{fleet + "/compose.yaml": swarmCompose(ref, "v3", 3)})
 	waitFor(t, 2*time.Minute, "3 tasks of v3", func() (bool, string) {
 		n, on := tasksAt(t, cli, service, "v3")
 		return n == 3 && on >= 2, fmt.Sprintf("%d running on %d nodes", n, on)
@@ -217,6 +217,29 @@ func TestDaemonSwarm(t *testing.T) {
 		t.Errorf("mutating calls per agent %v: want some by the first holder (%d) and by the next (%d)", per, active, next)
 	}
 	t.Logf("mutating swarm calls per agent %v; none overlapping", per)
+	// fleetd diff against a manager: in sync once the rollout ended, then
+	// a scale by hand named.
+	waitFor(t, time.Minute, "v3 applied", func() (bool, string) {
+		st := daemons[next].status()
+		return appliedOf(st, fleet) == c3, appliedOf(st, fleet)
+	})
+	env := []string{"DOCKER_HOST=" + s.Engines[1].Host()}
+	if r := fleetd(t, env, "diff", "--repo", g.work); r.code != 0 {
+		t.Fatalf("diff after the rollout: %s", r)
+	}
+	svc, _, err := cli.ServiceInspectWithRaw(t.Context(), service, dswarm.ServiceInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := uint64(1)
+	svc.Spec.Mode.Replicated.Replicas = &one
+	if _, err := cli.ServiceUpdate(t.Context(), svc.ID, svc.Version, svc.Spec, dswarm.ServiceUpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r := fleetd(t, env, "diff", "--repo", g.work, "--format", "json")
+	if r.code != 2 || !strings.Contains(r.stdout, `"kind": "modified"`) || !strings.Contains(r.stdout, `"field": "mode"`) {
+		t.Fatalf("diff after a scale by hand: %s", r)
+	}
 	for i, d := range daemons {
 		if i != active {
 			d.stop()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/fleetd/fleetd/drift"
 	"github.com/fleetd/fleetd/engine"
+	"github.com/fleetd/fleetd/engine/swarm"
 	"github.com/fleetd/fleetd/fleets"
 )
 
@@ -87,8 +88,10 @@ func newDiffCmd() *cobra.Command {
 		Use:   "diff",
 		Short: "Show how this host differs from the fleets in --repo",
 		Long: `diff loads the fleets in --repo for this host, observes the local Docker
-engine and prints the drift, grouped by fleet and service. Exit 0 in sync,
-2 when drift is found, 1 on error.
+engine and prints the drift, grouped by fleet and service. Swarm fleets
+(x-fleetd engine: swarm) and nodes.yaml are compared with the swarm when
+the local engine is one of its managers. Exit 0 in sync, 2 when drift is
+found, 1 on error.
 
 By default every managed container is inspected, so that limits changed with
 'docker update' are seen; --cheap observes with list calls only.`,
@@ -103,6 +106,11 @@ By default every managed container is inspected, so that limits changed with
 			}
 			defer st.engine.Close()
 			items := drift.Diff(st.desired, st.observed)
+			swarmItems, err := swarm.New(st.engine.Client(), instanceName()).Drift(cmd.Context(), st.desired, st.repoDir)
+			if err != nil {
+				return err
+			}
+			items = append(items, swarmItems...)
 			if err := writeDiff(cmd.OutOrStdout(), l.format, st.host, items); err != nil {
 				return err
 			}

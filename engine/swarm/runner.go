@@ -405,3 +405,43 @@ func digestOf(data []byte) string {
 	sum := sha256.Sum256(data)
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
+
+// Drift is the drift of the swarm fleets among fs and of the nodes
+// nodes.yaml in dir names, as the active agent would find it; it changes
+// nothing (fleetd diff). Tags are compared as written.
+func (d *Docker) Drift(ctx context.Context, fs []fleets.Fleet, dir string) ([]drift.Item, error) {
+	var out []drift.Item
+	var nodes []ObservedNode
+	for _, f := range fs {
+		if f.Engine != fleets.EngineSwarm {
+			continue
+		}
+		if nodes == nil {
+			var err error
+			if nodes, err = d.nodes(ctx); err != nil {
+				return nil, fmt.Errorf("fleet %s runs on swarm, and the local engine is no swarm manager: %w", f.Name, err)
+			}
+			want, err := fleets.LoadNodes(dir)
+			if err != nil {
+				return nil, err
+			}
+			ups, err := PlanNodes(want, nodes)
+			if err != nil {
+				return nil, err
+			}
+			for _, u := range ups {
+				out = append(out, u.Reasons...)
+			}
+		}
+		st, err := Translate(Input{Fleet: f, Instance: d.instance, Nodes: placementHosts(nodes)})
+		if err != nil {
+			return nil, err
+		}
+		obs, err := d.Observe(ctx, f.Name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Diff(st, obs)...)
+	}
+	return out, nil
+}

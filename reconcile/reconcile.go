@@ -238,17 +238,32 @@ func (b *builder) guardMassPrune(desired []fleets.Fleet) {
 			targeted++
 		}
 	}
-	var reason string
-	switch {
-	case targeted == 0 && removing > 0:
-		reason = fmt.Sprintf("the revision removes every fleet from this host (%d containers)", removing)
-	case float64(removing) > b.pol.PruneRatio()*float64(managed):
-		reason = fmt.Sprintf("the revision removes %d of the host's %d managed containers (limit %.0f%%)", removing, managed, 100*b.pol.PruneRatio())
-	default:
+	reason := MassPrune(removing, managed, targeted, b.pol.PruneRatio(), "host", "containers")
+	if reason == "" {
 		return
 	}
-	b.refused = "prune guard: " + reason + "; rerun with --allow-mass-prune if this is intended"
+	b.refused = reason
 	b.dropPruned()
+}
+
+// MassPrune is the prune guard's decision, for the containers of a host
+// and the services of a swarm alike: why removing `removing` of the
+// `managed` objects fleetd owns (named by what) in scope ("host",
+// "swarm") is refused, or "" when it is not. It is refused when no fleet
+// is left there (fleetsLeft 0), or when it is more than ratio of them.
+func MassPrune(removing, managed, fleetsLeft int, ratio float64, scope, what string) string {
+	var reason string
+	switch {
+	case removing == 0:
+		return ""
+	case fleetsLeft == 0:
+		reason = fmt.Sprintf("the revision removes every fleet from this %s (%d %s)", scope, removing, what)
+	case float64(removing) > ratio*float64(managed):
+		reason = fmt.Sprintf("the revision removes %d of the %s's %d managed %s (limit %.0f%%)", removing, scope, managed, what, 100*ratio)
+	default:
+		return ""
+	}
+	return "prune guard: " + reason + "; rerun with --allow-mass-prune if this is intended"
 }
 
 // dropPruned removes the prune actions, their stops, and renumbers the plan.

@@ -176,6 +176,7 @@ func swarmRunner(c swarmConfig, eng *engine.Docker, host fleets.Host, ac *agent.
 	campaign := swarm.NewCampaign(d.Lease(), host.Name+"-"+randomSuffix(), params, time.Now)
 	runner := swarm.NewRunner(d, campaign, timeout)
 	runner.NoResolve = c.ResolveImages != nil && !*c.ResolveImages
+	runner.AllowMassPrune = ac.AllowMassPrune
 	ac.Swarm = runner
 	return campaign, nil
 }

@@ -129,6 +129,23 @@ func (d *Docker) Observe(ctx context.Context, fleet string) (_ Observed, err err
 	return obs, nil
 }
 
+// ownedServices counts the swarm services this instance owns, of every
+// fleet: what the prune guard weighs removals against.
+func (d *Docker) ownedServices(ctx context.Context) (_ int, err error) {
+	defer classified(&err)
+	list, err := d.cli.ServiceList(ctx, swarm.ServiceListOptions{Filters: filters.NewArgs(filters.Arg("label", fleets.LabelManaged+"=true"))})
+	if err != nil {
+		return 0, fmt.Errorf("list services: %w", err)
+	}
+	n := 0
+	for _, s := range list {
+		if d.owns(s.Spec.Labels) {
+			n++
+		}
+	}
+	return n, nil
+}
+
 func (d *Docker) owns(labels map[string]string) bool {
 	return fleets.OwnedBy(labels, d.instance) && labels[LabelEngine] == fleets.EngineSwarm
 }

@@ -531,6 +531,21 @@ func TestSwarmRunnerRollback(t *testing.T) {
 		t.Fatalf("a good revision after the failed one: %q, %v", res.Changes, err)
 	}
 
+	// The fleet leaves Git: its service is the only one fleetd owns on the
+	// swarm, so the prune guard refuses, until mass prunes are allowed.
+	gone := fleets.Fleet{Name: b.fleet, Engine: fleets.EngineSwarm, Policy: fleets.Policy{Prune: true}}
+	if _, err := r.Converge(t.Context(), gone, reconcile.SwarmOptions{Revision: "c4"}); fault.Of(err) == nil || fault.Of(err).Reason != fault.PruneRefused {
+		t.Fatalf("removing every swarm service: %v, want PruneRefused", err)
+	}
+	if _, _, err := b.cli.ServiceInspectWithRaw(t.Context(), web, dswarm.ServiceInspectOptions{}); err != nil {
+		t.Fatalf("the guard let the service go: %v", err)
+	}
+	r.AllowMassPrune = true
+	res, err = r.Converge(t.Context(), gone, reconcile.SwarmOptions{Revision: "c4"})
+	if err != nil || !strings.Contains(res.Changes, "removed 1 service") {
+		t.Fatalf("allowed mass prune: %q, %v", res.Changes, err)
+	}
+
 	standby := NewRunner(b.d, NewCampaign(nil, "other", DefaultLeaseParams, time.Now), time.Minute)
 	if _, err := standby.Converge(t.Context(), b.load(), reconcile.SwarmOptions{}); fault.Of(err) == nil || fault.Of(err).Reason != fault.NotLeader {
 		t.Fatalf("a runner without the lease: %v, want NotLeader", err)

@@ -43,6 +43,8 @@ type Runner struct {
 	// NoResolve leaves image tags as written, never asking a registry
 	// (swarm.resolve_images: false; an air-gapped swarm, the tests).
 	NoResolve bool
+	// AllowMassPrune lifts the prune guard (reconcile.allow_mass_prune).
+	AllowMassPrune bool
 
 	// resolved caches the digests tags resolved to, for one revision.
 	revision string
@@ -118,7 +120,9 @@ func (r *Runner) Converge(ctx context.Context, f fleets.Fleet, o reconcile.Swarm
 				Message: fmt.Sprintf("swarm service %s updated: %d of %d tasks running", a.Name, out.Running, out.Desired)})
 		}
 	}
+	var guard error
 	if len(failed) == 0 && len(plan.Actions) > 0 {
+		prune, guard = r.guard(ctx, prune) // a refusal is told by the agent, as a stall
 		if err := r.d.Execute(ctx, prune, r.leading); err != nil {
 			return res, err
 		}
@@ -138,7 +142,35 @@ func (r *Runner) Converge(ctx context.Context, f fleets.Fleet, o reconcile.Swarm
 	if after, err := r.d.Observe(ctx, f.Name); err == nil {
 		res.Left = Diff(st, after)
 	}
-	return res, errors.Join(append(failed, blockedFault(plan), refused, nodeErr)...)
+	return res, errors.Join(append(failed, blockedFault(plan), refused, nodeErr, guard)...)
+}
+
+// guard applies the prune guard to the removal of services: it refuses
+// every removal (the other actions went ahead) when it would remove more
+// than half of the services fleetd owns on the swarm, or all of them.
+func (r *Runner) guard(ctx context.Context, prune Plan) (Plan, error) {
+	removing := 0
+	for _, a := range prune.Actions {
+		if a.Op == OpRemoveService {
+			removing++
+		}
+	}
+	if removing == 0 || r.AllowMassPrune {
+		return prune, nil
+	}
+	owned, err := r.d.ownedServices(ctx)
+	if err != nil {
+		return Plan{}, err
+	}
+	left := 0
+	if owned > removing {
+		left = 1
+	}
+	reason := reconcile.MassPrune(removing, owned, left, reconcile.Policy{}.PruneRatio(), "swarm", "services")
+	if reason == "" {
+		return prune, nil
+	}
+	return Plan{}, fault.New(fault.Permanent, fault.PruneRefused, "", errors.New(reason))
 }
 
 // convergeNodes applies nodes.yaml of the revision to the swarm's nodes

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/docker/docker/api/types/filters"
@@ -46,7 +47,9 @@ type Runner struct {
 	// AllowMassPrune lifts the prune guard (reconcile.allow_mass_prune).
 	AllowMassPrune bool
 
-	// resolved caches the digests tags resolved to, for one revision.
+	// resolved caches the digests tags resolved to, for one revision;
+	// applies of several fleets share it (mu).
+	mu       sync.Mutex
 	revision string
 	resolved map[string]string
 }
@@ -220,17 +223,23 @@ func (r *Runner) resolve(ctx context.Context, f fleets.Fleet, revision string) m
 	if r.NoResolve {
 		return nil
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if revision != r.revision || r.resolved == nil {
 		r.revision, r.resolved = revision, map[string]string{}
 	}
+	out := map[string]string{}
 	for _, s := range f.Services {
 		img := s.Spec.Image
-		if _, done := r.resolved[img]; done || strings.Contains(img, "@") {
+		if strings.Contains(img, "@") {
 			continue
 		}
-		r.resolved[img] = r.d.resolveImage(ctx, img)
+		if _, done := r.resolved[img]; !done {
+			r.resolved[img] = r.d.resolveImage(ctx, img)
+		}
+		out[img] = r.resolved[img]
 	}
-	return r.resolved
+	return out
 }
 
 func cmpOr(s, def string) string {

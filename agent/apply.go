@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"maps"
 	"time"
@@ -51,17 +52,22 @@ func (sh *shell) apply(ctx context.Context, e Apply) ApplyDone {
 			sh.cfg.Log.Error("save state", "fleet", e.Fleet, "err", serr)
 		}
 	}
+	var standby string
 	if e.Model == nil && err == nil && sh.cfg.Swarm != nil && !e.ReportOnly {
 		// A fleet that left the spec may have run on the swarm: its
-		// services, networks, secrets and configs go too (the active
-		// agent prunes them; a standby one leaves them to it).
+		// services, networks, secrets and configs go too. The active
+		// agent prunes them; a standby one keeps the fleet until the swarm
+		// holds nothing of it (or it takes the lease).
 		_, serr := sh.cfg.Swarm.Converge(ctx, fleets.Fleet{Name: e.Fleet, Engine: fleets.EngineSwarm, Policy: fleets.Policy{Prune: true}},
-			reconcile.SwarmOptions{Revision: rev.Commit})
-		if f := fault.Of(serr); serr != nil && f.Reason != fault.NotLeader {
+			reconcile.SwarmOptions{Revision: rev.Commit, Desired: e.Desired})
+		if f := fault.Of(serr); serr != nil && f.Reason == fault.NotLeader {
+			standby = cmp.Or(f.Object, "another agent")
+		} else {
 			err = serr
 		}
 	}
 	d := summarize(e, out, err)
+	d.Standby = standby
 	return sh.done(e, d, start)
 }
 
@@ -83,13 +89,13 @@ func (sh *shell) done(e Apply, d ApplyDone, start time.Time) ApplyDone {
 // engine, which acts only while this agent holds the swarm's lease.
 func (sh *shell) applySwarm(ctx context.Context, e Apply, rev reconcile.Revision, start time.Time) ApplyDone {
 	if sh.cfg.Swarm == nil {
-		d := ApplyDone{Fleet: e.Fleet, Revision: e.Revision.Commit, ReportOnly: e.ReportOnly}
-		d.Faults = []Fault{{Class: fault.Permanent, Reason: fault.InvalidSpec, Message: "fleet " + e.Fleet +
-			" runs on swarm (x-fleetd engine: swarm), and this agent drives no swarm: set swarm.enabled in fleetd's configuration"}}
+		// Not this agent's business: the agents of the swarm's managers
+		// (swarm.enabled) run it. Said as standby, not as a fault.
+		d := ApplyDone{Fleet: e.Fleet, Revision: e.Revision.Commit, ReportOnly: e.ReportOnly, Standby: "the agents of the swarm's managers (swarm.enabled is off here)"}
 		return sh.done(e, d, start)
 	}
 	res, err := sh.cfg.Swarm.Converge(ctx, *e.Model, reconcile.SwarmOptions{
-		Revision: rev.Commit, Dir: rev.Dir, ReportOnly: e.ReportOnly, Retry: e.Retry,
+		Revision: rev.Commit, Dir: rev.Dir, ReportOnly: e.ReportOnly, Retry: e.Retry, Desired: e.Desired,
 		OnEvent: func(ev reconcile.Event) { sh.rolloutEvent(ev, e, rev) },
 	})
 	return sh.done(e, summarizeSwarm(e, res, err), start)

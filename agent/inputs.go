@@ -250,11 +250,12 @@ func (m *machine) integrate(rev reconcile.Revision, loaded []fleets.Fleet, probl
 }
 
 // take gives fleet v's model to its fleet; a changed model wakes it, and a
-// new revision for it ends its backoff.
+// new revision for it ends its backoff. A swarm fleet wakes at every new
+// commit: what it runs also depends on nodes.yaml, outside its model.
 func (m *machine) take(v fleets.Fleet, rev reconcile.Revision) {
 	digest := fleets.Digest(v)
 	m.update(v.Name, func(f *Fleet) {
-		if f.Model == nil || f.Gone || f.Digest != digest {
+		if f.Model == nil || f.Gone || f.Digest != digest || (v.Engine == fleets.EngineSwarm && f.Rev.Commit != rev.Commit) {
 			m.wake(f, WakeRevision)
 			f.Failures, f.RetryAt = 0, time.Time{}
 		}

@@ -784,3 +784,19 @@ func TestSwarmFleetStandbyAndLeadership(t *testing.T) {
 		t.Errorf("a survey with no docker drift applies %v, want the swarm fleet", got)
 	}
 }
+
+// A new commit wakes a swarm fleet even when its model is unchanged (its
+// nodes.yaml may have changed); a docker fleet with an unchanged model
+// stays asleep.
+func TestNewCommitWakesSwarmFleets(t *testing.T) {
+	s := newSim(t)
+	sw := web("sw", 3)
+	sw.Engine, sw.Targets = fleets.EngineSwarm, false
+	s.boot(sw, web("a", 1))
+	s.in(ApplyDone{Fleet: "sw", Revision: "c1"})
+	s.done("a")
+	fx := s.in(Fetched{Rev: rev("c2"), Changed: true, Loaded: true, Fleets: []fleets.Fleet{sw, web("a", 1)}})
+	if got := applies(fx); !slices.Equal(got, []string{"sw"}) {
+		t.Errorf("a commit that changes no model applies %v, want the swarm fleet only", got)
+	}
+}

@@ -50,7 +50,7 @@ func classify(err error) error {
 		return fault.New(fault.Retryable, fault.Timeout, "", err)
 	case unreachable(err):
 		return fault.New(fault.Retryable, fault.EngineUnreachable, "", err)
-	case cerrdefs.IsInvalidArgument(err):
+	case cerrdefs.IsInvalidArgument(err), cerrdefs.IsNotImplemented(err): // e.g. a swarm service's mode change
 		return fault.New(fault.Permanent, fault.InvalidSpec, "", err)
 	case cerrdefs.IsUnavailable(err), cerrdefs.IsInternal(err), cerrdefs.IsUnknown(err), cerrdefs.IsDataLoss(err):
 		return fault.New(fault.Retryable, fault.EngineError, "", err)

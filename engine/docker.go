@@ -181,8 +181,11 @@ func (d *Docker) apiAtLeast(v string) bool {
 
 // isManaged reports whether this agent owns an object: managed by fleetd
 // and of this agent's instance.
+// isManaged reports whether an object is this adapter's own. The objects
+// of swarm fleets (overlay networks, node-local volumes) are the swarm
+// engine's: to a host's agent they are as untouchable as a stranger's.
 func (d *Docker) isManaged(labels map[string]string) bool {
-	return fleets.OwnedBy(labels, d.instance)
+	return fleets.OwnedBy(labels, d.instance) && labels[fleets.LabelEngine] != fleets.EngineSwarm
 }
 
 // Client is the SDK client, its calls counted with this adapter's, for

@@ -161,6 +161,9 @@ func checkSwarmService(s types.ServiceConfig, r *report) {
 		if p.HostIP != "" {
 			refuse(fmt.Sprintf("ports.%d.host_ip", i), "Swarm publishes on every address of a node")
 		}
+		if strings.Contains(p.Published, "-") {
+			refuse(fmt.Sprintf("ports.%d.published", i), "a Swarm port publishes one host port for one target port: write one entry per port")
+		}
 	}
 	for _, dep := range sortedKeys(s.DependsOn) {
 		if c := s.DependsOn[dep].Condition; c != "" && c != ConditionStarted {

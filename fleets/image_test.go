@@ -38,7 +38,7 @@ func TestParseConstraint(t *testing.T) {
 		"node.hostname == ":      nil,
 		"node.hostname":          nil,
 	} {
-		got, ok := parseConstraint(expr)
+		got, ok := parseConstraint(expr, false)
 		if want == nil {
 			if ok {
 				t.Errorf("%q parsed as %+v, want an error", expr, got)

@@ -25,6 +25,9 @@ type SwarmOptions struct {
 	ReportOnly bool
 	Retry      bool
 	OnEvent    func(Event)
+	// Desired is every fleet of the revision: the prune guard counts the
+	// removals of the whole revision, not of one fleet.
+	Desired []fleets.Fleet
 }
 
 // SwarmResult is what one apply of a swarm fleet found and did. Its error,

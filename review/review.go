@@ -236,6 +236,15 @@ func swarmRevisions(hosts []HostRevisions) (HostRevisions, bool) {
 	if len(hosts) == 0 {
 		return HostRevisions{}, false
 	}
+	first := hosts[0]
+	swarmFleets := map[string]bool{} // on either side: a fleet invalid at head is still reviewed here
+	for _, l := range []HostLoad{first.Base, first.Head} {
+		for _, f := range l.Fleets {
+			if f.Engine == fleets.EngineSwarm {
+				swarmFleets[f.Name] = true
+			}
+		}
+	}
 	pick := func(l HostLoad) HostLoad {
 		out := HostLoad{Host: fleets.Host{Name: SwarmHost}}
 		for _, f := range l.Fleets {
@@ -250,13 +259,12 @@ func swarmRevisions(hosts []HostRevisions) (HostRevisions, bool) {
 			out.Fleets = append(out.Fleets, f)
 		}
 		for _, p := range l.Problems {
-			if slices.ContainsFunc(l.Fleets, func(f fleets.Fleet) bool { return f.Name == p.Fleet && f.Engine == fleets.EngineSwarm }) {
+			if swarmFleets[p.Fleet] {
 				out.Problems = append(out.Problems, p)
 			}
 		}
 		return out
 	}
-	first := hosts[0]
 	sw := HostRevisions{Base: pick(first.Base), Head: pick(first.Head)}
 	return sw, len(sw.Base.Fleets) > 0 || len(sw.Head.Fleets) > 0
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -107,7 +108,10 @@ By default every managed container is inspected, so that limits changed with
 			defer st.engine.Close()
 			items := drift.Diff(st.desired, st.observed)
 			swarmItems, err := swarm.New(st.engine.Client(), instanceName()).Drift(cmd.Context(), st.desired, st.repoDir)
-			if err != nil {
+			switch {
+			case errors.Is(err, swarm.ErrNotManager):
+				fmt.Fprintf(cmd.ErrOrStderr(), "note: %v\n", err)
+			case err != nil:
 				return err
 			}
 			items = append(items, swarmItems...)

@@ -48,8 +48,29 @@ type ObservedService struct {
 	Update        swarm.UpdateState
 	UpdateMessage string
 	UpdateStarted time.Time // when the last update started; zero if none
+	// PrevHash is the spec hash of Swarm's previous spec (what an update
+	// or a rollback replaced).
+	PrevHash string
 	// Failing holds the errors of the service's failed recent tasks.
 	Failing []string
+}
+
+// holds reports whether the swarm holds an object of fleet that this
+// instance owns.
+func (o Observed) holds(fleet string) bool {
+	for _, s := range o.Services {
+		if s.Owned && s.Fleet == fleet {
+			return true
+		}
+	}
+	for _, m := range []map[string]ObservedObject{o.Networks, o.Secrets, o.Configs} {
+		for _, x := range m {
+			if x.Owned && x.Fleet == fleet {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Kinds of swarm objects in drift items (drift.Item.Object).
@@ -319,18 +340,4 @@ func dropZero(v any) any {
 		return nil
 	}
 	return v
-}
-
-// Rolls reports whether a change of these fields makes Swarm's updater
-// replace the service's tasks (a change to the task template); scaling or
-// relabelling a service does not.
-func Rolls(fields []drift.Field) bool {
-	for _, f := range fields {
-		for _, p := range []string{"container.", "resources", "restart_policy", "placement.", "log_driver", "networks"} {
-			if strings.HasPrefix(f.Field, p) {
-				return true
-			}
-		}
-	}
-	return false
 }

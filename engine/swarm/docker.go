@@ -36,24 +36,25 @@ func New(cli *client.Client, instance string) *Docker {
 }
 
 // resolveImage returns image pinned to the digest its registry gives for
-// it (name:tag@sha256:…), or image as written when no registry answers.
-func (d *Docker) resolveImage(ctx context.Context, image string) string {
+// it (name:tag@sha256:…); false when no registry answers.
+func (d *Docker) resolveImage(ctx context.Context, image string) (string, bool) {
 	auth, err := engine.RegistryAuth(d.configDir, image)
 	if err != nil {
-		return image
+		return "", false
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	info, err := d.cli.DistributionInspect(ctx, image, auth)
 	if err != nil || info.Descriptor.Digest == "" {
-		return image
+		return "", false
 	}
-	return image + "@" + info.Descriptor.Digest.String()
+	return image + "@" + info.Descriptor.Digest.String(), true
 }
 
 // ErrNotLeading is returned when the agent lost the lease before a batch
-// of mutating calls: it must not act.
-var ErrNotLeading = errors.New("swarm: this agent does not hold the lease")
+// of mutating calls: it must not act. It is a fault.NotLeader: the agent
+// stands by, it has not failed.
+var ErrNotLeading = fault.New(fault.Permanent, fault.NotLeader, "", errors.New("swarm: this agent no longer holds the lease"))
 
 // Nodes lists the swarm's nodes as placement sees them: hostname and node
 // labels.
@@ -91,6 +92,9 @@ func (d *Docker) Observe(ctx context.Context, fleet string) (_ Observed, err err
 				o.UpdateStarted = *u.StartedAt
 			}
 		}
+		if s.PreviousSpec != nil {
+			o.PrevHash = s.PreviousSpec.Labels[LabelSpecHash]
+		}
 		if o.Running < o.Desired {
 			if o.Failing, err = d.failing(ctx, s.ID); err != nil {
 				return obs, err
@@ -103,10 +107,10 @@ func (d *Docker) Observe(ctx context.Context, fleet string) (_ Observed, err err
 		return obs, fmt.Errorf("list networks: %w", err)
 	}
 	for _, n := range nets {
+		// Every swarm network, by name: a fleet's network may be named
+		// otherwise than <fleet>_<key> (name:).
 		obs.NetworkNames[n.ID] = n.Name
-		if strings.HasPrefix(n.Name, prefix) {
-			obs.Networks[n.Name] = ObservedObject{ID: n.ID, Owned: d.owns(n.Labels), Fleet: n.Labels[fleets.LabelFleet]}
-		}
+		obs.Networks[n.Name] = ObservedObject{ID: n.ID, Owned: d.owns(n.Labels), Fleet: n.Labels[fleets.LabelFleet]}
 	}
 	secrets, err := d.cli.SecretList(ctx, swarm.SecretListOptions{Filters: byName})
 	if err != nil {
@@ -129,21 +133,21 @@ func (d *Docker) Observe(ctx context.Context, fleet string) (_ Observed, err err
 	return obs, nil
 }
 
-// ownedServices counts the swarm services this instance owns, of every
-// fleet: what the prune guard weighs removals against.
-func (d *Docker) ownedServices(ctx context.Context) (_ int, err error) {
+// ownedServices lists the swarm services this instance owns, of every
+// fleet, as "fleet/service": what the prune guard weighs removals against.
+func (d *Docker) ownedServices(ctx context.Context) (_ []string, err error) {
 	defer classified(&err)
 	list, err := d.cli.ServiceList(ctx, swarm.ServiceListOptions{Filters: filters.NewArgs(filters.Arg("label", fleets.LabelManaged+"=true"))})
 	if err != nil {
-		return 0, fmt.Errorf("list services: %w", err)
+		return nil, fmt.Errorf("list services: %w", err)
 	}
-	n := 0
+	var out []string
 	for _, s := range list {
 		if d.owns(s.Spec.Labels) {
-			n++
+			out = append(out, s.Spec.Labels[fleets.LabelFleet]+"/"+s.Spec.Labels[fleets.LabelService])
 		}
 	}
-	return n, nil
+	return out, nil
 }
 
 func (d *Docker) owns(labels map[string]string) bool {
@@ -317,28 +321,37 @@ func (o Outcome) Failed() bool {
 	return true
 }
 
-// WaitRollout waits until the service's tasks run after an action: for an
-// action that replaces tasks (Action.Rolls), until Swarm's updater has
-// started an update later than the one observed before and ended it
-// (completed, paused, rolled back); then until every desired task runs.
-// After timeout the outcome's state is "timeout".
+// updateGrace is how long WaitRollout waits for Swarm's updater to start
+// after an update before it takes the update as one made in place (a
+// placement, label or scale change replaces no task when every task still
+// fits).
+const updateGrace = 3 * time.Second
+
+// WaitRollout waits until the service's tasks run after an action. After
+// an update it waits for Swarm's updater to start an update later than the
+// one observed before, and follows it to its end (completed, paused,
+// rolled back); if none starts within updateGrace and every desired task
+// runs, the update was made in place. Then, and after a create, until every
+// desired task runs. After timeout (or when the service disappears) the
+// outcome's state is "timeout".
 func (d *Docker) WaitRollout(ctx context.Context, a Action, timeout time.Duration) (Outcome, error) {
 	name := a.Name
-	deadline := time.Now().Add(timeout)
+	start := time.Now()
+	deadline := start.Add(timeout)
 	for {
 		svcs, err := d.cli.ServiceList(ctx, swarm.ServiceListOptions{Filters: filters.NewArgs(filters.Arg("name", name)), Status: true})
 		if err != nil {
 			return Outcome{}, engine.Classify(err)
 		}
+		o := Outcome{Service: name, State: "timeout", Message: "the service is gone"}
 		for _, s := range svcs {
 			if s.Spec.Name != name {
 				continue
 			}
-			o := Outcome{Service: name}
-			if u := s.UpdateStatus; u != nil && (!a.Rolls || (u.StartedAt != nil && u.StartedAt.After(a.PrevUpdate))) {
-				o.State, o.Message = u.State, u.Message
-			} else if a.Rolls {
-				o.State = swarm.UpdateStateUpdating // not started yet, as far as the manager tells
+			o = Outcome{Service: name}
+			started := false
+			if u := s.UpdateStatus; u != nil && u.StartedAt != nil && u.StartedAt.After(a.PrevUpdate) {
+				o.State, o.Message, started = u.State, u.Message, true
 			}
 			if st := s.ServiceStatus; st != nil {
 				o.Running, o.Desired = st.RunningTasks, st.DesiredTasks
@@ -348,18 +361,24 @@ func (d *Docker) WaitRollout(ctx context.Context, a Action, timeout time.Duratio
 				return o, nil
 			case swarm.UpdateStateUpdating, swarm.UpdateStateRollbackStarted:
 				// still at work
-			case swarm.UpdateStateCompleted, "":
+			default:
+				waitStart := a.Op == OpUpdateService && !started && time.Since(start) < updateGrace
 				// Desired is 0 for a moment after a create, until the
-				// orchestrator has made the tasks.
-				scaledToZero := s.Spec.Mode.Replicated != nil && s.Spec.Mode.Replicated.Replicas != nil && *s.Spec.Mode.Replicated.Replicas == 0
-				if o.Running >= o.Desired && (o.Desired > 0 || scaledToZero) {
+				// orchestrator has made the tasks; it stays 0 for a
+				// service scaled to 0 and a global one no node accepts.
+				none := (s.Spec.Mode.Replicated != nil && s.Spec.Mode.Replicated.Replicas != nil && *s.Spec.Mode.Replicated.Replicas == 0) ||
+					(s.Spec.Mode.Global != nil && time.Since(start) >= updateGrace)
+				if !waitStart && o.Running >= o.Desired && (o.Desired > 0 || none) {
 					return o, nil
 				}
 			}
-			if time.Now().After(deadline) {
+		}
+		if time.Now().After(deadline) {
+			if o.State != "timeout" {
+				o.Message = fmt.Sprintf("not done after %s (%s; %d of %d tasks running)", timeout, cmpOr(string(o.State), "no update"), o.Running, o.Desired)
 				o.State = "timeout"
-				return o, nil
 			}
+			return o, nil
 		}
 		select {
 		case <-ctx.Done():

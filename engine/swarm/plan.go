@@ -34,9 +34,8 @@ type Action struct {
 	ID      string     `json:"-"`
 	Version uint64     `json:"-"`
 	Cause   drift.Item `json:"cause"`
-	// Rolls is set when the update replaces the tasks (Swarm's updater
-	// runs); PrevUpdate is when the update observed before it started.
-	Rolls      bool      `json:"rolls,omitempty"`
+	// PrevUpdate is when the update observed before the action started:
+	// a later one is the action's.
 	PrevUpdate time.Time `json:"-"`
 }
 
@@ -87,7 +86,7 @@ func PlanStack(want Stack, obs Observed, p Policy) Plan {
 			}
 			o := obs.Services[name]
 			add(Action{Op: OpUpdateService, Name: name, Service: &want.Services[byName[name]], ID: o.ID, Version: o.Version,
-				Rolls: Rolls(it.Fields), PrevUpdate: o.UpdateStarted, Cause: it})
+				PrevUpdate: o.UpdateStarted, Cause: it})
 		case drift.Orphan:
 			if !p.Prune {
 				plan.Reported = append(plan.Reported, it)

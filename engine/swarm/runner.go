@@ -49,7 +49,10 @@ type Runner struct {
 
 	// resolved caches the digests tags resolved to, for one revision;
 	// applies of several fleets share it (mu).
-	mu       sync.Mutex
+	mu sync.Mutex
+	// nodesMu makes the applies of several fleets set the nodes one at a
+	// time: the first finds the work, the others nothing.
+	nodesMu  sync.Mutex
 	revision string
 	resolved map[string]string
 }
@@ -67,31 +70,48 @@ var _ reconcile.SwarmEngine = (*Runner)(nil)
 // Converge observes the fleet's stack, plans, creates and updates, waits
 // for Swarm's updater, rolls a failed service back to the last good spec
 // fleetd recorded, and prunes what Git no longer has only once every
-// rollout succeeded.
+// rollout succeeded. A suspended fleet is observed and reported only.
 func (r *Runner) Converge(ctx context.Context, f fleets.Fleet, o reconcile.SwarmOptions) (res reconcile.SwarmResult, err error) {
+	gone := len(f.Services) == 0
 	if !r.leading() {
-		holder := ""
-		if r.campaign != nil {
-			holder = r.campaign.Holder()
+		if gone {
+			// A fleet that left Git: a standby agent may forget it once
+			// the swarm holds nothing of it; else it waits for the lease.
+			obs, err := r.d.Observe(ctx, f.Name)
+			if err != nil {
+				return res, err
+			}
+			if !obs.holds(f.Name) {
+				return res, nil
+			}
 		}
-		return res, fault.New(fault.Permanent, fault.NotLeader, holder, fmt.Errorf("standby: %s holds the swarm's lease", cmpOr(holder, "no agent")))
+		return res, r.standby()
 	}
+	if f.Policy.Suspend {
+		o.ReportOnly = true
+	}
+	r.nodesMu.Lock()
 	nodes, err := r.d.nodes(ctx)
+	var nodesUpdated int
+	var nodeErr error
+	if err == nil {
+		nodes, nodesUpdated, nodeErr = r.convergeNodes(ctx, f.Name, nodes, o, &res)
+	}
+	r.nodesMu.Unlock()
 	if err != nil {
 		return res, err
 	}
-	nodes, nodesUpdated, nodeErr := r.convergeNodes(ctx, f.Name, nodes, o, &res)
-	if errors.Is(nodeErr, ErrNotLeading) {
+	if x := fault.Of(nodeErr); nodeErr != nil && x.Reason == fault.NotLeader {
 		return res, nodeErr
-	}
-	images := r.resolve(ctx, f, o.Revision)
-	st, err := Translate(Input{Fleet: f, Instance: r.d.instance, Nodes: placementHosts(nodes), Images: images})
-	if err != nil {
-		return res, fault.New(fault.Permanent, fault.InvalidSpec, "", err)
 	}
 	obs, err := r.d.Observe(ctx, f.Name)
 	if err != nil {
 		return res, err
+	}
+	images := r.resolve(ctx, f, o.Revision, obs)
+	st, err := Translate(Input{Fleet: f, Instance: r.d.instance, Nodes: placementHosts(nodes), Images: images})
+	if err != nil {
+		return res, fault.New(fault.Permanent, fault.InvalidSpec, "", err)
 	}
 	before := Diff(st, obs)
 	res.Drifted = append(res.Drifted, outOfBand(before)...)
@@ -101,11 +121,11 @@ func (r *Runner) Converge(ctx context.Context, f fleets.Fleet, o reconcile.Swarm
 	if o.ReportOnly {
 		return res, errors.Join(blockedFault(plan), refused, nodeErr)
 	}
+	failed := r.unjudged(ctx, f.Name, st, obs, o)
 	apply, prune := split(plan)
 	if err := r.d.Execute(ctx, apply, r.leading); err != nil {
 		return res, err
 	}
-	var failed []error
 	for _, a := range apply.Actions {
 		if a.Op != OpCreateService && a.Op != OpUpdateService {
 			continue
@@ -123,53 +143,104 @@ func (r *Runner) Converge(ctx context.Context, f fleets.Fleet, o reconcile.Swarm
 				Message: fmt.Sprintf("swarm service %s updated: %d of %d tasks running", a.Name, out.Running, out.Desired)})
 		}
 	}
+	// Removals and the good record wait until the whole stack is as Git
+	// says: no failed rollout, no spec held back, nothing blocked.
+	whole := len(failed) == 0 && refused == nil && len(plan.Blocked) == 0
 	var guard error
-	if len(failed) == 0 && len(plan.Actions) > 0 {
-		prune, guard = r.guard(ctx, prune) // a refusal is told by the agent, as a stall
+	if whole && len(prune.Actions) > 0 {
+		prune, guard = r.guard(ctx, prune, o.Desired) // a refusal is told by the agent, as a stall
 		if err := r.d.Execute(ctx, prune, r.leading); err != nil {
 			return res, err
 		}
+	}
+	if whole && guard == nil && len(plan.Actions) > 0 {
 		// What the swarm now runs is good: record it for a later rollback.
+		// A fleet that left Git leaves no record.
 		if err := r.d.recordGood(ctx, st, r.leading); err != nil {
 			return res, err
 		}
 	}
-	res.Changes = changes(apply, prune, len(failed) == 0)
+	res.Changes = changes(apply, prune, whole)
 	if nodesUpdated > 0 {
 		res.Changes = strings.TrimSuffix(fmt.Sprintf("updated %d %s, ", nodesUpdated, reconcile.Plural(nodesUpdated, "node", "nodes"))+res.Changes, ", ")
 	}
-	if len(plan.Actions) == 0 {
+	errs := append(failed, blockedFault(plan), refused, nodeErr, guard)
+	if len(plan.Actions) == 0 && len(failed) == 0 {
 		// Nothing done to the services: what was found is what is left.
-		return res, errors.Join(blockedFault(plan), refused, nodeErr)
+		return res, errors.Join(errs...)
 	}
 	if after, err := r.d.Observe(ctx, f.Name); err == nil {
 		res.Left = Diff(st, after)
 	}
-	return res, errors.Join(append(failed, blockedFault(plan), refused, nodeErr, guard)...)
+	return res, errors.Join(errs...)
 }
 
-// guard applies the prune guard to the removal of services: it refuses
-// every removal (the other actions went ahead) when it would remove more
-// than half of the services fleetd owns on the swarm, or all of them.
-func (r *Runner) guard(ctx context.Context, prune Plan) (Plan, error) {
-	removing := 0
-	for _, a := range prune.Actions {
-		if a.Op == OpRemoveService {
-			removing++
-		}
+// standby is the fault of an agent that does not hold the lease.
+func (r *Runner) standby() error {
+	holder := ""
+	if r.campaign != nil {
+		holder = r.campaign.Holder()
 	}
-	if removing == 0 || r.AllowMassPrune {
+	return fault.New(fault.Permanent, fault.NotLeader, holder, fmt.Errorf("standby: %s holds the swarm's lease", cmpOr(holder, "no agent")))
+}
+
+// unjudged finds the services whose update to the wanted spec ended
+// paused or rolled back without fleetd having judged it (the agent that
+// started it stopped or lost the lease meanwhile), and judges them now:
+// each is a failed rollout, rolled back and marked.
+func (r *Runner) unjudged(ctx context.Context, fleet string, st Stack, obs Observed, o reconcile.SwarmOptions) []error {
+	var out []error
+	for i := range st.Services {
+		s := &st.Services[i]
+		have, ok := obs.Services[s.Name]
+		if !ok || !have.Owned || have.Spec.Labels[LabelFailed] != "" {
+			continue
+		}
+		switch {
+		case have.Update == swarm.UpdateStatePaused && have.Spec.Labels[LabelSpecHash] == s.Hash:
+			// Paused at the wanted spec.
+		case (have.Update == swarm.UpdateStateRollbackCompleted || have.Update == swarm.UpdateStateRollbackPaused) && have.PrevHash == s.Hash:
+			// Rolled back from the wanted spec.
+		default:
+			continue
+		}
+		a := Action{Op: OpUpdateService, Name: s.Name, Service: s, ID: have.ID, Version: have.Version}
+		out = append(out, r.rollback(ctx, fleet, a, Outcome{Service: s.Name, State: have.Update, Message: have.UpdateMessage}, o))
+	}
+	return out
+}
+
+// guard applies the prune guard to the removal of services, over the
+// whole revision: the services fleetd owns on the swarm that no swarm
+// fleet of desired still wants are what the revision removes; if that is
+// more than half of them, or all of them, every removal of services is
+// refused (the other actions went ahead). Counting the whole revision
+// keeps fleets applied one at a time from slipping a mass prune past it.
+func (r *Runner) guard(ctx context.Context, prune Plan, desired []fleets.Fleet) (Plan, error) {
+	if r.AllowMassPrune || !slices.ContainsFunc(prune.Actions, func(a Action) bool { return a.Op == OpRemoveService }) {
 		return prune, nil
 	}
 	owned, err := r.d.ownedServices(ctx)
 	if err != nil {
 		return Plan{}, err
 	}
-	left := 0
-	if owned > removing {
-		left = 1
+	wanted := map[string]bool{}
+	for _, f := range desired {
+		if f.Engine == fleets.EngineSwarm {
+			for _, s := range f.Services {
+				wanted[f.Name+"/"+s.Name] = true
+			}
+		}
 	}
-	reason := reconcile.MassPrune(removing, owned, left, reconcile.Policy{}.PruneRatio(), "swarm", "services")
+	removing, left := 0, 0
+	for _, key := range owned {
+		if wanted[key] {
+			left = 1
+		} else {
+			removing++
+		}
+	}
+	reason := reconcile.MassPrune(removing, len(owned), left, reconcile.Policy{}.PruneRatio(), "swarm", "services")
 	if reason == "" {
 		return prune, nil
 	}
@@ -216,12 +287,22 @@ func (r *Runner) convergeNodes(ctx context.Context, fleet string, nodes []Observ
 }
 
 // resolve resolves each image tag of the fleet to a digest once per
-// revision, so that every node runs the same bytes. A tag no registry
-// answers for is used as written (the service is then created without
-// querying a registry, as the tests do).
-func (r *Runner) resolve(ctx context.Context, f fleets.Fleet, revision string) map[string]string {
+// revision, so that every node runs the same bytes. A tag its registry
+// does not answer for is not cached (it is asked again next time) and
+// stays pinned to the digest the fleet's services run for it, if any, so
+// that a registry's blip restarts nothing; else it is used as written (the
+// service is then created without querying a registry, as the tests do).
+func (r *Runner) resolve(ctx context.Context, f fleets.Fleet, revision string, obs Observed) map[string]string {
 	if r.NoResolve {
 		return nil
+	}
+	deployed := map[string]string{}
+	for _, s := range obs.Services {
+		if cs := s.Spec.TaskTemplate.ContainerSpec; cs != nil {
+			if tag, _, ok := strings.Cut(cs.Image, "@"); ok {
+				deployed[tag] = cs.Image
+			}
+		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -235,9 +316,15 @@ func (r *Runner) resolve(ctx context.Context, f fleets.Fleet, revision string) m
 			continue
 		}
 		if _, done := r.resolved[img]; !done {
-			r.resolved[img] = r.d.resolveImage(ctx, img)
+			if pinned, ok := r.d.resolveImage(ctx, img); ok {
+				r.resolved[img] = pinned
+			}
 		}
-		out[img] = r.resolved[img]
+		if pinned, ok := r.resolved[img]; ok {
+			out[img] = pinned
+		} else if pinned, ok := deployed[img]; ok {
+			out[img] = pinned
+		}
 	}
 	return out
 }
@@ -350,10 +437,15 @@ func (r *Runner) rollback(ctx context.Context, fleet string, a Action, out Outco
 		return errors.Join(failure, engine.Classify(err))
 	}
 	spec := svc.Spec
-	how := "kept as Swarm left it (no earlier good spec recorded)"
-	if ok {
+	how := "kept as Swarm rolled it back (no earlier good spec recorded)"
+	switch {
+	case ok:
 		spec = good
 		how = "rolled back to the last good spec"
+	case out.State != swarm.UpdateStateRollbackCompleted && svc.PreviousSpec != nil:
+		// Paused or timed out at the failed spec: the spec before it.
+		spec = *svc.PreviousSpec
+		how = "rolled back to the spec before it (no earlier good spec recorded)"
 	}
 	spec.Labels = maps.Clone(spec.Labels)
 	spec.Labels[LabelFailed] = a.Service.Hash
@@ -379,6 +471,9 @@ func recordName(fleet, digest string) string { return fleet + "_fleetd-good_" + 
 // ones (a config; configs are immutable, so a new record replaces the
 // old), unless they are recorded already.
 func (d *Docker) recordGood(ctx context.Context, st Stack, leading func() bool) error {
+	if len(st.Services) == 0 {
+		return d.dropRecords(ctx, st.Namespace, leading) // the fleet left Git
+	}
 	specs := map[string]swarm.ServiceSpec{}
 	for _, s := range st.Services {
 		specs[s.Name] = s.Spec
@@ -417,6 +512,26 @@ func (d *Docker) recordGood(ctx context.Context, st Stack, leading func() bool) 
 	return nil
 }
 
+// dropRecords removes the good records of a fleet that left Git.
+func (d *Docker) dropRecords(ctx context.Context, fleet string, leading func() bool) error {
+	list, err := d.cli.ConfigList(ctx, swarm.ConfigListOptions{Filters: filters.NewArgs(filters.Arg("label", LabelRecord+"="+fleet))})
+	if err != nil {
+		return engine.Classify(fmt.Errorf("list records: %w", err))
+	}
+	for _, c := range list {
+		if !d.owns(c.Spec.Labels) {
+			continue
+		}
+		if !leading() {
+			return ErrNotLeading
+		}
+		if err := d.cli.ConfigRemove(ctx, c.ID); err != nil {
+			return engine.Classify(fmt.Errorf("remove record %s: %w", c.Spec.Name, err))
+		}
+	}
+	return nil
+}
+
 // goodSpec returns the last good spec recorded for a service.
 func (d *Docker) goodSpec(ctx context.Context, fleet, service string) (swarm.ServiceSpec, bool, error) {
 	list, err := d.cli.ConfigList(ctx, swarm.ConfigListOptions{Filters: filters.NewArgs(filters.Arg("label", LabelRecord+"="+fleet))})
@@ -447,20 +562,32 @@ func digestOf(data []byte) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
+// ErrNotManager says that the engine is no swarm manager: swarm fleets
+// cannot be compared through it.
+var ErrNotManager = errors.New("the local engine is no swarm manager: swarm fleets are not compared")
+
 // Drift is the drift of the swarm fleets among fs and of the nodes
-// nodes.yaml in dir names, as the active agent would find it; it changes
-// nothing (fleetd diff). Tags are compared as written.
+// nodes.yaml in dir names, as the active agent would find it, tags
+// resolved as it resolves them; it changes nothing (fleetd diff). Through
+// an engine that is no manager it returns ErrNotManager.
 func (d *Docker) Drift(ctx context.Context, fs []fleets.Fleet, dir string) ([]drift.Item, error) {
 	var out []drift.Item
 	var nodes []ObservedNode
+	r := &Runner{d: d}
 	for _, f := range fs {
 		if f.Engine != fleets.EngineSwarm {
 			continue
 		}
 		if nodes == nil {
-			var err error
+			info, err := d.cli.Info(ctx)
+			if err != nil {
+				return nil, engine.Classify(fmt.Errorf("engine info: %w", err))
+			}
+			if !info.Swarm.ControlAvailable {
+				return nil, ErrNotManager
+			}
 			if nodes, err = d.nodes(ctx); err != nil {
-				return nil, fmt.Errorf("fleet %s runs on swarm, and the local engine is no swarm manager: %w", f.Name, err)
+				return nil, err
 			}
 			want, err := fleets.LoadNodes(dir)
 			if err != nil {
@@ -474,11 +601,11 @@ func (d *Docker) Drift(ctx context.Context, fs []fleets.Fleet, dir string) ([]dr
 				out = append(out, u.Reasons...)
 			}
 		}
-		st, err := Translate(Input{Fleet: f, Instance: d.instance, Nodes: placementHosts(nodes)})
+		obs, err := d.Observe(ctx, f.Name)
 		if err != nil {
 			return nil, err
 		}
-		obs, err := d.Observe(ctx, f.Name)
+		st, err := Translate(Input{Fleet: f, Instance: d.instance, Nodes: placementHosts(nodes), Images: r.resolve(ctx, f, "", obs)})
 		if err != nil {
 			return nil, err
 		}

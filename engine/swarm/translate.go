@@ -9,12 +9,14 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
+	units "github.com/docker/go-units"
 
 	"github.com/fleetd/fleetd/fleets"
 )
@@ -26,7 +28,7 @@ const LabelStackNamespace = "com.docker.stack.namespace"
 // Labels fleetd adds to the swarm objects it owns, besides the ones every
 // fleetd object carries (fleets.LabelManaged, LabelInstance, LabelFleet).
 const (
-	LabelEngine   = "io.fleetd.engine" // "swarm"
+	LabelEngine   = fleets.LabelEngine // "swarm"
 	LabelSecret   = "io.fleetd.secret" // a secret's key in the fleet
 	LabelConfig   = "io.fleetd.config" // a config's key in the fleet
 	LabelNetwork  = "io.fleetd.network"
@@ -353,25 +355,34 @@ func (t translator) mounts(sp fleets.Spec) []mount.Mount {
 	for _, tm := range sp.Tmpfs {
 		target, opts, _ := strings.Cut(tm, ":")
 		mm := mount.Mount{Type: mount.TypeTmpfs, Target: target}
-		if size, ok := tmpfsSize(opts); ok {
-			mm.TmpfsOptions = &mount.TmpfsOptions{SizeBytes: size}
+		if o := tmpfsOptions(opts); o != nil {
+			mm.TmpfsOptions = o
 		}
 		out = append(out, mm)
 	}
 	return out
 }
 
-// tmpfsSize reads size=<bytes> from tmpfs options.
-func tmpfsSize(opts string) (int64, bool) {
+// tmpfsOptions reads size= (64m, 1g, bytes) and mode= (octal) from a tmpfs
+// entry's options, as the docker CLI does.
+func tmpfsOptions(opts string) *mount.TmpfsOptions {
+	var out mount.TmpfsOptions
 	for _, o := range strings.Split(opts, ",") {
 		if v, ok := strings.CutPrefix(o, "size="); ok {
-			var n int64
-			if _, err := fmt.Sscan(v, &n); err == nil {
-				return n, true
+			if n, err := units.RAMInBytes(v); err == nil {
+				out.SizeBytes = n
+			}
+		}
+		if v, ok := strings.CutPrefix(o, "mode="); ok {
+			if m, err := strconv.ParseUint(v, 8, 32); err == nil {
+				out.Mode = os.FileMode(m)
 			}
 		}
 	}
-	return 0, false
+	if out.SizeBytes == 0 && out.Mode == 0 {
+		return nil
+	}
+	return &out
 }
 
 // fleetConstraints turns the fleet's x-fleetd placement into Swarm

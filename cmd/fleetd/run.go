@@ -134,12 +134,17 @@ func runAgent(ctx context.Context, cfg daemonConfig) error {
 		return err
 	}
 	ag := agent.New(agentCfg, eng, gitSource{repo}, notifier, metrics, fileStore{})
+	campaignDone := make(chan struct{})
 	if campaign != nil {
 		campaign.OnChange = func(leading bool) {
 			log.Info("swarm lease", "leading", leading, "holder", campaign.Holder())
 			ag.LeadershipChanged(leading)
 		}
-		go campaign.Run(ctx)
+		go func() { campaign.Run(ctx); close(campaignDone) }()
+		// On the way out, let the campaign release the lease (its write
+		// is bounded by a retry period), so another agent takes over at
+		// once rather than after the lease's duration.
+		defer func() { <-campaignDone }()
 	}
 	srv, err := newServer(cfg, ag, eng, metrics, log)
 	if err != nil {

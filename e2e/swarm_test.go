@@ -240,9 +240,35 @@ func TestDaemonSwarm(t *testing.T) {
 	if r.code != 2 || !strings.Contains(r.stdout, `"kind": "modified"`) || !strings.Contains(r.stdout, `"field": "mode"`) {
 		t.Fatalf("diff after a scale by hand: %s", r)
 	}
-	for i, d := range daemons {
-		if i != active {
-			d.stop()
+	// SIGTERM of the holder releases the lease: the last agent takes over
+	// at once, not after the lease's duration. (Its first apply then heals
+	// the scale by hand, which takes the tasks' start.)
+	third := 3 - active - next
+	holderOf := func() string {
+		c, _, err := cli.ConfigInspectWithRaw(t.Context(), "fleetd-lease-"+instanceFor(t))
+		if err != nil {
+			return "error: " + err.Error()
 		}
+		return c.Spec.Labels["io.fleetd.lease.holder"]
 	}
+	holder := holderOf()
+	stopped := time.Now()
+	daemons[next].stop()
+	handover := waitFor(t, time.Minute, "the lease taken by the last agent", func() (bool, string) {
+		h := holderOf()
+		return h != "" && h != holder && !strings.HasPrefix(h, "error"), h
+	})
+	t.Logf("holder stopped with SIGTERM (lease released) → the lease held by the last agent %s after the SIGTERM (lease duration 6s)", secs(time.Since(stopped)))
+	if handover >= 6*time.Second {
+		t.Errorf("a released lease took %s to change hands, as long as an expired one", handover)
+	}
+	waitFor(t, time.Minute, "the last agent acting", func() (bool, string) {
+		st := daemons[third].status()
+		c := fleetOf(st, fleet).Condition(agent.Ready)
+		return c.Status == "True" && st.LastSync.After(stopped), c.Status + "/" + c.Reason
+	})
+	if n, _ := tasksAt(t, cli, service, "v3"); n != 3 {
+		t.Errorf("%d tasks after the last agent's first apply, want the scale by hand healed to 3", n)
+	}
+	daemons[third].stop()
 }

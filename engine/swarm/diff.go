@@ -118,6 +118,8 @@ func objectItem(fleet, kind, name string, have map[string]ObservedObject) []drif
 		return []drift.Item{{Fleet: fleet, Kind: drift.Missing, Object: kind, Container: name}}
 	case !o.Owned:
 		return []drift.Item{{Fleet: fleet, Kind: drift.Conflict, Object: kind, Container: name, Detail: "exists and is not fleetd's"}}
+	case o.Fleet != fleet: // two fleets whose names collide once joined
+		return []drift.Item{{Fleet: fleet, Kind: drift.Conflict, Object: kind, Container: name, Detail: "belongs to fleet " + o.Fleet}}
 	}
 	return nil
 }
@@ -151,6 +153,11 @@ func serviceItems(fleet string, want Service, obs Observed) []drift.Item {
 	case !have.Owned:
 		it := item(drift.Conflict)
 		it.Detail = "exists and is not fleetd's"
+		return []drift.Item{it}
+	case have.Fleet != fleet:
+		// Fleet a's service b_web and fleet a_b's service web share a name.
+		it := item(drift.Conflict)
+		it.Detail = "belongs to fleet " + have.Fleet
 		return []drift.Item{it}
 	}
 	var out []drift.Item

@@ -105,6 +105,9 @@ func TestPlanOrderAndOwnership(t *testing.T) {
 	st.Services = append(st.Services, Service{Name: "shop_worker", Key: "worker", Spec: st.Services[0].Spec, Hash: "h"})
 	obs.Secrets["shop_other"] = ObservedObject{ID: "y", Owned: false}
 	obs.Services["shop2_api"] = ObservedService{ID: "z", Owned: true, Fleet: "shop2"}
+	// Fleet "shop_x" (service "cache") is named like a service of shop.
+	obs.Services["shop_x_cache"] = ObservedService{ID: "w", Owned: true, Fleet: "shop_x"}
+	st.Services = append(st.Services, Service{Name: "shop_x_cache", Key: "x_cache", Spec: st.Services[0].Spec, Hash: "h2"})
 
 	plan := PlanStack(st, obs, Policy{SelfHeal: true, Prune: true})
 	var ops []string
@@ -115,8 +118,9 @@ func TestPlanOrderAndOwnership(t *testing.T) {
 	if got := strings.Join(ops, "\n"); got != want {
 		t.Errorf("actions:\n%s\nwant:\n%s", got, want)
 	}
-	if len(plan.Blocked) != 1 || plan.Blocked[0].Container != "shop_worker" || plan.Blocked[0].Kind != drift.Conflict {
-		t.Errorf("blocked %+v, want the unowned shop_worker", plan.Blocked)
+	if len(plan.Blocked) != 2 || plan.Blocked[0].Container != "shop_worker" || plan.Blocked[1].Container != "shop_x_cache" ||
+		plan.Blocked[1].Detail != "belongs to fleet shop_x" {
+		t.Errorf("blocked %+v, want the unowned shop_worker and shop_x's shop_x_cache", plan.Blocked)
 	}
 	if plan := PlanStack(st, obs, Policy{SelfHeal: true, Prune: false}); len(plan.Actions) != 2 {
 		t.Errorf("prune off: %d actions, want the create and the update only", len(plan.Actions))

@@ -271,4 +271,25 @@ func TestDaemonSwarm(t *testing.T) {
 		t.Errorf("%d tasks after the last agent's first apply, want the scale by hand healed to 3", n)
 	}
 	daemons[third].stop()
+
+	// No agent left (the last one released the lease): fleetd apply takes
+	// the lease, heals a scale by hand, and gives the lease back.
+	svc, _, err = cli.ServiceInspectWithRaw(t.Context(), service, dswarm.ServiceInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Spec.Mode.Replicated.Replicas = &one
+	if _, err := cli.ServiceUpdate(t.Context(), svc.ID, svc.Version, svc.Spec, dswarm.ServiceUpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r = fleetd(t, env, "apply", "--repo", g.work)
+	if r.code != 0 || !strings.Contains(r.stdout, "swarm fleet "+fleet+": updated 1 service") {
+		t.Fatalf("apply of the swarm fleet: %s", r)
+	}
+	if n, _ := tasksAt(t, cli, service, "v3"); n != 3 {
+		t.Errorf("%d tasks after fleetd apply, want 3", n)
+	}
+	if h := holderOf(); h != "" {
+		t.Errorf("the lease is held by %q after fleetd apply, want it released", h)
+	}
 }

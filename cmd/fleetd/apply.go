@@ -30,7 +30,12 @@ duration, each rollout event, then a summary. Exit 0 when the host matches
 the spec, 1 otherwise (naming what failed).
 
 A rollout that failed (rolled back or paused) is not retried until the spec
-changes again, or --retry asks for it.`,
+changes again, or --retry asks for it.
+
+Swarm fleets (x-fleetd engine: swarm) are applied through the swarm when
+the local engine is one of its managers, holding the swarm's lease while
+apply acts; when an agent holds it, apply leaves them to the agent and says
+so (exit 1).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// Converge observes for itself; only --dry-run needs a snapshot here.
@@ -49,12 +54,16 @@ changes again, or --retry asks for it.`,
 			pol := st.policy(allowMassPrune)
 			pol.Rollouts = rollouts
 			out := cmd.OutOrStdout()
+			sw := swarmApply{dryRun: dryRun, retry: retry, allowMassPrune: allowMassPrune}
 			if dryRun {
 				obs, err := st.engine.Observe(cmd.Context(), drift.ObserveOptions{InspectAll: true})
 				if err != nil {
 					return fmt.Errorf("observe: %w", err)
 				}
-				return writePlan(out, "text", reconcile.Plan(st.desired, obs, pol))
+				if err := writePlan(out, "text", reconcile.Plan(st.desired, obs, pol)); err != nil {
+					return err
+				}
+				return sw.run(cmd.Context(), out, st)
 			}
 			started := time.Now()
 			p := newPrinter(out)
@@ -68,7 +77,8 @@ changes again, or --retry asks for it.`,
 			if err != nil {
 				return err
 			}
-			return summarize(out, outcome, time.Since(started))
+			sw.onEvent = p.event
+			return errors.Join(summarize(out, outcome, time.Since(started)), sw.run(cmd.Context(), out, st))
 		},
 	}
 	l.register(cmd)

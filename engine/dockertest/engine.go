@@ -80,7 +80,7 @@ func StartEngine(t testing.TB, opts ...EngineOption) *Engine {
 			t.Fatal(err)
 		}
 	}
-	if err := writeEngineConfig(filepath.Join(e.dir, "daemon.json")); err != nil {
+	if err := writeEngineConfig(filepath.Join(e.dir, "daemon.json"), o.link); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := exec.Command("ip", "netns", "add", e.Name).CombinedOutput(); err != nil {
@@ -104,7 +104,10 @@ func StartEngine(t testing.TB, opts ...EngineOption) *Engine {
 // writeEngineConfig writes the engine's configuration: the machine's
 // /etc/docker/daemon.json (a storage driver it needs carries over) minus
 // the keys given as flags, which dockerd refuses twice.
-func writeEngineConfig(path string) error {
+//
+// A linked engine also takes registries on the linked network as plain
+// HTTP (StartRegistryOn an engine's RootAddr): the test's own registries.
+func writeEngineConfig(path string, linked bool) error {
 	cfg := map[string]any{}
 	if b, err := os.ReadFile("/etc/docker/daemon.json"); err == nil {
 		if err := json.Unmarshal(b, &cfg); err != nil {
@@ -114,12 +117,20 @@ func writeEngineConfig(path string) error {
 	for _, k := range []string{"data-root", "exec-root", "hosts", "pidfile", "graph", "containerd"} {
 		delete(cfg, k)
 	}
+	if linked {
+		cfg["insecure-registries"] = []string{linkNet}
+	}
 	b, err := json.Marshal(cfg)
 	if err != nil {
 		return err
 	}
 	return os.WriteFile(path, b, 0o600)
 }
+
+// RootAddr is the machine's address on the engine's link (the engine's
+// gateway), where a test can serve what the engines of a swarm must all
+// reach (StartRegistryOn); empty for an engine without a link.
+func (e *Engine) RootAddr() string { return e.link.root }
 
 // Host is the engine's DOCKER_HOST.
 func (e *Engine) Host() string { return "unix://" + filepath.Join(e.dir, "docker.sock") }

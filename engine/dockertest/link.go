@@ -18,6 +18,7 @@ const linkNet = "10.231.0.0/16"
 // root side routed, the engine side its address and default route.
 type link struct {
 	rootIf string
+	root   string // the root namespace's address on the link
 	addr   string // the engine's address
 }
 
@@ -54,7 +55,7 @@ func addLink(ns string) (link, error) {
 		if strings.Contains(string(used), " "+root+"/") || strings.Contains(string(used), " "+rootIf+" ") {
 			continue
 		}
-		l := link{rootIf: rootIf, addr: fmt.Sprintf("10.231.%d.%d", third, fourth+2)}
+		l := link{rootIf: rootIf, root: root, addr: fmt.Sprintf("10.231.%d.%d", third, fourth+2)}
 		peer := rootIf + "p"
 		steps := [][]string{
 			{"ip", "link", "add", rootIf, "type", "veth", "peer", "name", peer},

@@ -37,9 +37,17 @@ var quietRegistry sync.Once
 // on dockerd sharing the host's network namespace (not rootless Docker).
 func StartRegistry(t testing.TB) string {
 	t.Helper()
+	return StartRegistryOn(t, "127.0.0.1")
+}
+
+// StartRegistryOn is StartRegistry listening on host: an engine's RootAddr,
+// for a registry every engine of a test swarm reaches (linked engines take
+// it as plain HTTP).
+func StartRegistryOn(t testing.TB, host string) string {
+	t.Helper()
 	quietRegistry.Do(func() { logrus.SetLevel(logrus.FatalLevel) })
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		t.Fatalf("dockertest: registry listen: %v", err)
 	}

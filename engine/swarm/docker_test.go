@@ -639,3 +639,68 @@ func TestSwarmDrainFromGit(t *testing.T) {
 		t.Errorf("availability %s after the correction, want drain", n.Spec.Availability)
 	}
 }
+
+// TestSwarmPinsDigests: with a registry every node reaches, a tag is
+// resolved to its digest once per revision and every node runs those
+// bytes; pushing new bytes under the same tag changes nothing until the
+// next revision, which pins the new digest. (The test bed's engines never
+// pull for a task, DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1: each node pulls
+// the tag beforehand, and a task finds the pinned digest among them.)
+func TestSwarmPinsDigests(t *testing.T) {
+	b := newBed(t)
+	first := b.swarm.Engines[0]
+	reg := dockertest.StartRegistryOn(t, first.RootAddr())
+	ecli := first.Client(t)
+	v1 := dockertest.Push(t, ecli, b.image, reg, "shop/web:live")
+	pullEverywhere := func() {
+		for _, e := range b.swarm.Engines {
+			dockertest.Pull(t, e.Client(t), v1)
+		}
+	}
+	pullEverywhere()
+	other, _ := dockertest.TestImage(t, dockertest.Client(t), "sw2")
+	first.LoadImage(t, dockertest.Client(t), other)
+
+	r := NewRunner(b.d, nil, 2*time.Minute)
+	b.image = v1 // the fleet names the registry's tag
+	b.write(3, "token")
+	if _, err := r.Converge(t.Context(), b.load(), reconcile.SwarmOptions{Revision: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	web := b.fleet + "_web"
+	image := func() string {
+		svc, _, err := b.cli.ServiceInspectWithRaw(t.Context(), web, dswarm.ServiceInspectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return svc.Spec.TaskTemplate.ContainerSpec.Image
+	}
+	pinned := image()
+	if !strings.HasPrefix(pinned, v1+"@sha256:") {
+		t.Fatalf("service image %q: want %s pinned to a digest", pinned, v1)
+	}
+	if n := len(b.running(b.cli, web)); n != 3 {
+		t.Fatalf("%d tasks running, want 3 (each node pulls the pinned digest)", n)
+	}
+	t.Logf("tag resolved once per revision: %s", pinned)
+
+	// New bytes under the same tag: the same revision keeps its digest.
+	dockertest.Push(t, ecli, other, reg, "shop/web:live")
+	pullEverywhere()
+	if _, err := r.Converge(t.Context(), b.load(), reconcile.SwarmOptions{Revision: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := image(); got != pinned {
+		t.Fatalf("the same revision moved to %s", got)
+	}
+	// The next revision pins the new digest, and every task runs it.
+	res, err := r.Converge(t.Context(), b.load(), reconcile.SwarmOptions{Revision: "c2"})
+	if err != nil || !strings.Contains(res.Changes, "updated 1 service") {
+		svc, _, _ := b.cli.ServiceInspectWithRaw(t.Context(), web, dswarm.ServiceInspectOptions{})
+		failing, _ := b.d.failing(t.Context(), svc.ID)
+		t.Fatalf("next revision: %q, %v; tasks: %v", res.Changes, err, failing)
+	}
+	if got := image(); got == pinned || !strings.HasPrefix(got, v1+"@sha256:") {
+		t.Fatalf("next revision runs %s; want the tag pinned to the new digest", got)
+	}
+}

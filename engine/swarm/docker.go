@@ -282,23 +282,25 @@ func (d *Docker) withFileIDs(ctx context.Context, spec swarm.ServiceSpec, ids ma
 func (d *Docker) secretIDs(ctx context.Context) func() (map[string]string, error) {
 	return func() (map[string]string, error) {
 		list, err := d.cli.SecretList(ctx, swarm.SecretListOptions{})
-		out := map[string]string{}
-		for _, s := range list {
-			out[s.Spec.Name] = s.ID
-		}
-		return out, err
+		return idsByName(list, err, func(s swarm.Secret) (string, string) { return s.Spec.Name, s.ID })
 	}
 }
 
 func (d *Docker) configIDs(ctx context.Context) func() (map[string]string, error) {
 	return func() (map[string]string, error) {
 		list, err := d.cli.ConfigList(ctx, swarm.ConfigListOptions{})
-		out := map[string]string{}
-		for _, c := range list {
-			out[c.Spec.Name] = c.ID
-		}
-		return out, err
+		return idsByName(list, err, func(c swarm.Config) (string, string) { return c.Spec.Name, c.ID })
 	}
+}
+
+// idsByName maps the names of listed secrets or configs to their IDs.
+func idsByName[T any](list []T, err error, nameID func(T) (string, string)) (map[string]string, error) {
+	out := map[string]string{}
+	for _, x := range list {
+		name, id := nameID(x)
+		out[name] = id
+	}
+	return out, err
 }
 
 // Outcome is how Swarm's updater ended a service's rollout.

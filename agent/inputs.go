@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/fleetd/fleetd/drift"
@@ -56,7 +57,7 @@ type Resumed struct {
 // container of this agent (Fleet set), or any container, network, volume
 // or image (a stall may name it).
 type EngineEvent struct {
-	Type    string // container | network | volume | image
+	Type    string // container | network | volume | image | service | node
 	Action  string // die, stop, destroy, rename, start, health_status, ... | create, destroy | tag, pull, load, import
 	Name    string
 	OldName string // the name before a rename
@@ -324,6 +325,9 @@ func (in Resumed) apply(m *machine) {
 }
 
 func (in EngineEvent) apply(m *machine) {
+	if in.Type == "service" || in.Type == "node" {
+		m.swarmEvent(in)
+	}
 	if in.Type == "container" && in.Fleet != "" {
 		f, known := m.s.Fleets[in.Fleet]
 		switch {
@@ -339,6 +343,28 @@ func (in EngineEvent) apply(m *machine) {
 			m.wake(&f, WakeObject)
 			m.s.Fleets[name] = f
 		}
+	}
+}
+
+// swarmEvent wakes the swarm fleets a swarm event concerns: a service
+// named <fleet>_… wakes its fleet (a change by hand is corrected at once,
+// not at the next resync); a node that joins, leaves or changes wakes every
+// swarm fleet, stalled ones included (a node their placement or nodes.yaml
+// named may have joined).
+func (m *machine) swarmEvent(in EngineEvent) {
+	for name, f := range m.s.Fleets {
+		if f.Model == nil || f.Model.Engine != fleets.EngineSwarm || f.Model.Policy.Suspend {
+			continue
+		}
+		switch {
+		case in.Type == "node":
+			m.wake(&f, WakeObject)
+		case strings.HasPrefix(in.Name, name+"_") && f.Stall == nil:
+			m.wake(&f, WakeEvent)
+		default:
+			continue
+		}
+		m.s.Fleets[name] = f
 	}
 }
 

@@ -800,3 +800,26 @@ func TestNewCommitWakesSwarmFleets(t *testing.T) {
 		t.Errorf("a commit that changes no model applies %v, want the swarm fleet only", got)
 	}
 }
+
+// A swarm service changed by hand is looked at once (not at the next
+// resync); a node event wakes every swarm fleet, stalled ones too.
+func TestSwarmEventsWakeSwarmFleets(t *testing.T) {
+	s := newSim(t)
+	sw := web("sw", 3)
+	sw.Engine, sw.Targets = fleets.EngineSwarm, false
+	other := web("sw2", 1)
+	other.Engine, other.Targets = fleets.EngineSwarm, false
+	s.boot(sw, other, web("a", 1))
+	s.in(ApplyDone{Fleet: "sw", Revision: "c1"})
+	s.done("a")
+	s.in(ApplyDone{Fleet: "sw2", Revision: "c1", Faults: []Fault{{Class: fault.Permanent, Reason: fault.InvalidSpec, Object: "nodes.yaml", Message: "nodes.yaml: node9: not a node of the swarm"}}})
+	if got := applies(s.in(EngineEvent{Type: "service", Action: "update", Name: "sw_web"})); !slices.Equal(got, []string{"sw"}) {
+		t.Errorf("a service update of sw_web applies %v, want sw", got)
+	}
+	s.in(ApplyDone{Fleet: "sw", Revision: "c1"})
+	got := applies(s.in(EngineEvent{Type: "node", Action: "update", Name: "node9"}))
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"sw", "sw2"}) {
+		t.Errorf("a node event applies %v, want both swarm fleets (sw2 stalled)", got)
+	}
+}

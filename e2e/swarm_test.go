@@ -217,8 +217,7 @@ func TestDaemonSwarm(t *testing.T) {
 		t.Errorf("mutating calls per agent %v: want some by the first holder (%d) and by the next (%d)", per, active, next)
 	}
 	t.Logf("mutating swarm calls per agent %v; none overlapping", per)
-	// fleetd diff against a manager: in sync once the rollout ended, then
-	// a scale by hand named.
+	// fleetd diff against a manager: in sync once the rollout ended.
 	waitFor(t, time.Minute, "v3 applied", func() (bool, string) {
 		st := daemons[next].status()
 		return appliedOf(st, fleet) == c3, appliedOf(st, fleet)
@@ -227,22 +226,37 @@ func TestDaemonSwarm(t *testing.T) {
 	if r := fleetd(t, env, "diff", "--repo", g.work); r.code != 0 {
 		t.Fatalf("diff after the rollout: %s", r)
 	}
-	svc, _, err := cli.ServiceInspectWithRaw(t.Context(), service, dswarm.ServiceInspectOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// A scale by hand, with the agents running: the service's event wakes
+	// the holder, which heals it without waiting for the resync.
 	one := uint64(1)
-	svc.Spec.Mode.Replicated.Replicas = &one
-	if _, err := cli.ServiceUpdate(t.Context(), svc.ID, svc.Version, svc.Spec, dswarm.ServiceUpdateOptions{}); err != nil {
-		t.Fatal(err)
+	scale := func() time.Time {
+		t.Helper()
+		svc, _, err := cli.ServiceInspectWithRaw(t.Context(), service, dswarm.ServiceInspectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc.Spec.Mode.Replicated.Replicas = &one
+		if _, err := cli.ServiceUpdate(t.Context(), svc.ID, svc.Version, svc.Spec, dswarm.ServiceUpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		return time.Now()
 	}
-	r := fleetd(t, env, "diff", "--repo", g.work, "--format", "json")
-	if r.code != 2 || !strings.Contains(r.stdout, `"kind": "modified"`) || !strings.Contains(r.stdout, `"field": "mode"`) {
-		t.Fatalf("diff after a scale by hand: %s", r)
-	}
+	scaled := scale()
+	waitFor(t, time.Minute, "the scale by hand undone", func() (bool, string) {
+		svc, _, err := cli.ServiceInspectWithRaw(t.Context(), service, dswarm.ServiceInspectOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		return *svc.Spec.Mode.Replicated.Replicas == 3, fmt.Sprint(*svc.Spec.Mode.Replicated.Replicas)
+	})
+	t.Logf("docker service scale by hand → the spec corrected by the holder after %s (resync every 10 s: woken by the service's event)", secs(time.Since(scaled)))
+	waitFor(t, time.Minute, "3 tasks again", func() (bool, string) {
+		n, _ := tasksAt(t, cli, service, "v3")
+		return n == 3, fmt.Sprint(n)
+	})
+
 	// SIGTERM of the holder releases the lease: the last agent takes over
-	// at once, not after the lease's duration. (Its first apply then heals
-	// the scale by hand, which takes the tasks' start.)
+	// at once, not after the lease's duration.
 	third := 3 - active - next
 	holderOf := func() string {
 		c, _, err := cli.ConfigInspectWithRaw(t.Context(), "fleetd-lease-"+instanceFor(t))
@@ -267,20 +281,15 @@ func TestDaemonSwarm(t *testing.T) {
 		c := fleetOf(st, fleet).Condition(agent.Ready)
 		return c.Status == "True" && st.LastSync.After(stopped), c.Status + "/" + c.Reason
 	})
-	if n, _ := tasksAt(t, cli, service, "v3"); n != 3 {
-		t.Errorf("%d tasks after the last agent's first apply, want the scale by hand healed to 3", n)
-	}
 	daemons[third].stop()
 
-	// No agent left (the last one released the lease): fleetd apply takes
-	// the lease, heals a scale by hand, and gives the lease back.
-	svc, _, err = cli.ServiceInspectWithRaw(t.Context(), service, dswarm.ServiceInspectOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc.Spec.Mode.Replicated.Replicas = &one
-	if _, err := cli.ServiceUpdate(t.Context(), svc.ID, svc.Version, svc.Spec, dswarm.ServiceUpdateOptions{}); err != nil {
-		t.Fatal(err)
+	// No agent left (the last one released the lease): fleetd diff names a
+	// scale by hand, fleetd apply takes the lease, heals it, and gives the
+	// lease back.
+	scale()
+	r := fleetd(t, env, "diff", "--repo", g.work, "--format", "json")
+	if r.code != 2 || !strings.Contains(r.stdout, `"kind": "modified"`) || !strings.Contains(r.stdout, `"field": "mode"`) {
+		t.Fatalf("diff after a scale by hand: %s", r)
 	}
 	r = fleetd(t, env, "apply", "--repo", g.work)
 	if r.code != 0 || !strings.Contains(r.stdout, "swarm fleet "+fleet+": updated 1 service") {

@@ -16,7 +16,7 @@ import (
 // removal of a network or volume, or an image arriving (pull, tag, load,
 // import).
 type Event struct {
-	Type        string // container | network | volume | image
+	Type        string // container | network | volume | image | service | node (the last two on a swarm manager)
 	ContainerID string // containers only
 	Name        string // container, network or volume name at the time of the event; image reference
 	Action      string // die, stop, start, destroy, oom, health_status, pause, unpause, update, rename | destroy | pull, tag, load, import
@@ -38,7 +38,7 @@ type Event struct {
 var eventActions = []string{
 	"die", "stop", "start", "destroy", "oom", "health_status",
 	"pause", "unpause", "update", "rename",
-	"pull", "tag", "load", "import", "create",
+	"pull", "tag", "load", "import", "create", "remove",
 }
 
 // Events subscribes to the events the agent follows. Both channels close
@@ -47,7 +47,8 @@ var eventActions = []string{
 // nothing falls in between, and resync fully after a reconnect.
 func (d *Docker) Events(ctx context.Context) (<-chan Event, <-chan error) {
 	args := filters.NewArgs()
-	for _, t := range []events.Type{events.ContainerEventType, events.NetworkEventType, events.VolumeEventType, events.ImageEventType} {
+	for _, t := range []events.Type{events.ContainerEventType, events.NetworkEventType, events.VolumeEventType, events.ImageEventType,
+		events.ServiceEventType, events.NodeEventType} { // the last two only come from a swarm manager
 		args.Add("type", string(t))
 	}
 	for _, a := range eventActions {
@@ -115,6 +116,15 @@ func (d *Docker) eventFrom(m events.Message) (Event, bool) {
 			ev.Name = m.Actor.ID // a volume's ID is its name
 		}
 	case events.ImageEventType:
+		if ev.Name == "" {
+			ev.Name = m.Actor.ID
+		}
+	case events.ServiceEventType, events.NodeEventType:
+		// A swarm service changed (by hand, or by a rollout) or a node
+		// joined, left or changed: the swarm fleets look again.
+		if action != "create" && action != "update" && action != "remove" {
+			return Event{}, false
+		}
 		if ev.Name == "" {
 			ev.Name = m.Actor.ID
 		}

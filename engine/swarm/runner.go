@@ -121,7 +121,8 @@ func (r *Runner) Converge(ctx context.Context, f fleets.Fleet, o reconcile.Swarm
 	if o.ReportOnly {
 		return res, errors.Join(blockedFault(plan), refused, nodeErr)
 	}
-	failed := r.unjudged(ctx, f.Name, st, obs, o)
+	judged, failed := r.unjudged(ctx, f.Name, st, obs, o)
+	plan.Actions = slices.DeleteFunc(plan.Actions, func(a Action) bool { return judged[a.Name] })
 	apply, prune := split(plan)
 	if err := r.d.Execute(ctx, apply, r.leading); err != nil {
 		return res, err
@@ -187,8 +188,10 @@ func (r *Runner) standby() error {
 // unjudged finds the services whose update to the wanted spec ended
 // paused or rolled back without fleetd having judged it (the agent that
 // started it stopped or lost the lease meanwhile), and judges them now:
-// each is a failed rollout, rolled back and marked.
-func (r *Runner) unjudged(ctx context.Context, fleet string, st Stack, obs Observed, o reconcile.SwarmOptions) []error {
+// each is a failed rollout, rolled back and marked, and left out of this
+// pass's plan (whose version of it is stale now).
+func (r *Runner) unjudged(ctx context.Context, fleet string, st Stack, obs Observed, o reconcile.SwarmOptions) (map[string]bool, []error) {
+	judged := map[string]bool{}
 	var out []error
 	for i := range st.Services {
 		s := &st.Services[i]
@@ -206,8 +209,9 @@ func (r *Runner) unjudged(ctx context.Context, fleet string, st Stack, obs Obser
 		}
 		a := Action{Op: OpUpdateService, Name: s.Name, Service: s, ID: have.ID, Version: have.Version}
 		out = append(out, r.rollback(ctx, fleet, a, Outcome{Service: s.Name, State: have.Update, Message: have.UpdateMessage}, o))
+		judged[s.Name] = true
 	}
-	return out
+	return judged, out
 }
 
 // guard applies the prune guard to the removal of services, over the

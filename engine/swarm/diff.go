@@ -48,9 +48,6 @@ type ObservedService struct {
 	Update        swarm.UpdateState
 	UpdateMessage string
 	UpdateStarted time.Time // when the last update started; zero if none
-	// PrevHash is the spec hash of Swarm's previous spec (what an update
-	// or a rollback replaced).
-	PrevHash string
 	// Failing holds the errors of the service's failed recent tasks.
 	Failing []string
 }

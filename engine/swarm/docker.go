@@ -92,9 +92,6 @@ func (d *Docker) Observe(ctx context.Context, fleet string) (_ Observed, err err
 				o.UpdateStarted = *u.StartedAt
 			}
 		}
-		if s.PreviousSpec != nil {
-			o.PrevHash = s.PreviousSpec.Labels[LabelSpecHash]
-		}
 		if o.Running < o.Desired {
 			if o.Failing, err = d.failing(ctx, s.ID); err != nil {
 				return obs, err

@@ -34,6 +34,8 @@ type bed struct {
 	repo  string
 	image string
 	fleet string
+	// failureAction is update_config.failure_action (default rollback).
+	failureAction string
 }
 
 func newBed(t *testing.T) *bed {
@@ -69,7 +71,7 @@ services:
     configs: [{source: settings, target: /etc/settings.json}]
     deploy:
       replicas: %d
-      update_config: {parallelism: 1, order: start-first, failure_action: rollback, monitor: 2s}
+      update_config: {parallelism: 1, order: start-first, failure_action: %s, monitor: 2s}
       restart_policy: {condition: any, delay: 0s}
 networks:
   front: {}
@@ -77,7 +79,7 @@ secrets:
   token: {file: ./token}
 configs:
   settings: {content: '{"debug": true}'}
-`, b.image, vars, replicas)
+`, b.image, vars, replicas, cmpOr(b.failureAction, "rollback"))
 	for name, data := range map[string]string{"compose.yaml": compose, "token": secret} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
 			b.t.Fatal(err)
@@ -702,5 +704,81 @@ func TestSwarmPinsDigests(t *testing.T) {
 	}
 	if got := image(); got == pinned || !strings.HasPrefix(got, v1+"@sha256:") {
 		t.Fatalf("next revision runs %s; want the tag pinned to the new digest", got)
+	}
+}
+
+// TestSwarmJudgesAfterTheFact: an agent that stopped mid-rollout never saw
+// Swarm pause its update; the next holder judges it as a failed rollout
+// (rolled back, marked, not tried again), instead of trying the spec again.
+func TestSwarmJudgesAfterTheFact(t *testing.T) {
+	b := newBed(t)
+	b.failureAction = "pause"
+	r := NewRunner(b.d, nil, 2*time.Minute)
+	r.NoResolve = true
+	b.write(2, "token")
+	if _, err := r.Converge(t.Context(), b.load(), reconcile.SwarmOptions{Revision: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	web := b.fleet + "_web"
+	// The crashing revision, executed by an agent that stops right after.
+	b.write(2, "token", "CRASH_AFTER=1s")
+	st := b.stack()
+	obs, err := b.d.Observe(t.Context(), st.Namespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.d.Execute(t.Context(), PlanStack(st, obs, Policy{SelfHeal: true}), func() bool { return true }); err != nil {
+		t.Fatal(err)
+	}
+	waitState := func(want dswarm.UpdateState) {
+		t.Helper()
+		for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+			svc, _, err := b.cli.ServiceInspectWithRaw(t.Context(), web, dswarm.ServiceInspectOptions{})
+			if err == nil && svc.UpdateStatus != nil && svc.UpdateStatus.State == want {
+				return
+			}
+		}
+		t.Fatalf("the update never reached %s", want)
+	}
+	waitState(dswarm.UpdateStatePaused)
+	crashing := func() int {
+		tasks, err := b.cli.TaskList(t.Context(), dswarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("service", web))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, task := range tasks {
+			if strings.Contains(strings.Join(task.Spec.ContainerSpec.Env, " "), "CRASH_AFTER") {
+				n++
+			}
+		}
+		return n
+	}
+	before := crashing()
+	for settled := 0; settled < 3; { // Swarm may still be winding the failed tasks down
+		time.Sleep(time.Second)
+		if n := crashing(); n != before {
+			before, settled = n, 0
+		} else {
+			settled++
+		}
+	}
+	var events []reconcile.Event
+	_, err = r.Converge(t.Context(), b.load(), reconcile.SwarmOptions{Revision: "c2", OnEvent: func(e reconcile.Event) { events = append(events, e) }})
+	if f := fault.Of(err); f == nil || f.Reason != fault.RolloutFailed {
+		t.Fatalf("the next holder's apply: %v, want RolloutFailed", err)
+	}
+	svc, _, err := b.cli.ServiceInspectWithRaw(t.Context(), web, dswarm.ServiceInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if svc.Spec.Labels[LabelFailed] == "" || strings.Contains(strings.Join(svc.Spec.TaskTemplate.ContainerSpec.Env, " "), "CRASH_AFTER") {
+		t.Fatalf("after judging: failed label %q, env %v; want marked, and the good spec running", svc.Spec.Labels[LabelFailed], svc.Spec.TaskTemplate.ContainerSpec.Env)
+	}
+	if len(events) != 1 || events[0].Kind != reconcile.EventRolloutRolledBack {
+		t.Errorf("events %+v, want one rolled-back", events)
+	}
+	if after := crashing(); after != before {
+		t.Errorf("the failed spec was tried again: %d tasks of it, %d before", after, before)
 	}
 }

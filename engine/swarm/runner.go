@@ -186,10 +186,12 @@ func (r *Runner) standby() error {
 }
 
 // unjudged finds the services whose update to the wanted spec ended
-// paused or rolled back without fleetd having judged it (the agent that
-// started it stopped or lost the lease meanwhile), and judges them now:
-// each is a failed rollout, rolled back and marked, and left out of this
-// pass's plan (whose version of it is stale now).
+// paused without fleetd having judged it (the agent that started it
+// stopped or lost the lease meanwhile), and judges them now: each is a
+// failed rollout, rolled back and marked, and left out of this pass's plan
+// (whose version of it is stale now). An update Swarm rolled back leaves
+// no trace of the spec it left (PreviousSpec is cleared), so the next
+// holder tries that spec once more and judges that attempt.
 func (r *Runner) unjudged(ctx context.Context, fleet string, st Stack, obs Observed, o reconcile.SwarmOptions) (map[string]bool, []error) {
 	judged := map[string]bool{}
 	var out []error
@@ -199,13 +201,8 @@ func (r *Runner) unjudged(ctx context.Context, fleet string, st Stack, obs Obser
 		if !ok || !have.Owned || have.Spec.Labels[LabelFailed] != "" {
 			continue
 		}
-		switch {
-		case have.Update == swarm.UpdateStatePaused && have.Spec.Labels[LabelSpecHash] == s.Hash:
-			// Paused at the wanted spec.
-		case (have.Update == swarm.UpdateStateRollbackCompleted || have.Update == swarm.UpdateStateRollbackPaused) && have.PrevHash == s.Hash:
-			// Rolled back from the wanted spec.
-		default:
-			continue
+		if have.Update != swarm.UpdateStatePaused || have.Spec.Labels[LabelSpecHash] != s.Hash {
+			continue // only an update paused at the wanted spec says it was tried
 		}
 		a := Action{Op: OpUpdateService, Name: s.Name, Service: s, ID: have.ID, Version: have.Version}
 		out = append(out, r.rollback(ctx, fleet, a, Outcome{Service: s.Name, State: have.Update, Message: have.UpdateMessage}, o))

@@ -284,12 +284,16 @@ func TestDaemonSwarm(t *testing.T) {
 	daemons[third].stop()
 
 	// No agent left (the last one released the lease): fleetd diff names a
-	// scale by hand, fleetd apply takes the lease, heals it, and gives the
-	// lease back.
+	// scale by hand, plan --live plans its undoing, fleetd apply takes the
+	// lease, heals it, and gives the lease back.
 	scale()
 	r := fleetd(t, env, "diff", "--repo", g.work, "--format", "json")
 	if r.code != 2 || !strings.Contains(r.stdout, `"kind": "modified"`) || !strings.Contains(r.stdout, `"field": "mode"`) {
 		t.Fatalf("diff after a scale by hand: %s", r)
+	}
+	r = fleetd(t, env, "plan", "--live", "--repo", g.work)
+	if r.code != 2 || !strings.Contains(r.stdout, "swarm fleet "+fleet+":\n  update-service "+service+" (modified)") {
+		t.Fatalf("plan --live after a scale by hand: %s", r)
 	}
 	r = fleetd(t, env, "apply", "--repo", g.work)
 	if r.code != 0 || !strings.Contains(r.stdout, "swarm fleet "+fleet+": updated 1 service") {

@@ -69,6 +69,17 @@ func loadLive(ctx context.Context, l *liveFlags) (*liveState, error) {
 	return &liveState{host: host, repoDir: repoDir, desired: desired, engine: eng}, nil
 }
 
+// inspectSwarm inspects the swarm fleets through the local engine; when it
+// is no manager, it says so on w and inspects nothing.
+func (st *liveState) inspectSwarm(ctx context.Context, w io.Writer) (swarm.Inspection, error) {
+	in, err := swarm.New(st.engine.Client(), instanceName()).Inspect(ctx, st.desired, st.repoDir)
+	if errors.Is(err, swarm.ErrNotManager) {
+		fmt.Fprintf(w, "note: %v\n", err)
+		return swarm.Inspection{}, nil
+	}
+	return in, err
+}
+
 // loadObserved is loadLive plus one observation of the engine.
 func loadObserved(ctx context.Context, l *liveFlags, opts drift.ObserveOptions) (*liveState, error) {
 	st, err := loadLive(ctx, l)
@@ -107,14 +118,11 @@ By default every managed container is inspected, so that limits changed with
 			}
 			defer st.engine.Close()
 			items := drift.Diff(st.desired, st.observed)
-			swarmItems, err := swarm.New(st.engine.Client(), instanceName()).Drift(cmd.Context(), st.desired, st.repoDir)
-			switch {
-			case errors.Is(err, swarm.ErrNotManager):
-				fmt.Fprintf(cmd.ErrOrStderr(), "note: %v\n", err)
-			case err != nil:
+			sw, err := st.inspectSwarm(cmd.Context(), cmd.ErrOrStderr())
+			if err != nil {
 				return err
 			}
-			items = append(items, swarmItems...)
+			items = append(items, sw.Drift()...)
 			if err := writeDiff(cmd.OutOrStdout(), l.format, st.host, items); err != nil {
 				return err
 			}

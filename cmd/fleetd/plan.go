@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fleetd/fleetd/drift"
+	"github.com/fleetd/fleetd/engine/swarm"
 	"github.com/fleetd/fleetd/reconcile"
 )
 
@@ -51,10 +52,14 @@ when head is invalid.`,
 				return err
 			}
 			p := reconcile.Plan(st.desired, st.observed, pol)
-			if err := writePlan(cmd.OutOrStdout(), l.format, p); err != nil {
+			sw, err := st.inspectSwarm(cmd.Context(), cmd.ErrOrStderr())
+			if err != nil {
 				return err
 			}
-			if !p.Empty() || p.Refused != "" {
+			if err := writeLivePlan(cmd.OutOrStdout(), l.format, p, sw); err != nil {
+				return err
+			}
+			if !p.Empty() || p.Refused != "" || swarmChanges(sw) {
 				return &exitError{code: exitChanges, err: errors.New("")}
 			}
 			return nil
@@ -70,6 +75,70 @@ when head is invalid.`,
 
 func (st *liveState) policy(allowMassPrune bool) reconcile.Policy {
 	return reconcile.Policy{Now: time.Now(), RepoDir: st.repoDir, AllowMassPrune: allowMassPrune}
+}
+
+// livePlan is the JSON schema of `fleetd plan --live --format json`: the
+// host's plan, and the swarm fleets' plans when the engine is a manager.
+type livePlan struct {
+	reconcile.ActionPlan
+	Swarm []swarm.FleetPlan `json:"swarm,omitempty"`
+	Nodes []nodeChange      `json:"nodes,omitempty"`
+}
+
+// nodeChange is one node nodes.yaml changes.
+type nodeChange struct {
+	Node    string       `json:"node"`
+	Reasons []drift.Item `json:"reasons"`
+}
+
+// writeLivePlan writes the host's plan, then the swarm's.
+func writeLivePlan(w io.Writer, format string, p reconcile.ActionPlan, sw swarm.Inspection) error {
+	if format == "json" {
+		out := livePlan{ActionPlan: p, Swarm: sw.Plans}
+		if out.Actions == nil {
+			out.Actions = []reconcile.Action{}
+		}
+		if out.Drift == nil {
+			out.Drift = []drift.Item{}
+		}
+		for _, u := range sw.Nodes {
+			out.Nodes = append(out.Nodes, nodeChange{Node: u.Node.Hostname, Reasons: u.Reasons})
+		}
+		return writeJSON(w, out)
+	}
+	if err := writePlan(w, format, p); err != nil {
+		return err
+	}
+	for _, u := range sw.Nodes {
+		fmt.Fprintf(w, "swarm node %s: update\n%s", u.Node.Hostname, drift.Text(u.Reasons))
+	}
+	for _, fp := range sw.Plans {
+		if len(fp.Plan.Actions) == 0 && len(fp.Plan.Blocked) == 0 {
+			fmt.Fprintf(w, "swarm fleet %s: nothing to do\n", fp.Fleet)
+			continue
+		}
+		fmt.Fprintf(w, "swarm fleet %s:\n", fp.Fleet)
+		for _, a := range fp.Plan.Actions {
+			fmt.Fprintf(w, "  %s %s (%s)\n", a.Op, a.Name, a.Cause.Kind)
+		}
+		for _, b := range fp.Plan.Blocked {
+			fmt.Fprintf(w, "  blocked: %s %s: %s\n", b.Object, b.Container, b.Detail)
+		}
+	}
+	return nil
+}
+
+// swarmChanges reports whether the swarm's plans would change something.
+func swarmChanges(sw swarm.Inspection) bool {
+	if len(sw.Nodes) > 0 {
+		return true
+	}
+	for _, fp := range sw.Plans {
+		if len(fp.Plan.Actions) > 0 || len(fp.Plan.Blocked) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func writePlan(w io.Writer, format string, p reconcile.ActionPlan) error {

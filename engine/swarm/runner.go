@@ -567,12 +567,39 @@ func digestOf(data []byte) string {
 // cannot be compared through it.
 var ErrNotManager = errors.New("the local engine is no swarm manager: swarm fleets are not compared")
 
-// Drift is the drift of the swarm fleets among fs and of the nodes
-// nodes.yaml in dir names, as the active agent would find it, tags
-// resolved as it resolves them; it changes nothing (fleetd diff). Through
-// an engine that is no manager it returns ErrNotManager.
-func (d *Docker) Drift(ctx context.Context, fs []fleets.Fleet, dir string) ([]drift.Item, error) {
+// Inspection is what the active agent would find and do for the swarm
+// fleets of a repository, computed without changing anything.
+type Inspection struct {
+	Nodes []NodeUpdate // nodes.yaml's changes, with their reasons
+	Plans []FleetPlan  // one per swarm fleet, in the order given
+}
+
+// FleetPlan is one swarm fleet's drift and plan.
+type FleetPlan struct {
+	Fleet string       `json:"fleet"`
+	Drift []drift.Item `json:"drift"`
+	Plan  Plan         `json:"plan"`
+}
+
+// Drift lists the inspection's drift: the nodes', then each fleet's.
+func (in Inspection) Drift() []drift.Item {
 	var out []drift.Item
+	for _, u := range in.Nodes {
+		out = append(out, u.Reasons...)
+	}
+	for _, p := range in.Plans {
+		out = append(out, p.Drift...)
+	}
+	return out
+}
+
+// Inspect finds the drift and plans of the swarm fleets among fs and of
+// the nodes nodes.yaml in dir names, as the active agent would, tags
+// resolved as it resolves them; it changes nothing (fleetd diff, plan
+// --live). Through an engine that is no manager it returns ErrNotManager;
+// with no swarm fleet among fs, nothing.
+func (d *Docker) Inspect(ctx context.Context, fs []fleets.Fleet, dir string) (Inspection, error) {
+	var in Inspection
 	var nodes []ObservedNode
 	r := &Runner{d: d}
 	for _, f := range fs {
@@ -582,35 +609,32 @@ func (d *Docker) Drift(ctx context.Context, fs []fleets.Fleet, dir string) ([]dr
 		if nodes == nil {
 			info, err := d.cli.Info(ctx)
 			if err != nil {
-				return nil, engine.Classify(fmt.Errorf("engine info: %w", err))
+				return in, engine.Classify(fmt.Errorf("engine info: %w", err))
 			}
 			if !info.Swarm.ControlAvailable {
-				return nil, ErrNotManager
+				return in, ErrNotManager
 			}
 			if nodes, err = d.nodes(ctx); err != nil {
-				return nil, err
+				return in, err
 			}
 			want, err := fleets.LoadNodes(dir)
 			if err != nil {
-				return nil, err
+				return in, err
 			}
-			ups, err := PlanNodes(want, nodes)
-			if err != nil {
-				return nil, err
-			}
-			for _, u := range ups {
-				out = append(out, u.Reasons...)
+			if in.Nodes, err = PlanNodes(want, nodes); err != nil {
+				return in, err
 			}
 		}
 		obs, err := d.Observe(ctx, f.Name)
 		if err != nil {
-			return nil, err
+			return in, err
 		}
 		st, err := Translate(Input{Fleet: f, Instance: d.instance, Nodes: placementHosts(nodes), Images: r.resolve(ctx, f, "", obs)})
 		if err != nil {
-			return nil, err
+			return in, err
 		}
-		out = append(out, Diff(st, obs)...)
+		plan, _ := withoutFailed(PlanStack(st, obs, Policy{SelfHeal: f.Policy.SelfHeal, Prune: f.Policy.Prune}), obs, false)
+		in.Plans = append(in.Plans, FleetPlan{Fleet: f.Name, Drift: Diff(st, obs), Plan: plan})
 	}
-	return out, nil
+	return in, nil
 }

@@ -102,21 +102,6 @@ func optDuration(d *types.Duration) *time.Duration {
 	return &v
 }
 
-// swarmPortModes sets each published port's Swarm mode (ingress unless
-// the file says host), matching the converted ports by target, protocol
-// and published port.
-func swarmPortModes(in []types.ServicePortConfig, out []Port) {
-	for i := range out {
-		out[i].Mode = "ingress"
-		for _, p := range in {
-			if p.Target == out[i].Target && cmpOr(p.Protocol, defaultProtocol) == out[i].Protocol &&
-				p.Published == out[i].Published && p.Mode == "host" {
-				out[i].Mode = "host"
-			}
-		}
-	}
-}
-
 // checkSwarmMounts refuses a bind of a path in the repository in a swarm
 // fleet: the checkout is on the agent's host, not on the node a task runs
 // on. A bind of a host path binds that path on whichever node runs the task.

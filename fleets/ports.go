@@ -10,16 +10,24 @@ import (
 
 // ports converts published ports, protocol defaulted to tcp, sorted and
 // deduplicated, so that listing the same ports in another order or
-// spelling does not change the spec.
-func ports(in []types.ServicePortConfig) []Port {
+// spelling does not change the spec. A swarm fleet's ports carry Swarm's
+// publish mode (ingress unless the file says host).
+func ports(in []types.ServicePortConfig, swarm bool) []Port {
 	var out []Port
 	for _, p := range in {
-		out = append(out, Port{
+		port := Port{
 			Target:    p.Target,
 			Published: p.Published,
 			HostIP:    p.HostIP,
 			Protocol:  cmpOr(p.Protocol, defaultProtocol),
-		})
+		}
+		if swarm {
+			port.Mode = "ingress"
+			if p.Mode == "host" {
+				port.Mode = "host"
+			}
+		}
+		out = append(out, port)
 	}
 	slices.SortFunc(out, comparePorts)
 	return slices.Compact(out)

@@ -37,7 +37,6 @@ func (c *converter) service(s types.ServiceConfig) Service {
 	}
 	if c.fleet.Engine == EngineSwarm {
 		svc.Swarm = swarmDeploy(s)
-		swarmPortModes(s.Ports, svc.Spec.Ports)
 		checkSwarmMounts(s.Name, svc.Spec.Mounts, c.r)
 	}
 	svc.Targets = c.fleet.Targets && ConstraintsMatch(svc.Constraints, c.host)
@@ -62,7 +61,7 @@ func (c *converter) spec(s types.ServiceConfig) Spec {
 		WorkingDir:      s.WorkingDir,
 		Hostname:        s.Hostname,
 		Domainname:      s.DomainName,
-		Ports:           ports(s.Ports),
+		Ports:           ports(s.Ports, c.fleet.Engine == EngineSwarm),
 		Expose:          sortedSet(s.Expose),
 		Mounts:          c.mounts(s),
 		Networks:        c.attachments(s),

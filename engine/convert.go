@@ -66,7 +66,7 @@ func containerConfig(inst fleets.Instance, apiVersion string) (*container.Config
 		Image:      spec.Image,
 		Cmd:        strslice.StrSlice(spec.Command),
 		Entrypoint: strslice.StrSlice(spec.Entrypoint),
-		Env:        envList(spec.Environment),
+		Env:        EnvList(spec.Environment),
 		Labels:     mergeLabels(spec.Labels, inst.Labels),
 		User:       spec.User,
 		WorkingDir: spec.WorkingDir,
@@ -84,7 +84,9 @@ func containerConfig(inst fleets.Instance, apiVersion string) (*container.Config
 	return cfg, nil
 }
 
-func envList(env map[string]string) []string {
+// EnvList is an environment as Docker takes it, "KEY=value" sorted by key:
+// for containers here, for swarm services in engine/swarm.
+func EnvList(env map[string]string) []string {
 	out := make([]string, 0, len(env))
 	for _, k := range slices.Sorted(maps.Keys(env)) {
 		out = append(out, k+"="+env[k])
@@ -102,13 +104,23 @@ func mergeLabels(spec, inst map[string]string) map[string]string {
 }
 
 func healthConfig(h *fleets.Healthcheck, apiVersion string) *container.HealthConfig {
+	hc := HealthConfig(h)
+	if hc != nil && versions.LessThan(apiVersion, "1.44") {
+		hc.StartInterval = 0 // not supported before API 1.44
+	}
+	return hc
+}
+
+// HealthConfig is a healthcheck as Docker takes it (nil: the image's),
+// for containers and swarm services alike.
+func HealthConfig(h *fleets.Healthcheck) *container.HealthConfig {
 	if h == nil {
 		return nil
 	}
 	if h.Disable {
 		return &container.HealthConfig{Test: []string{"NONE"}}
 	}
-	hc := &container.HealthConfig{
+	return &container.HealthConfig{
 		Test:          h.Test,
 		Interval:      h.Interval,
 		Timeout:       h.Timeout,
@@ -116,10 +128,6 @@ func healthConfig(h *fleets.Healthcheck, apiVersion string) *container.HealthCon
 		StartInterval: h.StartInterval,
 		Retries:       h.Retries,
 	}
-	if versions.LessThan(apiVersion, "1.44") {
-		hc.StartInterval = 0 // not supported before API 1.44
-	}
-	return hc
 }
 
 func hostConfig(inst fleets.Instance) (*container.HostConfig, error) {
@@ -146,7 +154,7 @@ func hostConfig(inst fleets.Instance) (*container.HostConfig, error) {
 	if spec.Logging != nil {
 		host.LogConfig = container.LogConfig{Type: spec.Logging.Driver, Config: spec.Logging.Options}
 	}
-	host.Ulimits = ulimits(spec.Ulimits)
+	host.Ulimits = Ulimits(spec.Ulimits)
 	devices, err := deviceMappings(spec.Devices)
 	if err != nil {
 		return nil, err
@@ -184,7 +192,8 @@ func tmpfsMap(entries []string) map[string]string {
 	return out
 }
 
-func ulimits(in map[string]fleets.Ulimit) []*container.Ulimit {
+// Ulimits are ulimits as Docker takes them, sorted by name.
+func Ulimits(in map[string]fleets.Ulimit) []*container.Ulimit {
 	var out []*container.Ulimit
 	for _, name := range slices.Sorted(maps.Keys(in)) {
 		u := in[name]

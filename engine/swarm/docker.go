@@ -1,6 +1,7 @@
 package swarm
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -374,7 +375,7 @@ func (d *Docker) WaitRollout(ctx context.Context, a Action, timeout time.Duratio
 		}
 		if time.Now().After(deadline) {
 			if o.State != "timeout" {
-				o.Message = fmt.Sprintf("not done after %s (%s; %d of %d tasks running)", timeout, cmpOr(string(o.State), "no update"), o.Running, o.Desired)
+				o.Message = fmt.Sprintf("not done after %s (%s; %d of %d tasks running)", timeout, cmp.Or(string(o.State), "no update"), o.Running, o.Desired)
 				o.State = "timeout"
 			}
 			return o, nil

@@ -1,6 +1,7 @@
 package swarm
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -79,7 +80,7 @@ secrets:
   token: {file: ./token}
 configs:
   settings: {content: '{"debug": true}'}
-`, b.image, vars, replicas, cmpOr(b.failureAction, "rollback"))
+`, b.image, vars, replicas, cmp.Or(b.failureAction, "rollback"))
 	for name, data := range map[string]string{"compose.yaml": compose, "token": secret} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
 			b.t.Fatal(err)

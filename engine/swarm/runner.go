@@ -1,6 +1,7 @@
 package swarm
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -182,7 +183,7 @@ func (r *Runner) standby() error {
 	if r.campaign != nil {
 		holder = r.campaign.Holder()
 	}
-	return fault.New(fault.Permanent, fault.NotLeader, holder, fmt.Errorf("standby: %s holds the swarm's lease", cmpOr(holder, "no agent")))
+	return fault.New(fault.Permanent, fault.NotLeader, holder, fmt.Errorf("standby: %s holds the swarm's lease", cmp.Or(holder, "no agent")))
 }
 
 // unjudged finds the services whose update to the wanted spec ended
@@ -330,13 +331,6 @@ func (r *Runner) resolve(ctx context.Context, f fleets.Fleet, revision string, o
 	return out
 }
 
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}
-
 func tell(o reconcile.SwarmOptions, e reconcile.Event) {
 	if o.OnEvent != nil {
 		e.Time = time.Now()
@@ -428,7 +422,7 @@ func changes(apply, prune Plan, pruned bool) string {
 // failure.
 func (r *Runner) rollback(ctx context.Context, fleet string, a Action, out Outcome, o reconcile.SwarmOptions) error {
 	failure := fault.New(fault.Permanent, fault.RolloutFailed, a.Name,
-		fmt.Errorf("service %s: Swarm's update ended %s: %s", a.Name, out.State, cmpOr(out.Message, "no message")))
+		fmt.Errorf("service %s: Swarm's update ended %s: %s", a.Name, out.State, cmp.Or(out.Message, "no message")))
 	good, ok, err := r.d.goodSpec(ctx, fleet, a.Name)
 	if err != nil {
 		return errors.Join(failure, err)

@@ -12,12 +12,12 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
 	units "github.com/docker/go-units"
 
+	"github.com/fleetd/fleetd/engine"
 	"github.com/fleetd/fleetd/fleets"
 )
 
@@ -226,7 +226,7 @@ func (t translator) service(svc fleets.Service, fleetPlacement []string) (Servic
 		Command:         sp.Entrypoint,
 		Args:            sp.Command,
 		Hostname:        sp.Hostname,
-		Env:             env(sp.Environment),
+		Env:             engine.EnvList(sp.Environment),
 		Dir:             sp.WorkingDir,
 		User:            sp.User,
 		Groups:          sp.GroupAdd,
@@ -234,12 +234,12 @@ func (t translator) service(svc fleets.Service, fleetPlacement []string) (Servic
 		TTY:             sp.Tty,
 		OpenStdin:       sp.StdinOpen,
 		ReadOnly:        sp.ReadOnly,
-		Healthcheck:     healthcheck(sp.Healthcheck),
+		Healthcheck:     engine.HealthConfig(sp.Healthcheck),
 		Hosts:           hosts(sp.ExtraHosts),
 		Sysctls:         sp.Sysctls,
 		CapabilityAdd:   sp.CapAdd,
 		CapabilityDrop:  sp.CapDrop,
-		Ulimits:         ulimits(sp.Ulimits),
+		Ulimits:         engine.Ulimits(sp.Ulimits),
 		StopGracePeriod: ptr(sp.StopGracePeriod),
 	}
 	if sp.Init {
@@ -435,14 +435,6 @@ func constraints(cs []fleets.Constraint) []string {
 	return out
 }
 
-func env(m map[string]string) []string {
-	var out []string
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		out = append(out, k+"="+m[k])
-	}
-	return out
-}
-
 // hosts turns extra_hosts (host:ip, sorted) into the hosts(5) lines Swarm
 // takes: "ip host".
 func hosts(extra []string) []string {
@@ -454,31 +446,6 @@ func hosts(extra []string) []string {
 			continue
 		}
 		out = append(out, ip+" "+name)
-	}
-	return out
-}
-
-func healthcheck(hc *fleets.Healthcheck) *container.HealthConfig {
-	if hc == nil {
-		return nil
-	}
-	if hc.Disable {
-		return &container.HealthConfig{Test: []string{"NONE"}}
-	}
-	return &container.HealthConfig{
-		Test:          hc.Test,
-		Interval:      hc.Interval,
-		Timeout:       hc.Timeout,
-		StartPeriod:   hc.StartPeriod,
-		StartInterval: hc.StartInterval,
-		Retries:       hc.Retries,
-	}
-}
-
-func ulimits(m map[string]fleets.Ulimit) []*container.Ulimit {
-	var out []*container.Ulimit
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		out = append(out, &container.Ulimit{Name: k, Soft: m[k].Soft, Hard: m[k].Hard})
 	}
 	return out
 }

@@ -1,7 +1,6 @@
 package swarm
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -321,63 +320,22 @@ func (o Outcome) Failed() bool {
 	return true
 }
 
-// updateGrace is how long WaitRollout waits for Swarm's updater to start
-// after an update before it takes the update as one made in place (a
-// placement, label or scale change replaces no task when every task still
-// fits).
-const updateGrace = 3 * time.Second
-
-// WaitRollout waits until the service's tasks run after an action. After
-// an update it waits for Swarm's updater to start an update later than the
-// one observed before, and follows it to its end (completed, paused,
-// rolled back); if none starts within updateGrace and every desired task
-// runs, the update was made in place. Then, and after a create, until every
-// desired task runs. After timeout (or when the service disappears) the
-// outcome's state is "timeout".
+// WaitRollout polls the service until RolloutOutcome says the action's
+// rollout is over, or timeout passes (the outcome's state is "timeout").
 func (d *Docker) WaitRollout(ctx context.Context, a Action, timeout time.Duration) (Outcome, error) {
-	name := a.Name
 	start := time.Now()
-	deadline := start.Add(timeout)
 	for {
-		svcs, err := d.cli.ServiceList(ctx, swarm.ServiceListOptions{Filters: filters.NewArgs(filters.Arg("name", name)), Status: true})
+		svcs, err := d.cli.ServiceList(ctx, swarm.ServiceListOptions{Filters: filters.NewArgs(filters.Arg("name", a.Name)), Status: true})
 		if err != nil {
 			return Outcome{}, engine.Classify(err)
 		}
-		o := Outcome{Service: name, State: "timeout", Message: "the service is gone"}
-		for _, s := range svcs {
-			if s.Spec.Name != name {
-				continue
-			}
-			o = Outcome{Service: name}
-			started := false
-			if u := s.UpdateStatus; u != nil && u.StartedAt != nil && u.StartedAt.After(a.PrevUpdate) {
-				o.State, o.Message, started = u.State, u.Message, true
-			}
-			if st := s.ServiceStatus; st != nil {
-				o.Running, o.Desired = st.RunningTasks, st.DesiredTasks
-			}
-			switch o.State {
-			case swarm.UpdateStatePaused, swarm.UpdateStateRollbackCompleted, swarm.UpdateStateRollbackPaused:
-				return o, nil
-			case swarm.UpdateStateUpdating, swarm.UpdateStateRollbackStarted:
-				// still at work
-			default:
-				waitStart := a.Op == OpUpdateService && !started && time.Since(start) < updateGrace
-				// Desired is 0 for a moment after a create, until the
-				// orchestrator has made the tasks; it stays 0 for a
-				// service scaled to 0 and a global one no node accepts.
-				none := (s.Spec.Mode.Replicated != nil && s.Spec.Mode.Replicated.Replicas != nil && *s.Spec.Mode.Replicated.Replicas == 0) ||
-					(s.Spec.Mode.Global != nil && time.Since(start) >= updateGrace)
-				if !waitStart && o.Running >= o.Desired && (o.Desired > 0 || none) {
-					return o, nil
-				}
+		var found *swarm.Service
+		for i := range svcs {
+			if svcs[i].Spec.Name == a.Name {
+				found = &svcs[i]
 			}
 		}
-		if time.Now().After(deadline) {
-			if o.State != "timeout" {
-				o.Message = fmt.Sprintf("not done after %s (%s; %d of %d tasks running)", timeout, cmp.Or(string(o.State), "no update"), o.Running, o.Desired)
-				o.State = "timeout"
-			}
+		if o, done := RolloutOutcome(a, found, time.Since(start), timeout); done {
 			return o, nil
 		}
 		select {

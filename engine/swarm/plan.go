@@ -1,9 +1,14 @@
 package swarm
 
 import (
+	"cmp"
+	"fmt"
 	"time"
 
+	"github.com/docker/docker/api/types/swarm"
+
 	"github.com/fleetd/fleetd/drift"
+	"github.com/fleetd/fleetd/fleets"
 )
 
 // Operations of a swarm plan, in the order they run: what services need
@@ -129,4 +134,95 @@ func findFile(files []File, name string) *File {
 		}
 	}
 	return nil
+}
+
+// updateGrace is how long a rollout waits for Swarm's updater to start
+// after an update before it takes the update as one made in place (a
+// placement, label or scale change replaces no task when every task still
+// fits).
+const updateGrace = 3 * time.Second
+
+// RolloutOutcome judges an action's rollout from the service as the swarm
+// shows it (nil: gone), waited after the action was executed. After an
+// update, Swarm's updater must start an update later than the one observed
+// before; it is followed to its end (completed, paused, rolled back). If
+// none starts within updateGrace and every desired task runs, the update
+// was made in place. After that, and after a create, the rollout is over
+// when every desired task runs. done is false while it is not, until
+// timeout, when the outcome's state is "timeout". It is pure.
+func RolloutOutcome(a Action, s *swarm.Service, waited, timeout time.Duration) (o Outcome, done bool) {
+	o = Outcome{Service: a.Name, State: "timeout", Message: "the service is gone"}
+	if s != nil {
+		o = Outcome{Service: a.Name}
+		started := false
+		if u := s.UpdateStatus; u != nil && u.StartedAt != nil && u.StartedAt.After(a.PrevUpdate) {
+			o.State, o.Message, started = u.State, u.Message, true
+		}
+		if st := s.ServiceStatus; st != nil {
+			o.Running, o.Desired = st.RunningTasks, st.DesiredTasks
+		}
+		switch o.State {
+		case swarm.UpdateStatePaused, swarm.UpdateStateRollbackCompleted, swarm.UpdateStateRollbackPaused:
+			return o, true
+		case swarm.UpdateStateUpdating, swarm.UpdateStateRollbackStarted:
+			// still at work
+		default:
+			waitStart := a.Op == OpUpdateService && !started && waited < updateGrace
+			// Desired is 0 for a moment after a create, until the
+			// orchestrator has made the tasks; it stays 0 for a service
+			// scaled to 0 and a global one no node accepts.
+			none := (s.Spec.Mode.Replicated != nil && s.Spec.Mode.Replicated.Replicas != nil && *s.Spec.Mode.Replicated.Replicas == 0) ||
+				(s.Spec.Mode.Global != nil && waited >= updateGrace)
+			if !waitStart && o.Running >= o.Desired && (o.Desired > 0 || none) {
+				return o, true
+			}
+		}
+	}
+	if waited <= timeout {
+		return o, false
+	}
+	if o.State != "timeout" {
+		o.Message = fmt.Sprintf("not done after %s (%s; %d of %d tasks running)", timeout, cmp.Or(string(o.State), "no update"), o.Running, o.Desired)
+		o.State = "timeout"
+	}
+	return o, true
+}
+
+// revisionRemovals weighs a revision's removals of swarm services for the
+// prune guard: owned lists the services fleetd owns on the swarm as
+// "fleet/service"; those no swarm fleet of desired wants are removed. left
+// is 1 when some owned service stays. It is pure.
+func revisionRemovals(owned []string, desired []fleets.Fleet) (removing, left int) {
+	wanted := map[string]bool{}
+	for _, f := range desired {
+		if f.Engine == fleets.EngineSwarm {
+			for _, s := range f.Services {
+				wanted[f.Name+"/"+s.Name] = true
+			}
+		}
+	}
+	for _, key := range owned {
+		if wanted[key] {
+			left = 1
+		} else {
+			removing++
+		}
+	}
+	return removing, left
+}
+
+// pausedAtWanted lists the services whose update to the wanted spec ended
+// paused without fleetd having marked it (the agent that started it
+// stopped meanwhile): failed rollouts still to judge. It is pure.
+func pausedAtWanted(st Stack, obs Observed) []*Service {
+	var out []*Service
+	for i := range st.Services {
+		s := &st.Services[i]
+		have, ok := obs.Services[s.Name]
+		if ok && have.Owned && have.Spec.Labels[LabelFailed] == "" &&
+			have.Update == swarm.UpdateStatePaused && have.Spec.Labels[LabelSpecHash] == s.Hash {
+			out = append(out, s)
+		}
+	}
+	return out
 }

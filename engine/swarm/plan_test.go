@@ -4,6 +4,7 @@ import (
 	"maps"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/docker/docker/api/types/swarm"
 
@@ -124,5 +125,47 @@ func TestPlanOrderAndOwnership(t *testing.T) {
 	}
 	if plan := PlanStack(st, obs, Policy{SelfHeal: true, Prune: false}); len(plan.Actions) != 2 {
 		t.Errorf("prune off: %d actions, want the create and the update only", len(plan.Actions))
+	}
+}
+
+func TestRolloutOutcome(t *testing.T) {
+	three := uint64(3)
+	svc := func(state swarm.UpdateState, started time.Time, running uint64) *swarm.Service {
+		s := &swarm.Service{ServiceStatus: &swarm.ServiceStatus{RunningTasks: running, DesiredTasks: 3}}
+		s.Spec.Mode.Replicated = &swarm.ReplicatedService{Replicas: &three}
+		if state != "" {
+			s.UpdateStatus = &swarm.UpdateStatus{State: state, StartedAt: &started}
+		}
+		return s
+	}
+	before, after := t0, t0.Add(time.Second)
+	upd := Action{Op: OpUpdateService, Name: "f_web", PrevUpdate: before}
+	cases := []struct {
+		name   string
+		a      Action
+		s      *swarm.Service
+		waited time.Duration
+		state  swarm.UpdateState
+		done   bool
+	}{
+		{"create, tasks running", Action{Op: OpCreateService, Name: "f_web"}, svc("", time.Time{}, 3), time.Second, "", true},
+		{"create, tasks starting", Action{Op: OpCreateService, Name: "f_web"}, svc("", time.Time{}, 1), time.Second, "", false},
+		{"update, the updater not started yet", upd, svc(swarm.UpdateStateCompleted, before, 3), time.Second, "", false},
+		{"update in place (no updater within the grace)", upd, svc(swarm.UpdateStateCompleted, before, 3), 4 * time.Second, "", true},
+		{"update at work", upd, svc(swarm.UpdateStateUpdating, after, 2), 10 * time.Second, swarm.UpdateStateUpdating, false},
+		{"update completed", upd, svc(swarm.UpdateStateCompleted, after, 3), time.Second, swarm.UpdateStateCompleted, true},
+		{"update paused", upd, svc(swarm.UpdateStatePaused, after, 2), time.Second, swarm.UpdateStatePaused, true},
+		{"rolled back", upd, svc(swarm.UpdateStateRollbackCompleted, after, 3), time.Second, swarm.UpdateStateRollbackCompleted, true},
+		{"timed out", upd, svc(swarm.UpdateStateUpdating, after, 2), 2 * time.Minute, "timeout", true},
+		{"gone, waiting", upd, nil, time.Second, "timeout", false},
+	}
+	for _, c := range cases {
+		o, done := RolloutOutcome(c.a, c.s, c.waited, time.Minute)
+		if done != c.done || (done && o.State != c.state) {
+			t.Errorf("%s: %+v, done %v; want state %q, done %v", c.name, o, done, c.state, c.done)
+		}
+		if done && o.Failed() != (c.state != swarm.UpdateStateCompleted && c.state != "") {
+			t.Errorf("%s: Failed() = %v", c.name, o.Failed())
+		}
 	}
 }

@@ -196,15 +196,8 @@ func (r *Runner) standby() error {
 func (r *Runner) unjudged(ctx context.Context, fleet string, st Stack, obs Observed, o reconcile.SwarmOptions) (map[string]bool, []error) {
 	judged := map[string]bool{}
 	var out []error
-	for i := range st.Services {
-		s := &st.Services[i]
-		have, ok := obs.Services[s.Name]
-		if !ok || !have.Owned || have.Spec.Labels[LabelFailed] != "" {
-			continue
-		}
-		if have.Update != swarm.UpdateStatePaused || have.Spec.Labels[LabelSpecHash] != s.Hash {
-			continue // only an update paused at the wanted spec says it was tried
-		}
+	for _, s := range pausedAtWanted(st, obs) {
+		have := obs.Services[s.Name]
 		a := Action{Op: OpUpdateService, Name: s.Name, Service: s, ID: have.ID, Version: have.Version}
 		out = append(out, r.rollback(ctx, fleet, a, Outcome{Service: s.Name, State: have.Update, Message: have.UpdateMessage}, o))
 		judged[s.Name] = true
@@ -226,22 +219,7 @@ func (r *Runner) guard(ctx context.Context, prune Plan, desired []fleets.Fleet) 
 	if err != nil {
 		return Plan{}, err
 	}
-	wanted := map[string]bool{}
-	for _, f := range desired {
-		if f.Engine == fleets.EngineSwarm {
-			for _, s := range f.Services {
-				wanted[f.Name+"/"+s.Name] = true
-			}
-		}
-	}
-	removing, left := 0, 0
-	for _, key := range owned {
-		if wanted[key] {
-			left = 1
-		} else {
-			removing++
-		}
-	}
+	removing, left := revisionRemovals(owned, desired)
 	reason := reconcile.MassPrune(removing, len(owned), left, reconcile.Policy{}.PruneRatio(), "swarm", "services")
 	if reason == "" {
 		return prune, nil

@@ -56,13 +56,6 @@ func (d *Docker) resolveImage(ctx context.Context, image string) (string, bool) 
 // stands by, it has not failed.
 var ErrNotLeading = fault.New(fault.Permanent, fault.NotLeader, "", errors.New("swarm: this agent no longer holds the lease"))
 
-// Nodes lists the swarm's nodes as placement sees them: hostname and node
-// labels.
-func (d *Docker) Nodes(ctx context.Context) ([]fleets.Host, error) {
-	nodes, err := d.nodes(ctx)
-	return placementHosts(nodes), err
-}
-
 func classified(err *error) { *err = engine.Classify(*err) }
 
 // Observe reads what the swarm holds of fleet: its services (with task

@@ -100,11 +100,11 @@ func (b *bed) load() fleets.Fleet {
 func (b *bed) stack() Stack {
 	b.t.Helper()
 	f := b.load()
-	nodes, err := b.d.Nodes(b.t.Context())
+	nodes, err := b.d.nodes(b.t.Context())
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	st, err := Translate(Input{Fleet: f, Instance: "it", Nodes: nodes})
+	st, err := Translate(Input{Fleet: f, Instance: "it", Nodes: placementHosts(nodes)})
 	if err != nil {
 		b.t.Fatal(err)
 	}

@@ -127,15 +127,13 @@ func (d *Docker) Observe(ctx context.Context, fleet string) (_ Observed, err err
 // fleet, as "fleet/service": what the prune guard weighs removals against.
 func (d *Docker) ownedServices(ctx context.Context) (_ []string, err error) {
 	defer classified(&err)
-	list, err := d.cli.ServiceList(ctx, swarm.ServiceListOptions{Filters: filters.NewArgs(filters.Arg("label", fleets.LabelManaged+"=true"))})
+	list, err := d.owned(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("list services: %w", err)
+		return nil, err
 	}
 	var out []string
 	for _, s := range list {
-		if d.owns(s.Spec.Labels) {
-			out = append(out, s.Spec.Labels[fleets.LabelFleet]+"/"+s.Spec.Labels[fleets.LabelService])
-		}
+		out = append(out, s.Spec.Labels[fleets.LabelFleet]+"/"+s.Spec.Labels[fleets.LabelService])
 	}
 	return out, nil
 }
@@ -198,7 +196,7 @@ func (d *Docker) run(ctx context.Context, a Action, ids map[string]string) (err 
 			r, err = d.cli.ConfigCreate(ctx, swarm.ConfigSpec{Annotations: swarm.Annotations{Name: a.Name, Labels: a.File.Labels}, Data: data})
 			ids[a.Name] = r.ID
 		}
-	case OpCreateService, OpUpdateService:
+	case OpCreateService, OpUpdateService, OpReplaceService:
 		var spec swarm.ServiceSpec
 		if spec, err = d.withFileIDs(ctx, a.Service.Spec, ids); err != nil {
 			return err
@@ -206,7 +204,12 @@ func (d *Docker) run(ctx context.Context, a Action, ids map[string]string) (err 
 		// Credentials go with the spec, so that every node can pull; the
 		// image is pinned already (Runner.resolve), so no registry query.
 		auth, _ := engine.RegistryAuth(d.configDir, spec.TaskTemplate.ContainerSpec.Image)
-		if a.Op == OpCreateService {
+		if a.Op == OpReplaceService {
+			if err = d.cli.ServiceRemove(ctx, a.ID); err != nil {
+				return err
+			}
+		}
+		if a.Op != OpUpdateService {
 			_, err = d.cli.ServiceCreate(ctx, spec, swarm.ServiceCreateOptions{EncodedRegistryAuth: auth, QueryRegistry: false})
 		} else {
 			_, err = d.cli.ServiceUpdate(ctx, a.ID, swarm.Version{Index: a.Version}, spec, swarm.ServiceUpdateOptions{EncodedRegistryAuth: auth, QueryRegistry: false})

@@ -37,6 +37,8 @@ type bed struct {
 	fleet string
 	// failureAction is update_config.failure_action (default rollback).
 	failureAction string
+	// global makes the service global instead of replicated.
+	global bool
 }
 
 func newBed(t *testing.T) *bed {
@@ -62,6 +64,10 @@ func (b *bed) write(replicas int, secret string, env ...string) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.t.Fatal(err)
 	}
+	mode := fmt.Sprintf("replicas: %d", replicas)
+	if b.global {
+		mode = "mode: global"
+	}
 	compose := fmt.Sprintf(`x-fleetd: {engine: swarm}
 services:
   web:
@@ -71,7 +77,7 @@ services:
     secrets: [token]
     configs: [{source: settings, target: /etc/settings.json}]
     deploy:
-      replicas: %d
+      %s
       update_config: {parallelism: 1, order: start-first, failure_action: %s, monitor: 2s}
       restart_policy: {condition: any, delay: 0s}
 networks:
@@ -80,7 +86,7 @@ secrets:
   token: {file: ./token}
 configs:
   settings: {content: '{"debug": true}'}
-`, b.image, vars, replicas, cmp.Or(b.failureAction, "rollback"))
+`, b.image, vars, mode, cmp.Or(b.failureAction, "rollback"))
 	for name, data := range map[string]string{"compose.yaml": compose, "token": secret} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
 			b.t.Fatal(err)
@@ -557,7 +563,9 @@ func TestSwarmRunnerRollback(t *testing.T) {
 
 // TestSwarmDrainFromGit drains a node by committing nodes.yaml: its task
 // moves to the other nodes, and the running count never drops below what
-// the update policy allows (parallelism 1, stop-first: one task down).
+// the update policy allows (start-first: none down), thanks to the surge.
+// Then Git makes the service global, which Swarm cannot do in place:
+// fleetd replaces the service.
 func TestSwarmDrainFromGit(t *testing.T) {
 	b := newBed(t)
 	r := NewRunner(b.d, nil, 2*time.Minute)
@@ -604,7 +612,7 @@ func TestSwarmDrainFromGit(t *testing.T) {
 	}
 	start := time.Now()
 	res, err := r.Converge(t.Context(), b.load(), reconcile.SwarmOptions{Revision: "c2", Dir: b.repo})
-	if err != nil || !strings.Contains(res.Changes, "updated 1 node") {
+	if err != nil || !strings.Contains(res.Changes, "updated 1 node (surged "+web+" +1)") {
 		t.Fatalf("drain: %q, %v", res.Changes, err)
 	}
 	var moved time.Duration
@@ -621,8 +629,12 @@ func TestSwarmDrainFromGit(t *testing.T) {
 		t.Fatalf("the drained node's task did not move within a minute: %v", b.running(b.cli, web))
 	}
 	t.Logf("node drained from Git → its task running on another node after %s; running tasks never below %d of 3", moved.Round(time.Millisecond), low)
-	if low < 2 {
-		t.Errorf("running tasks dropped to %d during the drain; the update policy (parallelism 1, stop-first) allows 2", low)
+	if low < 3 {
+		t.Errorf("running tasks dropped to %d during the drain; the update policy (start-first) allows none down", low)
+	}
+	svc, _, err := b.cli.ServiceInspectWithRaw(t.Context(), web, dswarm.ServiceInspectOptions{})
+	if err != nil || *svc.Spec.Mode.Replicated.Replicas != 3 {
+		t.Fatalf("after the drain the service is not scaled back to 3: %v", err)
 	}
 	n, _, err := b.cli.NodeInspectWithRaw(t.Context(), id)
 	if err != nil || n.Spec.Availability != dswarm.NodeAvailabilityDrain || n.Spec.Labels["zone"] != "b" {
@@ -640,6 +652,25 @@ func TestSwarmDrainFromGit(t *testing.T) {
 	n, _, _ = b.cli.NodeInspectWithRaw(t.Context(), id)
 	if n.Spec.Availability != dswarm.NodeAvailabilityDrain {
 		t.Errorf("availability %s after the correction, want drain", n.Spec.Availability)
+	}
+
+	// Git makes the service global: Swarm cannot change a mode in place,
+	// so fleetd replaces the service; it runs on the two active nodes.
+	b.global = true
+	b.write(3, "token")
+	res, err = r.Converge(t.Context(), b.load(), reconcile.SwarmOptions{Revision: "c3", Dir: b.repo})
+	if err != nil || res.Changes != "replaced 1 service" {
+		t.Fatalf("replicated → global: %q, %v", res.Changes, err)
+	}
+	svc, _, err = b.cli.ServiceInspectWithRaw(t.Context(), web, dswarm.ServiceInspectOptions{})
+	if err != nil || svc.Spec.Mode.Global == nil {
+		t.Fatalf("the service is not global: %+v, %v", svc.Spec.Mode, err)
+	}
+	if nodes := b.running(b.cli, web); len(nodes) != 2 || slices.Contains(nodes, id) {
+		t.Errorf("global service runs on %v, want the two active nodes", nodes)
+	}
+	if res, err := r.Converge(t.Context(), b.load(), reconcile.SwarmOptions{Revision: "c3", Dir: b.repo}); err != nil || res.Changes != "" {
+		t.Errorf("after the replacement: %q, %v; want nothing to do", res.Changes, err)
 	}
 }
 

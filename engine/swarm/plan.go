@@ -20,6 +20,10 @@ const (
 	OpCreateConfig  = "create-config"
 	OpCreateService = "create-service"
 	OpUpdateService = "update-service"
+	// OpReplaceService removes a service and creates it again: Swarm
+	// cannot change a service between replicated and global mode in
+	// place. The service runs no task between the two calls.
+	OpReplaceService = "replace-service"
 	OpRemoveService = "remove-service"
 	OpRemoveSecret  = "remove-secret"
 	OpRemoveConfig  = "remove-config"
@@ -90,7 +94,11 @@ func PlanStack(want Stack, obs Observed, p Policy) Plan {
 				continue
 			}
 			o := obs.Services[name]
-			add(Action{Op: OpUpdateService, Name: name, Service: &want.Services[byName[name]], ID: o.ID, Version: o.Version,
+			op := OpUpdateService
+			if modeKind(want.Services[byName[name]].Spec.Mode) != modeKind(o.Spec.Mode) {
+				op = OpReplaceService
+			}
+			add(Action{Op: op, Name: name, Service: &want.Services[byName[name]], ID: o.ID, Version: o.Version,
 				PrevUpdate: o.UpdateStarted, Cause: it})
 		case drift.Orphan:
 			if !p.Prune {
@@ -112,10 +120,23 @@ func PlanStack(want Stack, obs Observed, p Policy) Plan {
 		}
 	}
 	for _, op := range []string{OpCreateNetwork, OpCreateSecret, OpCreateConfig, OpCreateService, OpUpdateService,
-		OpRemoveService, OpRemoveSecret, OpRemoveConfig, OpRemoveNetwork} {
+		OpReplaceService, OpRemoveService, OpRemoveSecret, OpRemoveConfig, OpRemoveNetwork} {
 		plan.Actions = append(plan.Actions, phase[op]...)
 	}
 	return plan
+}
+
+// modeKind names a service mode's kind: what Swarm cannot change in place.
+func modeKind(m swarm.ServiceMode) string {
+	switch {
+	case m.Global != nil:
+		return "global"
+	case m.ReplicatedJob != nil:
+		return "replicated-job"
+	case m.GlobalJob != nil:
+		return "global-job"
+	}
+	return "replicated"
 }
 
 func findNetwork(st Stack, name string) *Network {

@@ -169,3 +169,22 @@ func TestRolloutOutcome(t *testing.T) {
 		}
 	}
 }
+
+// Swarm cannot change a service between replicated and global mode in
+// place: the plan replaces it, by ID, and says so.
+func TestPlanReplacesAcrossModes(t *testing.T) {
+	st := shop(t)
+	obs := observed(st)
+	st.Services[0].Spec.Mode = swarm.ServiceMode{Global: &swarm.GlobalService{}}
+	plan := PlanStack(st, obs, Policy{SelfHeal: true})
+	if len(plan.Actions) != 1 || plan.Actions[0].Op != OpReplaceService || plan.Actions[0].ID != "svc-"+st.Services[0].Name {
+		t.Fatalf("plan %+v, want one replace-service of %s by ID", plan.Actions, st.Services[0].Name)
+	}
+	// The same mode with another count is an update in place.
+	st = shop(t)
+	n := uint64(9)
+	st.Services[0].Spec.Mode = swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &n}}
+	if plan := PlanStack(st, obs, Policy{SelfHeal: true}); len(plan.Actions) != 1 || plan.Actions[0].Op != OpUpdateService {
+		t.Fatalf("plan %+v, want an update-service", plan.Actions)
+	}
+}

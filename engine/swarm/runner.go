@@ -95,8 +95,9 @@ func (r *Runner) Converge(ctx context.Context, f fleets.Fleet, o reconcile.Swarm
 	nodes, err := r.d.nodes(ctx)
 	var nodesUpdated int
 	var nodeErr error
+	var nodeNote string
 	if err == nil {
-		nodes, nodesUpdated, nodeErr = r.convergeNodes(ctx, f.Name, nodes, o, &res)
+		nodes, nodesUpdated, nodeNote, nodeErr = r.convergeNodes(ctx, f.Name, nodes, o, &res)
 	}
 	r.nodesMu.Unlock()
 	if err != nil {
@@ -129,7 +130,7 @@ func (r *Runner) Converge(ctx context.Context, f fleets.Fleet, o reconcile.Swarm
 		return res, err
 	}
 	for _, a := range apply.Actions {
-		if a.Op != OpCreateService && a.Op != OpUpdateService {
+		if a.Op != OpCreateService && a.Op != OpUpdateService && a.Op != OpReplaceService {
 			continue
 		}
 		out, err := r.d.WaitRollout(ctx, a, r.timeout)
@@ -140,7 +141,7 @@ func (r *Runner) Converge(ctx context.Context, f fleets.Fleet, o reconcile.Swarm
 			failed = append(failed, r.rollback(ctx, f.Name, a, out, o))
 			continue
 		}
-		if a.Op == OpUpdateService {
+		if a.Op != OpCreateService {
 			tell(o, reconcile.Event{Kind: reconcile.EventRolloutSucceeded, Fleet: f.Name, Service: a.Service.Key,
 				Message: fmt.Sprintf("swarm service %s updated: %d of %d tasks running", a.Name, out.Running, out.Desired)})
 		}
@@ -164,7 +165,11 @@ func (r *Runner) Converge(ctx context.Context, f fleets.Fleet, o reconcile.Swarm
 	}
 	res.Changes = changes(apply, prune, whole)
 	if nodesUpdated > 0 {
-		res.Changes = strings.TrimSuffix(fmt.Sprintf("updated %d %s, ", nodesUpdated, reconcile.Plural(nodesUpdated, "node", "nodes"))+res.Changes, ", ")
+		done := fmt.Sprintf("updated %d %s", nodesUpdated, reconcile.Plural(nodesUpdated, "node", "nodes"))
+		if nodeNote != "" {
+			done += " (" + nodeNote + ")"
+		}
+		res.Changes = strings.TrimSuffix(done+", "+res.Changes, ", ")
 	}
 	errs := append(failed, blockedFault(plan), refused, nodeErr, guard)
 	if len(plan.Actions) == 0 && len(failed) == 0 {
@@ -232,13 +237,13 @@ func (r *Runner) guard(ctx context.Context, prune Plan, desired []fleets.Fleet) 
 // and returns the nodes as they are now. Node drift goes with the fleet's
 // out-of-band drift; an invalid nodes.yaml or an unknown node is a
 // permanent fault, and the known nodes are still set.
-func (r *Runner) convergeNodes(ctx context.Context, fleet string, nodes []ObservedNode, o reconcile.SwarmOptions, res *reconcile.SwarmResult) ([]ObservedNode, int, error) {
+func (r *Runner) convergeNodes(ctx context.Context, fleet string, nodes []ObservedNode, o reconcile.SwarmOptions, res *reconcile.SwarmResult) ([]ObservedNode, int, string, error) {
 	if o.Dir == "" {
-		return nodes, 0, nil
+		return nodes, 0, "", nil
 	}
 	want, err := fleets.LoadNodes(o.Dir)
 	if err != nil {
-		return nodes, 0, fault.New(fault.Permanent, fault.InvalidSpec, fleets.NodesFile, err)
+		return nodes, 0, "", fault.New(fault.Permanent, fault.InvalidSpec, fleets.NodesFile, err)
 	}
 	ups, planErr := PlanNodes(want, nodes)
 	for _, u := range ups {
@@ -250,10 +255,11 @@ func (r *Runner) convergeNodes(ctx context.Context, fleet string, nodes []Observ
 		}
 	}
 	if o.ReportOnly || len(ups) == 0 {
-		return nodes, 0, planErr
+		return nodes, 0, "", planErr
 	}
-	if err := r.d.updateNodes(ctx, ups, r.leading); err != nil {
-		return nodes, 0, err
+	note, err := r.d.drain(ctx, ups, r.leading, r.timeout)
+	if err != nil {
+		return nodes, 0, "", err
 	}
 	out := slices.Clone(nodes)
 	for _, u := range ups {
@@ -263,7 +269,7 @@ func (r *Runner) convergeNodes(ctx context.Context, fleet string, nodes []Observ
 			}
 		}
 	}
-	return out, len(ups), planErr
+	return out, len(ups), note, planErr
 }
 
 // resolve resolves each image tag of the fleet to a digest once per
@@ -337,7 +343,7 @@ func withoutFailed(plan Plan, obs Observed, retry bool) (Plan, error) {
 	var kept []Action
 	var refused []error
 	for _, a := range plan.Actions {
-		if a.Op == OpUpdateService && obs.Services[a.Name].Spec.Labels[LabelFailed] == a.Service.Hash {
+		if (a.Op == OpUpdateService || a.Op == OpReplaceService) && obs.Services[a.Name].Spec.Labels[LabelFailed] == a.Service.Hash {
 			refused = append(refused, fault.New(fault.Permanent, fault.RolloutFailed, a.Name,
 				fmt.Errorf("service %s: the rollout of this spec failed before; it waits for a new commit or a manual sync", a.Name)))
 			continue
@@ -412,6 +418,9 @@ func (r *Runner) rollback(ctx context.Context, fleet string, a Action, out Outco
 	spec := svc.Spec
 	how := "kept as Swarm rolled it back (no earlier good spec recorded)"
 	switch {
+	case ok && modeKind(good.Mode) != modeKind(svc.Spec.Mode):
+		// Going back across modes would replace the service once more.
+		how = "kept: the last good spec has another mode (" + modeKind(good.Mode) + "); revert the change in Git to go back"
 	case ok:
 		spec = good
 		how = "rolled back to the last good spec"

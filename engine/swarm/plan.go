@@ -24,10 +24,10 @@ const (
 	// cannot change a service between replicated and global mode in
 	// place. The service runs no task between the two calls.
 	OpReplaceService = "replace-service"
-	OpRemoveService = "remove-service"
-	OpRemoveSecret  = "remove-secret"
-	OpRemoveConfig  = "remove-config"
-	OpRemoveNetwork = "remove-network"
+	OpRemoveService  = "remove-service"
+	OpRemoveSecret   = "remove-secret"
+	OpRemoveConfig   = "remove-config"
+	OpRemoveNetwork  = "remove-network"
 )
 
 // Action is one mutating call, with the drift it answers.

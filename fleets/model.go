@@ -318,6 +318,10 @@ type FileRef struct {
 	// (a secret from environment:, a config from content:); Source is then
 	// empty. It never enters JSON, a label or a log (see SecretBytes).
 	Content SecretBytes `json:"-"`
+	// External names a secret or config the swarm already holds
+	// (external: true; swarm fleets only): fleetd neither reads, creates
+	// nor removes it, and Digest is empty.
+	External string `json:"external,omitempty"`
 }
 
 // Ulimit is one ulimit; Soft and Hard are equal for a single value.

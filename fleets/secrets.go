@@ -60,6 +60,10 @@ func (c *converter) fileRef(obj fileObject, target string, mode *types.FileMode)
 	}
 	var contents []byte
 	switch cfg := obj.config; {
+	case bool(cfg.External):
+		// Only swarm fleets get here (unsupported refuses it elsewhere).
+		ref.External = cmp.Or(cfg.Name, obj.key)
+		return ref
 	case cfg.File != "":
 		data, err := readFile(cfg.File, maxDataFileSize)
 		if err != nil {

@@ -27,6 +27,8 @@ var swarmHonours = map[string]bool{
 	"services.*.deploy.restart_policy.delay":            true,
 	"services.*.deploy.restart_policy.window":           true,
 	"services.*.deploy.resources.reservations.cpus":     true,
+	"secrets.*.external":                                true,
+	"configs.*.external":                                true,
 }
 
 const notYet = "not supported by fleetd"

@@ -39,6 +39,8 @@ type bed struct {
 	failureAction string
 	// global makes the service global instead of replicated.
 	global bool
+	// ext is a secret the swarm held before fleetd (external: true).
+	ext string
 }
 
 func newBed(t *testing.T) *bed {
@@ -50,6 +52,10 @@ func newBed(t *testing.T) *bed {
 	b := &bed{t: t, swarm: s, image: image, repo: t.TempDir(), fleet: dockertest.Name(t, "shop")}
 	b.cli = s.Engines[0].Client(t)
 	b.d = New(b.cli, "it")
+	b.ext = dockertest.Name(t, "ca")
+	if _, err := b.cli.SecretCreate(t.Context(), dswarm.SecretSpec{Annotations: dswarm.Annotations{Name: b.ext}, Data: []byte("by hand")}); err != nil {
+		t.Fatal(err)
+	}
 	return b
 }
 
@@ -74,7 +80,7 @@ services:
     image: %s
     environment: {%s}
     networks: [front]
-    secrets: [token]
+    secrets: [token, ca]
     configs: [{source: settings, target: /etc/settings.json}]
     deploy:
       %s
@@ -84,9 +90,10 @@ networks:
   front: {}
 secrets:
   token: {file: ./token}
+  ca: {external: true, name: %s}
 configs:
   settings: {content: '{"debug": true}'}
-`, b.image, vars, mode, cmp.Or(b.failureAction, "rollback"))
+`, b.image, vars, mode, cmp.Or(b.failureAction, "rollback"), b.ext)
 	for name, data := range map[string]string{"compose.yaml": compose, "token": secret} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
 			b.t.Fatal(err)
@@ -217,6 +224,12 @@ func TestSwarmConverge(t *testing.T) {
 	}
 	if items := Diff(st, obs); len(items) > 0 {
 		t.Fatalf("drift right after the deploy: %v", items)
+	}
+	// The external secret is used by name, neither created nor owned.
+	if refs := obs.Services[web].Spec.TaskTemplate.ContainerSpec.Secrets; !slices.ContainsFunc(refs, func(r *dswarm.SecretReference) bool {
+		return r.SecretName == b.ext && r.SecretID != ""
+	}) {
+		t.Fatalf("the service does not use the external secret %s: %+v", b.ext, refs)
 	}
 
 	// docker service scale, by hand.

@@ -116,10 +116,14 @@ func Translate(in Input) (Stack, error) {
 	files := map[string]File{}
 	for _, svc := range f.Services {
 		for _, ref := range svc.Spec.Secrets {
-			files["s"+ref.Name+ref.Digest] = t.file(ref, LabelSecret)
+			if ref.External == "" {
+				files["s"+ref.Name+ref.Digest] = t.file(ref, LabelSecret)
+			}
 		}
 		for _, ref := range svc.Spec.Configs {
-			files["c"+ref.Name+ref.Digest] = t.file(ref, LabelConfig)
+			if ref.External == "" {
+				files["c"+ref.Name+ref.Digest] = t.file(ref, LabelConfig)
+			}
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(files)) {
@@ -195,8 +199,11 @@ func (t translator) network(n fleets.Network) Network {
 }
 
 // FileName is the Swarm name of a secret or config of fleet: its key and
-// the first 12 hex digits of its contents' digest.
+// the first 12 hex digits of its contents' digest; an external one's own.
 func FileName(fleet string, ref fleets.FileRef) string {
+	if ref.External != "" {
+		return ref.External
+	}
 	return fleet + "_" + ref.Name + "_" + shortDigest(ref.Digest)
 }
 

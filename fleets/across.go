@@ -104,6 +104,8 @@ type published struct {
 	proto  string
 	hostIP string
 	lo, hi int
+	// ingress is set when fleetd's ingress binds the port for the service.
+	ingress *Ingress
 }
 
 func (p published) String() string {
@@ -127,7 +129,14 @@ func checkHostPorts(loaded []*loadedFleet) {
 	runsHere(loaded, func(lf *loadedFleet, s *Service) {
 		for _, p := range s.Spec.Ports {
 			if lo, hi, ok := portRange(p.Published); ok {
-				all = append(all, published{claim{lf, s.Name, "ports"}, p.Protocol, p.HostIP, lo, hi})
+				all = append(all, published{claim{lf, s.Name, "ports"}, p.Protocol, p.HostIP, lo, hi, nil})
+			}
+		}
+		if s.Ingress != nil {
+			for _, p := range s.Ingress.Ports {
+				if lo, hi, ok := portRange(p.Published); ok {
+					all = append(all, published{claim{lf, s.Name, "ports"}, p.Protocol, p.HostIP, lo, hi, s.Ingress})
+				}
 			}
 		}
 	})
@@ -139,13 +148,30 @@ func checkHostPorts(loaded []*loadedFleet) {
 			if b.proto != a.proto || b.lo > a.hi {
 				break
 			}
-			if !addressesOverlap(a.hostIP, b.hostIP) {
+			if !addressesOverlap(a.hostIP, b.hostIP) || sharesListener(a, b) {
 				continue
 			}
 			clash(a.claim, b.claim, a.String())
 			clash(b.claim, a.claim, b.String())
 		}
 	}
+}
+
+// sharesListener reports whether two services may share one of the
+// ingress's HTTP listeners: both go through the ingress on the same port
+// and address, and each has host or path rules, none the same.
+func sharesListener(a, b published) bool {
+	if a.ingress == nil || b.ingress == nil || a.lo != b.lo || a.hostIP != b.hostIP ||
+		a.ingress.Protocol != IngressHTTP || b.ingress.Protocol != IngressHTTP ||
+		len(a.ingress.Rules) == 0 || len(b.ingress.Rules) == 0 {
+		return false
+	}
+	for _, r := range a.ingress.Rules {
+		if slices.Contains(b.ingress.Rules, r) {
+			return false
+		}
+	}
+	return true
 }
 
 // addressesOverlap reports whether two host_ip values can bind the same

@@ -25,6 +25,8 @@ type xFleetd struct {
 	Readiness     *types.Duration `yaml:"readiness,omitempty"`
 	HealthTimeout *types.Duration `yaml:"health_timeout,omitempty"`
 	PublicEnv     []string        `yaml:"public_env,omitempty"`
+	// Ingress is true or a map (see ingress.go).
+	Ingress any `yaml:"ingress,omitempty"`
 }
 
 type xNotify struct {
@@ -34,7 +36,7 @@ type xNotify struct {
 // Keys x-fleetd accepts at each level.
 var (
 	fleetExtensionKeys   = []string{"hosts", "labels", "self_heal", "prune", "suspend", "notify", "engine"}
-	serviceExtensionKeys = []string{"readiness", "health_timeout", "public_env"}
+	serviceExtensionKeys = []string{"readiness", "health_timeout", "public_env", "ingress"}
 	notifyExtensionKeys  = []string{"slack_channel"}
 )
 

@@ -110,6 +110,33 @@ type Service struct {
 	// Swarm holds the deploy attributes only Swarm honours; set for the
 	// services of a swarm fleet only.
 	Swarm *SwarmDeploy `json:"swarm,omitempty"`
+
+	// Ingress is set when the service's published TCP ports go through
+	// fleetd's ingress (x-fleetd.ingress): the replicas publish nothing,
+	// roll out start-first, and may be any number.
+	Ingress *Ingress `json:"ingress,omitempty"`
+}
+
+// Ingress is how fleetd's ingress serves a service (x-fleetd.ingress).
+type Ingress struct {
+	// Ports are the service's published TCP ports, taken out of its
+	// container spec: the ingress listens on Published (at HostIP) and
+	// sends to the replicas' Target.
+	Ports      []Port        `json:"ports"`
+	Protocol   string        `json:"protocol"` // http (default) | tcp
+	Balance    string        `json:"balance"`  // round_robin (default) | least_conn
+	Drain      time.Duration `json:"drain"`    // how long an old replica keeps its requests (default 30 s)
+	HealthPath string        `json:"health_path,omitempty"`
+	// Rules let services share a listen port: an HTTP request goes to the
+	// service whose host and path prefix it matches.
+	Rules []IngressRule `json:"rules,omitempty"`
+}
+
+// IngressRule selects HTTP requests by host and path prefix; empty
+// matches any.
+type IngressRule struct {
+	Host string `json:"host,omitempty"`
+	Path string `json:"path,omitempty"`
 }
 
 // SwarmDeploy is what a swarm fleet's service says about its tasks beyond

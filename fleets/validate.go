@@ -141,8 +141,8 @@ func checkReplicas(s types.ServiceConfig, engine string, r *report) {
 	if s.ContainerName != "" && n > 1 {
 		r.servicef(s.Name, "container_name", "container_name %q with %d replicas: a container name is unique per host; drop container_name or run one replica", s.ContainerName, n)
 	}
-	if n <= 1 || engine == EngineSwarm { // Swarm's routing mesh shares a published port
-		return
+	if n <= 1 || engine == EngineSwarm || ingressOn(extension(s.Extensions).Ingress) {
+		return // Swarm's routing mesh, or fleetd's ingress, shares a published port
 	}
 	for i, port := range s.Ports {
 		if port.Published != "" && !strings.Contains(port.Published, "-") {

@@ -1,0 +1,147 @@
+package fleets
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Ingress defaults and choices.
+const (
+	IngressHTTP       = "http"
+	IngressTCP        = "tcp"
+	BalanceRoundRobin = "round_robin"
+	BalanceLeastConn  = "least_conn"
+	defaultDrain      = 30 * time.Second
+)
+
+var ingressKeys = []string{"drain", "health_path", "protocol", "balance", "rules"}
+
+// ingress reads a service's x-fleetd.ingress (true, false, or a map) and
+// takes its published TCP ports out of the spec: the ingress binds them,
+// not the replicas. UDP and SCTP ports stay with the replicas. It reports
+// every problem at its field.
+func (c *converter) ingress(name string, raw any, spec *Spec) *Ingress {
+	const field = extensionKey + ".ingress"
+	opts := map[string]any{}
+	switch v := raw.(type) {
+	case nil:
+		return nil
+	case bool:
+		if !v {
+			return nil
+		}
+	case map[string]any:
+		opts = v
+	default:
+		c.r.servicef(name, field, "want true or a map of %s, not %T", strings.Join(ingressKeys, ", "), raw)
+		return nil
+	}
+	if c.fleet.Engine == EngineSwarm {
+		c.r.servicef(name, field, "a swarm fleet publishes through Swarm's routing mesh: drop x-fleetd.ingress")
+		return nil
+	}
+	in := &Ingress{Protocol: IngressHTTP, Balance: BalanceRoundRobin, Drain: defaultDrain}
+	for _, k := range sortedKeys(opts) {
+		v := opts[k]
+		str, isStr := v.(string)
+		switch k {
+		case "drain":
+			d, err := time.ParseDuration(str)
+			if !isStr || err != nil || d < 0 {
+				c.r.servicef(name, field+".drain", "want a duration such as 30s, not %v", v)
+				continue
+			}
+			in.Drain = d
+		case "health_path":
+			if !isStr || !strings.HasPrefix(str, "/") {
+				c.r.servicef(name, field+".health_path", "want a path starting with /, not %v", v)
+				continue
+			}
+			in.HealthPath = str
+		case "protocol":
+			if !isStr || (str != IngressHTTP && str != IngressTCP) {
+				c.r.servicef(name, field+".protocol", "want http or tcp, not %v", v)
+				continue
+			}
+			in.Protocol = str
+		case "balance":
+			if !isStr || (str != BalanceRoundRobin && str != BalanceLeastConn) {
+				c.r.servicef(name, field+".balance", "want round_robin or least_conn, not %v", v)
+				continue
+			}
+			in.Balance = str
+		case "rules":
+			in.Rules = c.ingressRules(name, field+".rules", v)
+		default:
+			c.r.servicef(name, field+"."+k, "unknown key: ingress takes %s", strings.Join(ingressKeys, ", "))
+		}
+	}
+	if in.Protocol == IngressTCP && (len(in.Rules) > 0 || in.HealthPath != "") {
+		c.r.servicef(name, field, "host and path rules and health_path need protocol http")
+	}
+	var kept []Port
+	for i, p := range spec.Ports {
+		if p.Protocol != defaultProtocol {
+			kept = append(kept, p) // UDP and SCTP stay direct
+			continue
+		}
+		if _, _, ok := portRange(p.Published); !ok || strings.Contains(p.Published, "-") {
+			c.r.servicef(name, fmt.Sprintf("ports.%d", i), "the ingress listens on one fixed host port: publish one (such as \"8080:%d\"), not %q", p.Target, p.Published)
+			continue
+		}
+		in.Ports = append(in.Ports, p)
+	}
+	if len(in.Ports) == 0 {
+		c.r.servicef(name, field, "the service publishes no TCP port for the ingress to bind")
+	}
+	spec.Ports = kept
+	return in
+}
+
+// ingressOn reports whether x-fleetd.ingress turns the ingress on.
+func ingressOn(raw any) bool {
+	switch v := raw.(type) {
+	case bool:
+		return v
+	case map[string]any:
+		return true
+	}
+	return false
+}
+
+func (c *converter) ingressRules(name, field string, v any) []IngressRule {
+	list, ok := v.([]any)
+	if !ok {
+		c.r.servicef(name, field, "want a list of {host, path}, not %T", v)
+		return nil
+	}
+	var out []IngressRule
+	for i, item := range list {
+		m, ok := item.(map[string]any)
+		if !ok {
+			c.r.servicef(name, fmt.Sprintf("%s.%d", field, i), "want {host, path}, not %T", item)
+			continue
+		}
+		var rule IngressRule
+		for _, k := range sortedKeys(m) {
+			str, isStr := m[k].(string)
+			switch {
+			case k == "host" && isStr && str != "" && !strings.ContainsAny(str, "/: "):
+				rule.Host = strings.ToLower(str)
+			case k == "path" && isStr && strings.HasPrefix(str, "/"):
+				rule.Path = str
+			default:
+				c.r.servicef(name, fmt.Sprintf("%s.%d.%s", field, i, k), "want host (a name) or path (starting with /), not %s: %v", k, m[k])
+			}
+		}
+		if rule == (IngressRule{}) {
+			c.r.servicef(name, fmt.Sprintf("%s.%d", field, i), "a rule needs a host or a path")
+			continue
+		}
+		out = append(out, rule)
+	}
+	slices.SortFunc(out, func(a, b IngressRule) int { return strings.Compare(a.Host+" "+a.Path, b.Host+" "+b.Path) })
+	return slices.Compact(out)
+}

@@ -59,6 +59,9 @@ func Converge(ctx context.Context, eng Engine, desired []fleets.Fleet, pol Polic
 	opts = opts.withDefaults(desired)
 	out.Rollouts = Forget(pol.Rollouts, desired)
 	defer func() { out.Heals = pol.Heals }()
+	if err := syncIngress(ctx, opts.Exec.Router, desired); err != nil {
+		return out, err
+	}
 	for waits := 0; out.Passes < opts.MaxPasses && waits <= opts.MaxPasses; {
 		var obs drift.Observed
 		obs, err = eng.Observe(ctx, drift.ObserveOptions{InspectAll: opts.InspectAll && out.Passes == 0})
@@ -88,6 +91,9 @@ func Converge(ctx context.Context, eng Engine, desired []fleets.Fleet, pol Polic
 		exec.Progress = j.progress(opts.Exec.Progress)
 		rep := Execute(ctx, eng, p, exec)
 		j.finish(rep)
+		if err := syncIngress(ctx, opts.Exec.Router, desired); err != nil {
+			return out, err
+		}
 		out.Plans, out.Reports = append(out.Plans, p), append(out.Reports, rep)
 		pol.Heals = RecordHeals(pol.Heals, rep, opts.Now())
 		if j.err != nil {
@@ -265,4 +271,18 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// syncIngress brings fleetd's ingress in line with the desired state and
+// the host before a Converge and after each of its passes: new replicas
+// that came up (a first deploy, a heal) enter the pool, replicas gone
+// leave it.
+func syncIngress(ctx context.Context, r Router, desired []fleets.Fleet) error {
+	if r == nil {
+		return nil
+	}
+	if err := r.Sync(ctx, desired); err != nil {
+		return fmt.Errorf("ingress: %w", err)
+	}
+	return nil
 }

@@ -12,6 +12,18 @@ import (
 // implements it against the Docker API; enginetest.Fake in memory.
 // Operations that change or remove an object refuse objects that lack
 // fleetd's io.fleetd.managed label (ErrNotManaged in the implementation).
+// Router is fleetd's ingress as plans drive it (engine/ingress). Sync
+// makes the ingress match the desired state and the host: it runs while
+// some service goes through it, and routes to the replicas that are up.
+// Route puts one replica (a container name or ID) into its service's pool;
+// Drain takes it out and returns once its requests and connections have
+// finished, or timeout passed.
+type Router interface {
+	Sync(ctx context.Context, desired []fleets.Fleet) error
+	Route(ctx context.Context, fleet, service, container string) error
+	Drain(ctx context.Context, fleet, service, container string, timeout time.Duration) error
+}
+
 type Engine interface {
 	Observe(ctx context.Context, opts drift.ObserveOptions) (drift.Observed, error)
 

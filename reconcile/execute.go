@@ -71,7 +71,13 @@ type ExecOptions struct {
 	// Progress, when set, is called after each action finishes (from the
 	// goroutine that ran it; it must be safe for concurrent use).
 	Progress func(Result)
+	// Router runs the route and drain actions of ingress services; a plan
+	// with one and no Router fails that action (ErrNoRouter).
+	Router Router
 }
+
+// ErrNoRouter fails a route or drain action when no ingress is wired in.
+var ErrNoRouter = errors.New("the service goes through fleetd's ingress, which this command does not run")
 
 // Execute applies a plan. It decides nothing: each action runs once every
 // action it waits for has succeeded, at most Parallelism at a time, and is
@@ -99,7 +105,7 @@ func Execute(ctx context.Context, eng Engine, p ActionPlan, opts ExecOptions) Re
 			if a.Op.waits() {
 				s = waitSem
 			}
-			res := runWhenReady(ctx, eng, a, done, results, &mu, s)
+			res := runWhenReady(ctx, eng, opts.Router, a, done, results, &mu, s)
 			mu.Lock()
 			results[i] = res
 			mu.Unlock()
@@ -113,7 +119,7 @@ func Execute(ctx context.Context, eng Engine, p ActionPlan, opts ExecOptions) Re
 	return Report{Results: results}
 }
 
-func runWhenReady(ctx context.Context, eng Engine, a Action, done []chan struct{}, results []Result, mu *sync.Mutex, sem chan struct{}) Result {
+func runWhenReady(ctx context.Context, eng Engine, router Router, a Action, done []chan struct{}, results []Result, mu *sync.Mutex, sem chan struct{}) Result {
 	for _, dep := range a.After {
 		<-done[dep-1]
 		mu.Lock()
@@ -139,7 +145,7 @@ func runWhenReady(ctx context.Context, eng Engine, a Action, done []chan struct{
 	}
 	defer func() { <-sem }()
 	start := time.Now()
-	out, err := apply(ctx, eng, a)
+	out, err := apply(ctx, eng, router, a)
 	res := Result{Action: a, Status: Done, Duration: time.Since(start), Output: out}
 	if err != nil {
 		res.Status, res.Err, res.Error = Failed, err, err.Error()
@@ -153,7 +159,7 @@ const maxWaits = 64
 // waits reports whether the op only waits for a container's state.
 func (o Op) waits() bool {
 	switch o {
-	case OpWaitHealthy, OpWaitExit, OpWaitUp, OpWaitRecovered:
+	case OpWaitHealthy, OpWaitExit, OpWaitUp, OpWaitRecovered, OpDrain:
 		return true
 	}
 	return false
@@ -163,13 +169,22 @@ func (o Op) waits() bool {
 // needs; it means a planner bug, never an input problem.
 var errNoEngineCall = errors.New("malformed action")
 
-// apply performs one action with one engine call (two for waits).
-func apply(ctx context.Context, eng Engine, a Action) (string, error) {
+// apply performs one action with one engine call (two for waits), or one
+// call of the router.
+func apply(ctx context.Context, eng Engine, router Router, a Action) (string, error) {
 	ref := a.ContainerID
 	if ref == "" {
 		ref = a.Target
 	}
 	switch a.Op {
+	case OpRoute, OpDrain:
+		if router == nil {
+			return "", ErrNoRouter
+		}
+		if a.Op == OpRoute {
+			return "", router.Route(ctx, a.Fleet, a.Service, ref)
+		}
+		return "", router.Drain(ctx, a.Fleet, a.Service, ref, a.Timeout)
 	case OpEnsureNetwork:
 		if a.Network == nil {
 			return "", errNoEngineCall

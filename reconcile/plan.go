@@ -32,6 +32,13 @@ const (
 	OpConnect       Op = "connect"
 	OpUpdate        Op = "update"
 	OpRemoveNetwork Op = "remove-network"
+	// OpRoute puts a new replica of an ingress service into the ingress's
+	// pool, once it passed its gate.
+	OpRoute Op = "route"
+	// OpDrain takes a replica of an ingress service out of the pool and
+	// waits until its requests and connections finish (up to Timeout,
+	// the service's drain), before it is stopped.
+	OpDrain Op = "drain"
 )
 
 // Action is one step of a plan. Target names what it acts on (a container,

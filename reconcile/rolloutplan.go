@@ -184,9 +184,14 @@ func (b *builder) blockStalled(sc serviceCtx, rec RolloutRecord) {
 
 // EffectiveOrder is the update order a service gets: start-first only when
 // old and new replicas can run side by side, i.e. it publishes no fixed
-// host port and sets no container_name.
+// host port and sets no container_name. A service behind fleetd's ingress
+// is start-first (its TCP ports are the ingress's) unless a UDP port or a
+// container_name forces stop-first.
 func EffectiveOrder(svc fleets.Service) (order, forced string) {
 	order = svc.Update.Order
+	if svc.Ingress != nil {
+		order = fleets.OrderStartFirst // the ingress binds the ports
+	}
 	if order != fleets.OrderStartFirst {
 		return fleets.OrderStopFirst, ""
 	}
@@ -215,7 +220,7 @@ func (b *builder) startFirst(sc serviceCtx, c containerItems, cause string) {
 	create := b.add(Action{Op: OpCreate, Fleet: f.Name, Service: svc.Name, Target: temp, Cause: cause,
 		After: append(slices.Clone(sc.deps), sc.image, b.freedBy[temp]), Instance: inst, ImageFrom: sc.image})
 	start := b.add(Action{Op: OpStart, Fleet: f.Name, Service: svc.Name, Target: temp, Cause: "new replica, start-first", After: []int{create}})
-	gate := b.gate(sc, temp, start)
+	gate := b.routed(sc, temp, b.gate(sc, temp, start))
 	b.handOver(sc, c.id, c.name, temp, b.running(c.id), gate)
 }
 
@@ -223,7 +228,7 @@ func (b *builder) startFirst(sc serviceCtx, c containerItems, cause string) {
 // that already runs passes the gate again before the old one goes.
 func (b *builder) resume(sc serviceCtx, r resumption) {
 	if tmp := b.container(r.c.id); tmp != nil && tmp.State == "running" {
-		gate := b.gate(sc, r.temp, 0)
+		gate := b.routed(sc, r.temp, b.gate(sc, r.temp, 0))
 		b.handOver(sc, r.oldID, r.replaces, r.temp, r.oldRunning, gate)
 		return
 	}
@@ -243,6 +248,30 @@ func (b *builder) gate(sc serviceCtx, name string, after int) int {
 	return b.add(Action{Op: OpWaitUp, Fleet: sc.fleet.Name, Service: svc.Name, Target: name,
 		Cause: fmt.Sprintf("health gate: up within %s, then monitored %s", svc.HealthTimeout, svc.Update.Monitor), After: []int{after},
 		Timeout: svc.HealthTimeout, Readiness: svc.Readiness, Monitor: svc.Update.Monitor})
+}
+
+// routed puts a new replica of an ingress service into the ingress's pool
+// once it passed its gate (action after), before an old one is drained;
+// it returns the action the hand-over waits for.
+func (b *builder) routed(sc serviceCtx, name string, after int) int {
+	if sc.svc.Ingress == nil {
+		return after
+	}
+	return b.add(Action{Op: OpRoute, Fleet: sc.fleet.Name, Service: sc.svc.Name, Target: name,
+		Cause: "into the ingress's pool, having passed its gate", After: []int{after}})
+}
+
+// drained takes a running replica of an ingress service out of the
+// ingress's pool before it is stopped: no new requests, and the ones it
+// has finish, up to the service's drain. It returns the action the stop
+// waits for (after, for other services).
+func (b *builder) drained(fleet string, svc fleets.Service, id, name string, after int) int {
+	if svc.Ingress == nil {
+		return after
+	}
+	return b.add(Action{Op: OpDrain, Fleet: fleet, Service: svc.Name, Target: name, ContainerID: id,
+		Cause: fmt.Sprintf("out of the ingress's pool; its requests finish (up to %s)", svc.Ingress.Drain),
+		After: []int{after}, Timeout: svc.Ingress.Drain})
 }
 
 // inSlot marks every action plan adds as part of the rollout of slot, so

@@ -200,6 +200,7 @@ func (b *builder) replaceUnderSlotName(sc serviceCtx, c containerItems, cause st
 		After: append(slices.Clone(sc.deps), sc.image, b.freedBy[c.name]), Instance: inst, ImageFrom: sc.image})
 	oldName := b.container(c.id).Name
 	if b.running(c.id) {
+		prev = b.drained(f.Name, svc, c.id, oldName, prev)
 		prev = b.add(Action{Op: OpStop, Fleet: f.Name, Service: svc.Name, Target: oldName, ContainerID: c.id,
 			Cause: "replaced by " + c.name, After: []int{prev}, Timeout: stopTimeout(svc)})
 	}
@@ -227,6 +228,7 @@ func (b *builder) retire(sc serviceCtx, oldID, name, temp string, oldRunning boo
 	prev := after
 	if oldID != "" {
 		if oldRunning {
+			prev = b.drained(f.Name, svc, oldID, name, prev)
 			prev = b.add(Action{Op: OpStop, Fleet: f.Name, Service: svc.Name, Target: name, ContainerID: oldID,
 				Cause: "replaced by " + temp, After: []int{prev}, Timeout: stopTimeout(svc)})
 		}
@@ -361,7 +363,8 @@ func (b *builder) healModified(sc serviceCtx, c containerItems, it drift.Item) {
 func (b *builder) removeContainer(fleet string, svc fleets.Service, id, name, cause string, running bool) int {
 	prev := 0
 	if running {
-		prev = b.add(Action{Op: OpStop, Fleet: fleet, Service: svc.Name, Target: name, ContainerID: id, Cause: cause, Timeout: stopTimeout(svc)})
+		prev = b.drained(fleet, svc, id, name, 0)
+		prev = b.add(Action{Op: OpStop, Fleet: fleet, Service: svc.Name, Target: name, ContainerID: id, Cause: cause, After: []int{prev}, Timeout: stopTimeout(svc)})
 	}
 	rm := b.add(Action{Op: OpRemove, Fleet: fleet, Service: svc.Name, Target: name, ContainerID: id, Cause: cause, After: []int{prev}})
 	b.freedBy[name] = rm

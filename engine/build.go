@@ -8,10 +8,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/client"
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
 
@@ -155,4 +158,49 @@ func copyFile(w io.Writer, path string) error {
 	defer f.Close()
 	_, err = io.Copy(w, f)
 	return err
+}
+
+// BuildFiles builds an image tagged ref from files held in memory (a
+// Dockerfile among them) with the classic builder, and returns its ID:
+// what fleetd builds of its own, such as the ingress image from its
+// binary.
+func BuildFiles(ctx context.Context, cli *client.Client, ref string, files map[string][]byte, mode map[string]int64) (_ string, err error) {
+	defer classified(&err)
+	pr, pw := io.Pipe()
+	go func() {
+		tw := tar.NewWriter(pw)
+		for _, name := range slices.Sorted(maps.Keys(files)) {
+			m := cmp.Or(mode[name], 0o644)
+			if err := tw.WriteHeader(&tar.Header{Name: name, Mode: m, Size: int64(len(files[name]))}); err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+			if _, err := tw.Write(files[name]); err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+		}
+		pw.CloseWithError(tw.Close())
+	}()
+	defer pr.Close()
+	resp, err := cli.ImageBuild(ctx, pr, build.ImageBuildOptions{
+		Tags: []string{ref}, Dockerfile: "Dockerfile", Remove: true, ForceRemove: true,
+		Labels: map[string]string{fleets.LabelManaged: "true"}, Version: build.BuilderV1,
+	})
+	if err != nil {
+		return "", fmt.Errorf("build %s: %w", ref, err)
+	}
+	defer resp.Body.Close()
+	res, err := readStream(resp.Body)
+	if err != nil {
+		return "", fmt.Errorf("build %s: %w", ref, err)
+	}
+	if res.ImageID != "" {
+		return res.ImageID, nil
+	}
+	img, err := cli.ImageInspect(ctx, ref)
+	if err != nil {
+		return "", fmt.Errorf("inspect %s: %w", ref, err)
+	}
+	return img.ID, nil
 }

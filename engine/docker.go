@@ -179,13 +179,14 @@ func (d *Docker) apiAtLeast(v string) bool {
 	return versions.GreaterThanOrEqualTo(d.cli.ClientVersion(), v)
 }
 
-// isManaged reports whether this agent owns an object: managed by fleetd
-// and of this agent's instance.
-// isManaged reports whether an object is this adapter's own. The objects
+// isManaged reports whether an object is this adapter's own: managed by
+// fleetd, of this agent's instance, and of no other engine. The objects
 // of swarm fleets (overlay networks, node-local volumes) are the swarm
-// engine's: to a host's agent they are as untouchable as a stranger's.
+// engine's, and the ingress container is the ingress adapter's
+// (io.fleetd.engine=ingress): to the fleets' reconcile they are as
+// untouchable as a stranger's.
 func (d *Docker) isManaged(labels map[string]string) bool {
-	return fleets.OwnedBy(labels, d.instance) && labels[fleets.LabelEngine] != fleets.EngineSwarm
+	return fleets.OwnedBy(labels, d.instance) && labels[fleets.LabelEngine] == ""
 }
 
 // Client is the SDK client, its calls counted with this adapter's, for

@@ -66,8 +66,8 @@ func TestHealthFromStatus(t *testing.T) {
 		"Up 2 days (health: starting)":    "starting",
 		"Exited (137) About an hour ago":  "",
 	} {
-		if got := healthFromStatus(status); got != want {
-			t.Errorf("healthFromStatus(%q) = %q, want %q", status, got, want)
+		if got := HealthFromStatus(status); got != want {
+			t.Errorf("HealthFromStatus(%q) = %q, want %q", status, got, want)
 		}
 	}
 }

@@ -89,7 +89,7 @@ func containerFromSummary(s container.Summary) drift.Container {
 		Image:   s.Image,
 		ImageID: s.ImageID,
 		State:   s.State,
-		Health:  healthFromStatus(s.Status),
+		Health:  HealthFromStatus(s.Status),
 		Status:  s.Status,
 		Labels:  s.Labels,
 		Created: time.Unix(s.Created, 0).UTC(),
@@ -118,9 +118,9 @@ func summaryName(names []string) string {
 	return ""
 }
 
-// healthFromStatus reads the health Docker appends to a running container's
+// HealthFromStatus reads the health Docker appends to a running container's
 // status: "Up 3 minutes (healthy)", "(unhealthy)", "(health: starting)".
-func healthFromStatus(status string) string {
+func HealthFromStatus(status string) string {
 	switch {
 	case strings.HasSuffix(status, "(healthy)"):
 		return "healthy"

@@ -42,6 +42,10 @@ func (c *converter) ingress(name string, raw any, spec *Spec) *Ingress {
 		c.r.servicef(name, field, "a swarm fleet publishes through Swarm's routing mesh: drop x-fleetd.ingress")
 		return nil
 	}
+	if spec.NetworkMode != "" {
+		c.r.servicef(name, field, "the ingress reaches replicas on the fleet's networks: drop network_mode %s", spec.NetworkMode)
+		return nil
+	}
 	in := &Ingress{Protocol: IngressHTTP, Balance: BalanceRoundRobin, Drain: defaultDrain}
 	for _, k := range sortedKeys(opts) {
 		v := opts[k]

@@ -15,7 +15,7 @@ const (
 	LabelRevision    = "io.fleetd.revision"     // Git commit, informational
 	LabelReplaces    = "io.fleetd.replaces"     // name of the container a mid-rollout container replaces
 	LabelInstance    = "io.fleetd.instance"     // the fleetd agent that owns the object (see DefaultInstance)
-	LabelEngine      = "io.fleetd.engine"       // "swarm" on the objects of swarm fleets (services, overlay networks, secrets, configs, volumes)
+	LabelEngine      = "io.fleetd.engine"       // "swarm" on the objects of swarm fleets (services, overlay networks, secrets, configs, volumes); "ingress" on the ingress container
 
 	// Compose's own labels, so that `docker compose ls/ps` show fleetd's
 	// containers as the stacks they are.

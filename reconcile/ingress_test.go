@@ -56,6 +56,9 @@ func TestRolloutThroughIngress(t *testing.T) {
 	if _, err := reconcile.Converge(t.Context(), e, []fleets.Fleet{behindIngress(2, "app:v1")}, policy(), opts); err != nil {
 		t.Fatal(err)
 	}
+	if got := strings.Join(r.calls, " "); !strings.Contains(got, "route web-api-1") || !strings.Contains(got, "route web-api-2") {
+		t.Errorf("first deploy: router calls %q, want each replica routed once healthy", got)
+	}
 	r.calls = nil
 	v2 := []fleets.Fleet{behindIngress(2, "app:v2")}
 	p := reconcile.Plan(v2, observe(t, e), policy())
@@ -112,7 +115,10 @@ func TestRolloutThroughIngress(t *testing.T) {
 // skipped: the old replica is not stopped.
 func TestIngressNeedsARouter(t *testing.T) {
 	e := newFake(t)
-	converge(t, e, behindIngress(1, "app:v1"))
+	withRouter := reconcile.ConvergeOptions{Exec: reconcile.ExecOptions{Router: &router{}}}
+	if _, err := reconcile.Converge(t.Context(), e, []fleets.Fleet{behindIngress(1, "app:v1")}, policy(), withRouter); err != nil {
+		t.Fatal(err)
+	}
 	out, err := reconcile.Converge(t.Context(), e, []fleets.Fleet{behindIngress(1, "app:v2")}, policy(), reconcile.ConvergeOptions{MaxPasses: 1})
 	if err != nil {
 		t.Fatal(err)

@@ -389,6 +389,15 @@ func (b *builder) markStarted(sc serviceCtx, name string, id int) {
 			After: []int{id}, Timeout: sc.svc.HealthTimeout})
 		r[fleets.ConditionHealthy] = append(r[fleets.ConditionHealthy], w)
 	}
+	if sc.svc.Ingress != nil && b.actions[id-1].Op != OpRename {
+		// A replica started outside a start-first hand-over (a first
+		// deploy, a heal, a stop-first replacement) enters the ingress's
+		// pool once healthy; a hand-over routed it before the rename.
+		w := b.add(Action{Op: OpWaitHealthy, Fleet: sc.fleet.Name, Service: sc.svc.Name, Target: name, ContainerID: cid,
+			Cause: "the ingress routes to it once healthy", After: []int{id}, Timeout: sc.svc.HealthTimeout})
+		b.add(Action{Op: OpRoute, Fleet: sc.fleet.Name, Service: sc.svc.Name, Target: name, ContainerID: cid,
+			Cause: "into the ingress's pool", After: []int{w}})
+	}
 	if b.dependedOn(sc.fleet, sc.svc.Name, fleets.ConditionCompleted) {
 		w := b.add(Action{Op: OpWaitExit, Fleet: sc.fleet.Name, Service: sc.svc.Name, Target: name, ContainerID: cid, Cause: "a dependent waits for service_completed_successfully",
 			After: []int{id}, Timeout: sc.svc.HealthTimeout})

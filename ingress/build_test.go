@@ -1,0 +1,71 @@
+package ingress
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleetd/fleetd/fleets"
+)
+
+func ingressService(name string, port string, rules ...fleets.IngressRule) fleets.Service {
+	return fleets.Service{Name: name, Targets: true,
+		Spec: fleets.Spec{Networks: []fleets.NetworkAttachment{{Network: "web_default"}, {Network: "web_back"}}},
+		Ingress: &fleets.Ingress{Ports: []fleets.Port{{Target: 80, Published: port, Protocol: "tcp"}},
+			Protocol: fleets.IngressHTTP, Balance: fleets.BalanceRoundRobin, Drain: 30 * time.Second, Rules: rules}}
+}
+
+func replica(id, name, svc, health string, running bool) Replica {
+	return Replica{ID: id, Name: name, Fleet: "web", Service: svc, Running: running, Health: health,
+		IPs: map[string]string{"web_default": "10.0.0." + id, "web_back": "10.1.0." + id}}
+}
+
+func TestBuild(t *testing.T) {
+	desired := []fleets.Fleet{{Name: "web", Targets: true, Services: []fleets.Service{
+		ingressService("api", "8080"),
+		ingressService("shop", "9000", fleets.IngressRule{Host: "shop.example"}),
+		ingressService("wiki", "9000", fleets.IngressRule{Path: "/wiki"}),
+		{Name: "db", Targets: true}, // not behind the ingress
+	}}}
+	replicas := []Replica{
+		replica("1", "web-api-1", "api", "healthy", true),
+		replica("2", "web-api-2", "api", "", true),             // no healthcheck: up
+		replica("3", "web-api-3", "api", "starting", true),     // not yet
+		replica("4", "web-api-4", "api", "unhealthy", true),    // out
+		replica("5", "web-api-5", "api", "healthy", false),     // stopped
+		replica("6", "web-api-1-next", "api", "healthy", true), // not routed yet
+		replica("7", "web-api-2-next", "api", "healthy", true), // routed
+		replica("8", "web-shop-1", "shop", "unhealthy", true),  // draining: kept, marked
+		replica("9", "other-api-1", "api", "healthy", true),    // another fleet's
+	}
+	replicas[8].Fleet = "other"
+	pool := Pool{Routed: map[string]bool{"web-api-2-next": true}, Draining: map[string]bool{"8": true}}
+	got := Build(7, desired, replicas, pool)
+	if err := Validate(got); err != nil {
+		t.Fatalf("Build made an invalid table: %v", err)
+	}
+	b, _ := json.MarshalIndent(got, "", " ")
+	if got.Version != 7 || len(got.Listeners) != 2 || got.Listeners[0].Port != 8080 || got.Listeners[1].Port != 9000 {
+		t.Fatalf("listeners:\n%s", b)
+	}
+	api := got.Listeners[0].Routes[0].Backends
+	var names []string
+	for _, be := range api {
+		names = append(names, be.Name+"@"+be.Addr)
+	}
+	want := "web-api-1@10.0.0.1:80 web-api-2@10.0.0.2:80 web-api-2-next@10.0.0.7:80"
+	if got := strings.Join(names, " "); got != want {
+		t.Errorf("api backends %s\nwant %s", got, want)
+	}
+	shared := got.Listeners[1].Routes
+	if len(shared) != 2 || shared[0].Host != "shop.example" || shared[1].PathPrefix != "/wiki" {
+		t.Fatalf("port 9000 routes:\n%s", b)
+	}
+	if be := shared[0].Backends; len(be) != 1 || !be[0].Draining {
+		t.Errorf("the draining shop replica: %+v, want kept and marked draining", be)
+	}
+	if n := Networks(desired); len(n) != 1 || n[0] != "web_default" {
+		t.Errorf("Networks = %v, want the services' first network", n)
+	}
+}

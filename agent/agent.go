@@ -91,7 +91,10 @@ type Config struct {
 	// Swarm runs the swarm fleets; nil when this agent drives no swarm
 	// (a swarm fleet then stalls, saying so).
 	Swarm reconcile.SwarmEngine
-	Log   *slog.Logger
+	// Router runs fleetd's ingress for the services behind it; nil when
+	// none is wired in (their route and drain actions then fail).
+	Router reconcile.Router
+	Log    *slog.Logger
 }
 
 // Agent runs Next: it feeds it inputs and runs its effects. It decides

@@ -41,7 +41,7 @@ func (sh *shell) apply(ctx context.Context, e Apply) ApplyDone {
 		out.Rollouts = pol.Rollouts
 	} else {
 		out, err = reconcile.Converge(ctx, sh.eng, e.Desired, pol, reconcile.ConvergeOptions{
-			Exec:          reconcile.ExecOptions{Parallelism: sh.cfg.Parallelism},
+			Exec:          reconcile.ExecOptions{Parallelism: sh.cfg.Parallelism, Router: sh.cfg.Router},
 			InspectAll:    e.Full,
 			ReturnOnDelay: true,
 			OnEvent:       func(ev reconcile.Event) { sh.rolloutEvent(ev, e, rev) },

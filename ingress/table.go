@@ -135,7 +135,15 @@ func Validate(t Table) error {
 			if r.PathPrefix != "" && !strings.HasPrefix(r.PathPrefix, "/") {
 				bad("port %d: route %s: path %q must start with /", l.Port, r.Key(), r.PathPrefix)
 			}
-			rule := r.Host + " " + r.PathPrefix
+			if r.Fleet == "" || r.Service == "" {
+				bad("port %d: a route without its fleet and service", l.Port)
+			}
+			if r.Drain < 0 {
+				bad("port %d: route %s: negative drain %s", l.Port, r.Key(), r.Drain)
+			}
+			// As Match sees it: hosts without case, paths without a
+			// trailing slash.
+			rule := strings.ToLower(r.Host) + " " + strings.TrimSuffix(r.PathPrefix, "/")
 			if other, ok := rules[rule]; ok {
 				bad("port %d: %s and %s both route %s", l.Port, other, r.Key(), describeRule(r))
 			}
@@ -149,6 +157,9 @@ func Validate(t Table) error {
 			for _, b := range r.Backends {
 				if _, err := netip.ParseAddrPort(b.Addr); err != nil {
 					bad("port %d: route %s: backend %s: address %q: %v", l.Port, r.Key(), b.Name, b.Addr, err)
+				}
+				if b.ID == "" {
+					bad("port %d: route %s: backend %s without an ID", l.Port, r.Key(), b.Addr)
 				}
 				if ids[b.ID] {
 					bad("port %d: route %s: backend %s listed twice", l.Port, r.Key(), b.ID)

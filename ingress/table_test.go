@@ -29,6 +29,7 @@ func TestValidate(t *testing.T) {
 		{"tcp rules", "host and path rules need http", Table{Listeners: []Listener{{Port: 80, Protocol: ProtoTCP, Routes: []Route{route("a", "x.example", "")}}}}},
 		{"clash", "web/a and web/b both route every request", Table{Listeners: []Listener{{Port: 80, Protocol: ProtoHTTP, Routes: []Route{route("a", "", ""), route("b", "", "")}}}}},
 		{"address", `address "10.0.0.2"`, Table{Listeners: []Listener{{Port: 80, Protocol: ProtoHTTP, Routes: []Route{route("a", "", "", Backend{ID: "x", Name: "n", Addr: "10.0.0.2"})}}}}},
+		{"shadowed", "web/a and web/b both route", Table{Listeners: []Listener{{Port: 80, Protocol: ProtoHTTP, Routes: []Route{route("a", "X.example", "/api"), route("b", "x.example", "/api/")}}}}},
 		{"balance", `balance "random"`, Table{Listeners: []Listener{{Port: 80, Protocol: ProtoHTTP, Routes: []Route{{Fleet: "f", Service: "s", Balance: "random"}}}}}},
 		{"tls", "tls needs cert_file and key_file", Table{Listeners: []Listener{{Port: 443, Protocol: ProtoHTTP, TLS: &TLS{CertFile: "c"}}}}},
 	} {

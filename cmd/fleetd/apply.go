@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -65,10 +66,15 @@ so (exit 1).`,
 				}
 				return sw.run(cmd.Context(), out, st)
 			}
+			dir, err := stateDir()
+			if err != nil {
+				return err
+			}
+			router := newRouter(st.engine, dir, false, slog.New(slog.DiscardHandler))
 			started := time.Now()
 			p := newPrinter(out)
 			outcome, err := reconcile.Converge(cmd.Context(), st.engine, st.desired, pol, reconcile.ConvergeOptions{
-				Exec:       reconcile.ExecOptions{Parallelism: parallelism, Progress: p.result},
+				Exec:       reconcile.ExecOptions{Parallelism: parallelism, Progress: p.result, Router: router},
 				InspectAll: true,
 				OnEvent:    p.event,
 				Save:       saveRollouts,

@@ -29,7 +29,16 @@ type daemonConfig struct {
 	Notify    notifyConfig    `yaml:"notify"`
 	Reconcile reconcileConfig `yaml:"reconcile"`
 	Swarm     swarmConfig     `yaml:"swarm"`
+	Ingress   ingressConfig   `yaml:"ingress"`
 	Log       logConfig       `yaml:"log"`
+}
+
+// ingressConfig tunes fleetd's ingress, which runs when a service asks
+// for it (x-fleetd.ingress).
+type ingressConfig struct {
+	// AccessLog logs one line per request and connection in the ingress
+	// container's log.
+	AccessLog bool `yaml:"access_log"`
 }
 
 // swarmConfig turns on swarm fleets: the agent runs on a manager node and

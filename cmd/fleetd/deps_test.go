@@ -7,16 +7,16 @@ import (
 )
 
 // TestDependencyDirection pins the architecture down (docs/architecture.md):
-// the domain (fault; fleets ← drift ← reconcile ← agent, review) imports no
-// adapter, only engine imports the Docker SDK, and adapters do not import
-// each other.
+// the domain (fault; fleets ← drift ← reconcile ← agent, review; ingress)
+// imports no adapter, only engine imports the Docker SDK, and adapters do
+// not import each other (engine/ingress drives the ingress/proxy it runs).
 func TestDependencyDirection(t *testing.T) {
 	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", "github.com/fleetd/fleetd/...").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
 	const mod = "github.com/fleetd/fleetd/"
-	adapters := []string{"engine", "source", "server", "notify"}
+	adapters := []string{"engine", "source", "server", "notify", "ingress/proxy"}
 	forbidden := map[string][]string{
 		"fault":     append([]string{"fleets", "drift", "reconcile", "agent", "review", "cmd"}, adapters...),
 		"fleets":    append([]string{"drift", "reconcile", "agent", "review", "cmd"}, adapters...),
@@ -28,6 +28,10 @@ func TestDependencyDirection(t *testing.T) {
 		"source":    {"engine", "server", "notify", "reconcile", "drift", "agent", "review", "cmd"},
 		"server":    {"engine", "source", "notify", "reconcile", "drift", "agent", "review", "cmd"},
 		"notify":    {"engine", "source", "server", "agent", "review", "cmd"},
+		// The ingress's decisions are domain; its data plane serves a
+		// table and knows nothing of fleets, Docker or the agent.
+		"ingress":       append([]string{"drift", "reconcile", "agent", "review", "cmd"}, adapters...),
+		"ingress/proxy": {"fleets", "drift", "reconcile", "agent", "review", "cmd", "engine", "source", "server", "notify"},
 	}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		fields := strings.Fields(line)

@@ -89,6 +89,6 @@ func newRootCmd() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &exitError{code: exitChanges, err: err}
 	})
-	root.AddCommand(newVersionCmd(), newValidateCmd(), newDiffCmd(), newPlanCmd(), newApplyCmd(), newRunCmd(), newStatusCmd(), newSyncCmd(), newNotifyCmd())
+	root.AddCommand(newVersionCmd(), newValidateCmd(), newDiffCmd(), newPlanCmd(), newApplyCmd(), newRunCmd(), newStatusCmd(), newSyncCmd(), newNotifyCmd(), newIngressCmd())
 	return root
 }

@@ -124,6 +124,7 @@ func runAgent(ctx context.Context, cfg daemonConfig) error {
 		return err
 	}
 	agentCfg.Watch, agentCfg.Ping = engineWatch(eng), eng.Ping
+	agentCfg.Router = newRouter(eng, dir, cfg.Ingress.AccessLog, log)
 	notifier, err := newNotifier(cfg, log, metrics)
 	if err != nil {
 		return err

@@ -29,9 +29,9 @@ func newIngressCmd() *cobra.Command {
 	var stateDir string
 	var accessLog bool
 	cmd := &cobra.Command{
-		Use:    "ingress",
-		Short:  "Run fleetd's ingress (started by the agent in its own container)",
-		Args:   cobra.NoArgs,
+		Use:   "ingress",
+		Short: "Run fleetd's ingress (started by the agent in its own container)",
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if stateDir == "" {
 				return errors.New("ingress: --state is required")

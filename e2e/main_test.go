@@ -9,9 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 
 	"github.com/fleetd/fleetd/engine/dockertest"
+	eingress "github.com/fleetd/fleetd/engine/ingress"
 )
 
 // fleetd owns the managed containers of its instance: a managed container
@@ -36,6 +38,7 @@ func runMain(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	fleetdBin = filepath.Join(dir, "fleetd")
 	build := exec.Command("go", "build", "-o", fleetdBin, "github.com/fleetd/fleetd/cmd/fleetd")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0") // static: the ingress image is built from it
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: build fleetd:", err)
@@ -62,5 +65,9 @@ func lastResortSweep() {
 	}
 	if err := dockertest.Sweep(ctx, cli, dockertest.RunID()); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: final sweep:", err)
+	}
+	// The ingress image the tests' agents built from fleetdBin.
+	if ref, err := eingress.ImageRef(fleetdBin); err == nil {
+		_, _ = cli.ImageRemove(ctx, ref, image.RemoveOptions{Force: true, PruneChildren: true})
 	}
 }

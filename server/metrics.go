@@ -34,6 +34,9 @@ type Metrics struct {
 	driftKinds map[string]bool      // every kind ever set, to reset to 0
 	appliedRev map[string]string    // fleet -> revision label in use
 	condReason map[[2]string]string // {fleet, type} -> reason label in use
+	// Extra adds metric families gathered elsewhere (the ingress's) to
+	// /metrics; set before the server starts.
+	Extra prometheus.Gatherer
 }
 
 // NewMetrics returns fleetd's collectors registered in a new registry,
@@ -218,7 +221,11 @@ func (m *Metrics) webhook(provider, result string) {
 
 // handler serves the registry in the Prometheus text format.
 func (m *Metrics) handler(log *slog.Logger) http.Handler {
-	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{
+	var g prometheus.Gatherer = m.Registry
+	if m.Extra != nil {
+		g = prometheus.Gatherers{m.Registry, m.Extra}
+	}
+	return promhttp.HandlerFor(g, promhttp.HandlerOpts{
 		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelError),
 		ErrorHandling: promhttp.ContinueOnError,
 	})

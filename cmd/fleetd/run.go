@@ -19,6 +19,7 @@ import (
 
 	"github.com/fleetd/fleetd/agent"
 	"github.com/fleetd/fleetd/engine"
+	eingress "github.com/fleetd/fleetd/engine/ingress"
 	"github.com/fleetd/fleetd/engine/swarm"
 	"github.com/fleetd/fleetd/fleets"
 	"github.com/fleetd/fleetd/reconcile"
@@ -124,7 +125,9 @@ func runAgent(ctx context.Context, cfg daemonConfig) error {
 		return err
 	}
 	agentCfg.Watch, agentCfg.Ping = engineWatch(eng), eng.Ping
-	agentCfg.Router = newRouter(eng, dir, cfg.Ingress.AccessLog, log)
+	router := newRouter(eng, dir, cfg.Ingress.AccessLog, log)
+	agentCfg.Router = router
+	metrics.Extra = router.Gatherer()
 	notifier, err := newNotifier(cfg, log, metrics)
 	if err != nil {
 		return err
@@ -147,7 +150,7 @@ func runAgent(ctx context.Context, cfg daemonConfig) error {
 		// once rather than after the lease's duration.
 		defer func() { <-campaignDone }()
 	}
-	srv, err := newServer(cfg, ag, eng, metrics, log)
+	srv, err := newServer(cfg, ag, eng, router, metrics, log)
 	if err != nil {
 		return err
 	}
@@ -383,7 +386,7 @@ func readyFunc(ag *agent.Agent, eng *engine.Docker) func(context.Context) error 
 }
 
 // newServer builds the HTTP API around the agent.
-func newServer(cfg daemonConfig, ag *agent.Agent, eng *engine.Docker, metrics *server.Metrics, log *slog.Logger) (*server.Server, error) {
+func newServer(cfg daemonConfig, ag *agent.Agent, eng *engine.Docker, router *eingress.Router, metrics *server.Metrics, log *slog.Logger) (*server.Server, error) {
 	apiToken, err := readSecret(cfg.API.TokenFile)
 	if err != nil {
 		return nil, fmt.Errorf("api.token_file: %w", err)
@@ -398,8 +401,12 @@ func newServer(cfg daemonConfig, ag *agent.Agent, eng *engine.Docker, metrics *s
 	}
 	return server.New(server.Config{
 		Addr: cfg.Listen, APIToken: apiToken, WebhookSecret: hookSecret, Branch: branch,
-		Ready:  readyFunc(ag, eng),
-		Status: func() any { return ag.Status() },
+		Ready: readyFunc(ag, eng),
+		Status: func() any {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			return statusDoc{Status: ag.Status(), Ingress: router.Status(ctx)}
+		},
 		Sync: func(reason string) {
 			if strings.HasPrefix(reason, "webhook") {
 				ag.RequestFetch()

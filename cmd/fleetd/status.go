@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fleetd/fleetd/agent"
+	eingress "github.com/fleetd/fleetd/engine/ingress"
 	"github.com/fleetd/fleetd/server"
 )
 
@@ -30,11 +32,14 @@ func newStatusCmd() *cobra.Command {
 				_, err := cmd.OutOrStdout().Write(body)
 				return err
 			}
-			var st agent.Status
+			var st statusDoc
 			if err := json.Unmarshal(body, &st); err != nil {
 				return fmt.Errorf("status from %s: %w", addr, err)
 			}
-			return writeStatus(cmd.OutOrStdout(), st)
+			if err := writeStatus(cmd.OutOrStdout(), st.Status); err != nil {
+				return err
+			}
+			return writeIngress(cmd.OutOrStdout(), st.Ingress)
 		},
 	}
 	cmd.Flags().StringVar(&addr, "addr", defaultAddr(), "the agent's address (default $FLEETD_LISTEN or 127.0.0.1:9750)")
@@ -135,4 +140,25 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// statusDoc is /v1/status: the agent's status and the host's ingress.
+type statusDoc struct {
+	agent.Status
+	Ingress *eingress.Status `json:"ingress,omitempty"`
+}
+
+// writeIngress adds the ingress's line to the status table, when there is
+// an ingress.
+func writeIngress(w io.Writer, in *eingress.Status) error {
+	if in == nil {
+		return nil
+	}
+	line := fmt.Sprintf("ingress %s  %s  ports %s  table %d  backends %d (%d draining, %d down)",
+		in.Container, in.State, cmp.Or(in.Ports, "-"), in.Table, in.Backends, in.Draining, in.Down)
+	if in.Error != "" {
+		line += "  error: " + in.Error
+	}
+	_, err := fmt.Fprintln(w, line)
+	return err
 }

@@ -50,22 +50,13 @@ func (r *Router) ensureImage(ctx context.Context) (string, error) {
 // with the binary's digest, unless the engine has it already. No registry
 // is asked.
 func BuildImage(ctx context.Context, cli *client.Client, path string) (string, error) {
-	if path == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return "", fmt.Errorf("find the fleetd binary: %w", err)
-		}
-		path = exe
-	}
-	bin, err := os.ReadFile(path)
+	bin, ref, err := readBinary(path)
 	if err != nil {
-		return "", fmt.Errorf("read the fleetd binary: %w", err)
+		return "", err
 	}
 	if err := static(bin); err != nil {
 		return "", fault.New(fault.Permanent, fault.InvalidSpec, path, fmt.Errorf("%s: %w", path, err))
 	}
-	sum := sha256.Sum256(bin)
-	ref := ImageRepo + ":" + hex.EncodeToString(sum[:6])
 	if _, err := cli.ImageInspect(ctx, ref); err == nil {
 		return ref, nil
 	}
@@ -74,6 +65,29 @@ func BuildImage(ctx context.Context, cli *client.Client, path string) (string, e
 		return "", fmt.Errorf("build the ingress image: %w", err)
 	}
 	return ref, nil
+}
+
+// ImageRef is the reference of the ingress image built from the fleetd
+// binary at path (default: this process's executable).
+func ImageRef(path string) (string, error) {
+	_, ref, err := readBinary(path)
+	return ref, err
+}
+
+func readBinary(path string) ([]byte, string, error) {
+	if path == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, "", fmt.Errorf("find the fleetd binary: %w", err)
+		}
+		path = exe
+	}
+	bin, err := os.ReadFile(path)
+	if err != nil {
+		return nil, "", fmt.Errorf("read the fleetd binary: %w", err)
+	}
+	sum := sha256.Sum256(bin)
+	return bin, ImageRepo + ":" + hex.EncodeToString(sum[:6]), nil
 }
 
 // static reports ErrDynamicBinary for an ELF binary with an interpreter

@@ -47,6 +47,8 @@ const (
 	LabelPorts = "io.fleetd.ingress-ports"
 	// stateMount is where the ingress keeps its table and control socket.
 	stateMount = "/state"
+	// metricsTimeout bounds a scrape of the ingress's metrics.
+	metricsTimeout = 2 * time.Second
 )
 
 // Options configure the adapter.
@@ -97,12 +99,13 @@ func New(cli *client.Client, opts Options) *Router {
 	return &Router{cli: cli, opts: opts, pool: ingress.Pool{Routed: map[string]bool{}, Draining: map[string]bool{}}}
 }
 
-// ContainerName is the name of a host's ingress container.
+// ContainerName is the name of a host's ingress container: fleetd-ingress
+// for the default agent, <instance>-ingress for another.
 func ContainerName(instance string) string {
 	if instance == "" || instance == fleets.DefaultInstance {
 		return "fleetd-ingress"
 	}
-	return "fleetd-ingress-" + instance
+	return instance + "-ingress"
 }
 
 func (r *Router) name() string   { return ContainerName(r.opts.Instance) }

@@ -12,8 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -83,7 +81,7 @@ func newBed(t testing.TB) *bed {
 	t.Cleanup(func() {
 		ctx := context.Background()
 		_ = cli.ContainerRemove(ctx, eingress.ContainerName(b.instance), container.RemoveOptions{Force: true})
-		if ref, err := eingress.BuildImage(ctx, cli, fleetdBin); err == nil {
+		if ref, err := eingress.ImageRef(fleetdBin); err == nil {
 			_, _ = cli.ImageRemove(ctx, ref, image.RemoveOptions{Force: true, PruneChildren: true})
 		}
 	})
@@ -165,63 +163,6 @@ func get(c *http.Client, url string) (string, string, error) {
 	return string(body), resp.Header.Get("X-Testapp-Host"), nil
 }
 
-// load sends about rate requests per second until stop, half on kept-alive
-// connections and half on a new connection each; it counts failures.
-type load struct {
-	total, failed atomic.Int64
-	mu            sync.Mutex
-	errors        []string
-	stop          chan struct{}
-	done          sync.WaitGroup
-}
-
-func startLoad(url string, rate int, limit time.Duration) *load {
-	l := &load{stop: make(chan struct{})}
-	keep := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
-	fresh := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	sem := make(chan struct{}, 64)
-	l.done.Add(1)
-	go func() {
-		defer l.done.Done()
-		tick := time.NewTicker(time.Second / time.Duration(rate))
-		defer tick.Stop()
-		deadline := time.After(limit)
-		for i := 0; ; i++ {
-			select {
-			case <-l.stop:
-				return
-			case <-deadline:
-				return
-			case <-tick.C:
-			}
-			c := keep
-			if i%2 == 1 {
-				c = fresh
-			}
-			sem <- struct{}{}
-			l.done.Add(1)
-			go func() {
-				defer func() { <-sem; l.done.Done() }()
-				l.total.Add(1)
-				if _, _, err := get(c, url); err != nil {
-					l.failed.Add(1)
-					l.mu.Lock()
-					if len(l.errors) < 10 {
-						l.errors = append(l.errors, time.Now().Format("15:04:05.000")+" "+err.Error())
-					}
-					l.mu.Unlock()
-				}
-			}()
-		}
-	}()
-	return l
-}
-
-func (l *load) finish() {
-	close(l.stop)
-	l.done.Wait()
-}
-
 // TestIngressRollouts: three replicas behind a fixed host port, rolled
 // out five times in a row under constant load (about 200 requests/s,
 // half of them on new connections): no request fails, the host port never
@@ -246,7 +187,7 @@ func TestIngressRollouts(t *testing.T) {
 		t.Errorf("30 requests reached %d replicas, want all 3 (round robin)", len(hosts))
 	}
 
-	l := startLoad(b.url(), 200, 5*time.Minute)
+	l := dockertest.StartLoad(b.url(), 200, 5*time.Minute)
 	var took []string
 	for v := 2; v <= 6; v++ {
 		b.write(strconv.Itoa(v), 3)
@@ -260,11 +201,11 @@ func TestIngressRollouts(t *testing.T) {
 			t.Fatalf("after rollout %d: %q, %v", v, body, err)
 		}
 	}
-	l.finish()
-	total, failed := l.total.Load(), l.failed.Load()
+	res := l.Stop()
+	total, failed := res.Total, res.Failed
 	t.Logf("5 rollouts of 3 replicas behind 127.0.0.1:%d (each %s): %d requests, %d failed", b.port, strings.Join(took, ", "), total, failed)
 	if failed > 0 || total < 1000 {
-		t.Errorf("%d of %d requests failed during the rollouts (want 0 of at least 1000): %v", failed, total, l.errors)
+		t.Errorf("%d of %d requests failed during the rollouts (want 0 of at least 1000): %v", failed, total, res.Errors)
 	}
 	ctrs, err := b.cli.ContainerList(t.Context(), container.ListOptions{})
 	if err != nil {

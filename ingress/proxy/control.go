@@ -14,6 +14,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/fleetd/fleetd/ingress"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"maps"
+	"slices"
 )
 
 // maxTableBytes bounds the body of PUT /v1/table.
@@ -181,3 +187,28 @@ func (e *remoteError) Error() string { return e.msg }
 
 // Unwrap returns the sentinel the error stands for.
 func (e *remoteError) Unwrap() error { return e.kind }
+
+// Metrics gathers the ingress's own metric families (fleetd_ingress_*)
+// from its control socket, for the agent's /metrics to serve along with
+// its own.
+func (c Client) Metrics(ctx context.Context) ([]*dto.MetricFamily, error) {
+	status, msg, err := c.do(ctx, http.MethodGet, "/metrics", nil)
+	if err != nil {
+		return nil, fmt.Errorf("ingress metrics: %w", err)
+	}
+	if status != http.StatusOK {
+		return nil, fmt.Errorf("ingress metrics: %d %s", status, msg)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(strings.NewReader(msg + "\n"))
+	if err != nil {
+		return nil, fmt.Errorf("ingress metrics: %w", err)
+	}
+	var out []*dto.MetricFamily
+	for _, name := range slices.Sorted(maps.Keys(fams)) {
+		if strings.HasPrefix(name, "fleetd_ingress_") {
+			out = append(out, fams[name])
+		}
+	}
+	return out, nil
+}

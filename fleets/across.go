@@ -148,8 +148,8 @@ func checkHostPorts(loaded []*loadedFleet) {
 			if b.proto != a.proto || b.lo > a.hi {
 				break
 			}
-			if !addressesOverlap(a.hostIP, b.hostIP) || sharesListener(a, b) {
-				continue
+			if sharesListener(a, b) || (!addressesOverlap(a.hostIP, b.hostIP) && (a.ingress == nil || b.ingress == nil || a.claim == b.claim)) {
+				continue // the ingress listens on a port once, whatever address publishes it
 			}
 			clash(a.claim, b.claim, a.String())
 			clash(b.claim, a.claim, b.String())
@@ -158,12 +158,13 @@ func checkHostPorts(loaded []*loadedFleet) {
 }
 
 // sharesListener reports whether two services may share one of the
-// ingress's HTTP listeners: both go through the ingress on the same port
-// and address, and each has host or path rules, none the same.
+// ingress's HTTP listeners: both go through the ingress on the same port,
+// each has host or path rules, none the same, and they serve the same
+// certificate (or none).
 func sharesListener(a, b published) bool {
-	if a.ingress == nil || b.ingress == nil || a.lo != b.lo || a.hostIP != b.hostIP ||
+	if a.ingress == nil || b.ingress == nil || a.lo != b.lo ||
 		a.ingress.Protocol != IngressHTTP || b.ingress.Protocol != IngressHTTP ||
-		len(a.ingress.Rules) == 0 || len(b.ingress.Rules) == 0 {
+		len(a.ingress.Rules) == 0 || len(b.ingress.Rules) == 0 || tlsDigest(a.ingress) != tlsDigest(b.ingress) {
 		return false
 	}
 	for _, r := range a.ingress.Rules {
@@ -172,6 +173,15 @@ func sharesListener(a, b published) bool {
 		}
 	}
 	return true
+}
+
+// tlsDigest says which certificate a service's listener serves ("" for
+// none): services share a listener only with the same one.
+func tlsDigest(in *Ingress) string {
+	if in.TLS == nil {
+		return ""
+	}
+	return in.TLS.Cert.Digest + in.TLS.Key.Digest
 }
 
 // addressesOverlap reports whether two host_ip values can bind the same

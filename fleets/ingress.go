@@ -2,6 +2,8 @@ package fleets
 
 import (
 	"fmt"
+
+	"github.com/compose-spec/compose-go/v2/types"
 	"slices"
 	"strings"
 	"time"
@@ -16,7 +18,7 @@ const (
 	defaultDrain      = 30 * time.Second
 )
 
-var ingressKeys = []string{"drain", "health_path", "protocol", "balance", "rules"}
+var ingressKeys = []string{"drain", "health_path", "protocol", "balance", "rules", "tls"}
 
 // ingress reads a service's x-fleetd.ingress (true, false, or a map) and
 // takes its published TCP ports out of the spec: the ingress binds them,
@@ -78,12 +80,14 @@ func (c *converter) ingress(name string, raw any, spec *Spec) *Ingress {
 			in.Balance = str
 		case "rules":
 			in.Rules = c.ingressRules(name, field+".rules", v)
+		case "tls":
+			in.TLS = c.ingressTLS(name, field+".tls", v)
 		default:
 			c.r.servicef(name, field+"."+k, "unknown key: ingress takes %s", strings.Join(ingressKeys, ", "))
 		}
 	}
-	if in.Protocol == IngressTCP && (len(in.Rules) > 0 || in.HealthPath != "") {
-		c.r.servicef(name, field, "host and path rules and health_path need protocol http")
+	if in.Protocol == IngressTCP && (len(in.Rules) > 0 || in.HealthPath != "" || in.TLS != nil) {
+		c.r.servicef(name, field, "host and path rules, health_path and tls need protocol http")
 	}
 	var kept []Port
 	for i, p := range spec.Ports {
@@ -91,7 +95,7 @@ func (c *converter) ingress(name string, raw any, spec *Spec) *Ingress {
 			kept = append(kept, p) // UDP and SCTP stay direct
 			continue
 		}
-		if _, _, ok := portRange(p.Published); !ok || strings.Contains(p.Published, "-") {
+		if lo, _, ok := portRange(p.Published); !ok || lo == 0 || strings.Contains(p.Published, "-") {
 			c.r.servicef(name, fmt.Sprintf("ports.%d", i), "the ingress listens on one fixed host port: publish one (such as \"8080:%d\"), not %q", p.Target, p.Published)
 			continue
 		}
@@ -135,7 +139,7 @@ func (c *converter) ingressRules(name, field string, v any) []IngressRule {
 			case k == "host" && isStr && str != "" && !strings.ContainsAny(str, "/: "):
 				rule.Host = strings.ToLower(str)
 			case k == "path" && isStr && strings.HasPrefix(str, "/"):
-				rule.Path = str
+				rule.Path = cmpOr(strings.TrimRight(str, "/"), "/") // as the ingress matches it
 			default:
 				c.r.servicef(name, fmt.Sprintf("%s.%d.%s", field, i, k), "want host (a name) or path (starting with /), not %s: %v", k, m[k])
 			}
@@ -144,8 +148,46 @@ func (c *converter) ingressRules(name, field string, v any) []IngressRule {
 			c.r.servicef(name, fmt.Sprintf("%s.%d", field, i), "a rule needs a host or a path")
 			continue
 		}
+		if j := slices.Index(out, rule); j >= 0 {
+			c.r.servicef(name, fmt.Sprintf("%s.%d", field, i), "the same rule as rules.%d", j)
+			continue
+		}
 		out = append(out, rule)
 	}
 	slices.SortFunc(out, func(a, b IngressRule) int { return strings.Compare(a.Host+" "+a.Path, b.Host+" "+b.Path) })
-	return slices.Compact(out)
+	return out
+}
+
+// ingressTLS reads tls: {cert: <secret>, key: <secret>}: two top-level
+// secrets of the fleet (from file:, environment: or content:), which the
+// agent hands to the ingress and nothing else.
+func (c *converter) ingressTLS(name, field string, v any) *IngressTLS {
+	m, ok := v.(map[string]any)
+	if !ok {
+		c.r.servicef(name, field, "want {cert: <secret>, key: <secret>}, not %T", v)
+		return nil
+	}
+	var refs [2]FileRef
+	for i, k := range []string{"cert", "key"} {
+		secret, isStr := m[k].(string)
+		obj, found := c.project.Secrets[secret]
+		switch {
+		case !isStr || secret == "":
+			c.r.servicef(name, field+"."+k, "want the name of one of the fleet's secrets")
+			return nil
+		case !found:
+			c.r.servicef(name, field+"."+k, "secret %q is not defined under the top-level secrets", secret)
+			return nil
+		case bool(obj.External):
+			c.r.servicef(name, field+"."+k, "secret %q is external: the ingress needs its contents (file:, environment: or content:)", secret)
+			return nil
+		}
+		refs[i] = c.fileRef(fileObject{"secrets", secret, types.FileObjectConfig(obj)}, "", nil)
+	}
+	for k := range m {
+		if k != "cert" && k != "key" {
+			c.r.servicef(name, field+"."+k, "unknown key: tls takes cert and key")
+		}
+	}
+	return &IngressTLS{Cert: refs[0], Key: refs[1]}
 }

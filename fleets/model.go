@@ -130,6 +130,15 @@ type Ingress struct {
 	// Rules let services share a listen port: an HTTP request goes to the
 	// service whose host and path prefix it matches.
 	Rules []IngressRule `json:"rules,omitempty"`
+	// TLS, when set, makes the ingress terminate TLS on the service's
+	// ports with this certificate and key (two of the fleet's secrets).
+	TLS *IngressTLS `json:"tls,omitempty"`
+}
+
+// IngressTLS is a certificate chain and its private key, as secrets.
+type IngressTLS struct {
+	Cert FileRef `json:"cert"`
+	Key  FileRef `json:"key"`
 }
 
 // IngressRule selects HTTP requests by host and path prefix; empty

@@ -1,6 +1,7 @@
 package ingress
 
 import (
+	"cmp"
 	"net"
 	"slices"
 	"strconv"
@@ -19,79 +20,133 @@ type Replica struct {
 	IPs            map[string]string // network name → the replica's address on it
 }
 
-// Pool says which replicas the agent put in or took out of the pool
-// explicitly: Routed (by ID or name) admits a replica still under its
-// rollout's temporary name; Draining keeps one out whatever its health.
+// Pool is what the agent decided about replicas, by container ID:
+// Routed ones passed their gate and may take work (a replica enters the
+// pool only so, never by merely running); Draining ones take no new work
+// and keep what they have until they stop.
 type Pool struct {
 	Routed   map[string]bool
 	Draining map[string]bool
 }
 
-// tempSuffix ends the name of a new replica until it takes its slot's
-// name (reconcile's start-first rollout).
-const tempSuffix = "-next"
-
 // Build makes the routing table for the desired fleets of a host from the
 // replicas it runs. A service behind the ingress gets one route per listen
-// port (services with host or path rules share a port); a replica is a
-// backend while it runs, is not starting or unhealthy by Docker's
-// healthcheck, and is not a new replica the agent has not routed yet. A
-// draining replica stays in the table, marked, until it stops, so that the
-// ingress lets its requests finish. The backend's address is the replica's
-// on the service's first network. It is pure.
-func Build(version uint64, desired []fleets.Fleet, replicas []Replica, pool Pool) Table {
+// port (services with host or path rules share a port). A replica is a
+// backend while it runs, was routed, and Docker's healthcheck does not say
+// starting or unhealthy; a draining replica stays in the table, marked,
+// until it stops, so that the ingress lets its requests finish. Its address
+// is the one on the service's first network, else on another network the
+// ingress has joined (joined), so that a change of the first network keeps
+// the old replicas reachable until they go. It is pure.
+func Build(version uint64, desired []fleets.Fleet, replicas []Replica, pool Pool, joined []string) Table {
 	t := Table{Version: version}
 	byPort := map[uint16]int{}
+	forEachPort(desired, func(f fleets.Fleet, svc fleets.Service, p fleets.Port, port uint16) {
+		i, ok := byPort[port]
+		if !ok {
+			i = len(t.Listeners)
+			byPort[port] = i
+			t.Listeners = append(t.Listeners, Listener{Port: port, Protocol: svc.Ingress.Protocol})
+		}
+		for _, r := range t.Listeners[i].Routes {
+			if r.Key() == f.Name+"/"+svc.Name {
+				return // the same port published on another address
+			}
+		}
+		in := svc.Ingress
+		base := Route{Fleet: f.Name, Service: svc.Name, Balance: in.Balance, HealthPath: in.HealthPath, Drain: in.Drain,
+			Backends: backends(f.Name, svc, p.Target, replicas, pool, joined)}
+		rules := in.Rules
+		if len(rules) == 0 {
+			rules = []fleets.IngressRule{{}}
+		}
+		for _, rule := range rules {
+			r := base
+			r.Host, r.PathPrefix = rule.Host, rule.Path
+			t.Listeners[i].Routes = append(t.Listeners[i].Routes, r)
+		}
+		if in.TLS != nil {
+			t.Listeners[i].TLS = &TLS{CertFile: TLSPath(in.TLS.Cert), KeyFile: TLSPath(in.TLS.Key)}
+		}
+	})
+	Sort(&t)
+	return t
+}
+
+// TLSDir is where the ingress reads the certificates and keys the agent
+// writes for it, under its state directory.
+const TLSDir = "tls"
+
+// TLSPath is where the ingress reads a certificate or key: named by its
+// contents' digest, so that a new certificate is a new file.
+func TLSPath(ref fleets.FileRef) string {
+	return TLSDir + "/" + strings.TrimPrefix(ref.Digest, "sha256:")
+}
+
+// TLSFiles lists the certificates and keys the desired services give the
+// ingress, by TLSPath. It is pure.
+func TLSFiles(desired []fleets.Fleet) map[string]fleets.FileRef {
+	out := map[string]fleets.FileRef{}
+	forEachPort(desired, func(_ fleets.Fleet, svc fleets.Service, _ fleets.Port, _ uint16) {
+		if tls := svc.Ingress.TLS; tls != nil {
+			out[TLSPath(tls.Cert)], out[TLSPath(tls.Key)] = tls.Cert, tls.Key
+		}
+	})
+	return out
+}
+
+// Binding is one host address and port the ingress container publishes.
+type Binding struct {
+	HostIP string
+	Port   uint16
+}
+
+// Bindings lists what the ingress container publishes for the desired
+// services, sorted. It is pure.
+func Bindings(desired []fleets.Fleet) []Binding {
+	var out []Binding
+	forEachPort(desired, func(_ fleets.Fleet, _ fleets.Service, p fleets.Port, port uint16) {
+		out = append(out, Binding{HostIP: p.HostIP, Port: port})
+	})
+	slices.SortFunc(out, func(a, b Binding) int {
+		return cmp.Or(cmp.Compare(a.Port, b.Port), strings.Compare(a.HostIP, b.HostIP))
+	})
+	return slices.Compact(out)
+}
+
+// forEachPort calls fn for each listen port of each service behind the
+// ingress that runs on the host.
+func forEachPort(desired []fleets.Fleet, fn func(fleets.Fleet, fleets.Service, fleets.Port, uint16)) {
 	for _, f := range desired {
 		if !f.Targets || f.Engine == fleets.EngineSwarm {
 			continue
 		}
 		for _, svc := range f.Services {
-			in := svc.Ingress
-			if in == nil || !svc.Targets {
+			if svc.Ingress == nil || !svc.Targets || svc.Replicas == 0 {
 				continue
 			}
-			for _, p := range in.Ports {
+			for _, p := range svc.Ingress.Ports {
 				port, err := strconv.ParseUint(p.Published, 10, 16)
 				if err != nil || port == 0 {
 					continue // validation refused it already
 				}
-				i, ok := byPort[uint16(port)]
-				if !ok {
-					i = len(t.Listeners)
-					byPort[uint16(port)] = i
-					t.Listeners = append(t.Listeners, Listener{Port: uint16(port), HostIP: p.HostIP, Protocol: in.Protocol})
-				}
-				base := Route{Fleet: f.Name, Service: svc.Name, Balance: in.Balance, HealthPath: in.HealthPath, Drain: in.Drain,
-					Backends: backends(f.Name, svc, p.Target, replicas, pool)}
-				rules := in.Rules
-				if len(rules) == 0 {
-					rules = []fleets.IngressRule{{}}
-				}
-				for _, rule := range rules {
-					r := base
-					r.Host, r.PathPrefix = rule.Host, rule.Path
-					t.Listeners[i].Routes = append(t.Listeners[i].Routes, r)
-				}
+				fn(f, svc, p, uint16(port))
 			}
 		}
 	}
-	Sort(&t)
-	return t
 }
 
-func backends(fleet string, svc fleets.Service, target uint32, replicas []Replica, pool Pool) []Backend {
+func backends(fleet string, svc fleets.Service, target uint32, replicas []Replica, pool Pool, joined []string) []Backend {
 	var out []Backend
 	for _, r := range replicas {
 		if r.Fleet != fleet || r.Service != svc.Name || !r.Running {
 			continue
 		}
-		draining := pool.Draining[r.ID] || pool.Draining[r.Name]
-		routed := pool.Routed[r.ID] || pool.Routed[r.Name]
-		if !draining && (r.Health == "starting" || r.Health == "unhealthy" || (strings.HasSuffix(r.Name, tempSuffix) && !routed)) {
+		draining := pool.Draining[r.ID]
+		if !draining && (!pool.Routed[r.ID] || r.Health == "starting" || r.Health == "unhealthy") {
 			continue
 		}
-		ip := address(svc, r)
+		ip := address(svc, r, joined)
 		if ip == "" {
 			continue
 		}
@@ -101,12 +156,20 @@ func backends(fleet string, svc fleets.Service, target uint32, replicas []Replic
 }
 
 // address is the replica's IP on the service's first network, the one
-// the ingress joins (Networks).
-func address(svc fleets.Service, r Replica) string {
-	if len(svc.Spec.Networks) == 0 {
-		return ""
+// the ingress joins (Networks), else on another network the ingress has
+// joined.
+func address(svc fleets.Service, r Replica, joined []string) string {
+	if len(svc.Spec.Networks) > 0 {
+		if ip := r.IPs[svc.Spec.Networks[0].Network]; ip != "" {
+			return ip
+		}
 	}
-	return r.IPs[svc.Spec.Networks[0].Network]
+	for _, n := range joined {
+		if ip := r.IPs[n]; ip != "" {
+			return ip
+		}
+	}
+	return ""
 }
 
 // Networks lists the networks the ingress must join to reach the
@@ -119,21 +182,11 @@ func Networks(desired []fleets.Fleet) []string {
 			continue
 		}
 		for _, svc := range f.Services {
-			if svc.Ingress != nil && svc.Targets && len(svc.Spec.Networks) > 0 {
+			if svc.Ingress != nil && svc.Targets && svc.Replicas > 0 && len(svc.Spec.Networks) > 0 {
 				out = append(out, svc.Spec.Networks[0].Network)
 			}
 		}
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
-}
-
-// Ports lists the listeners' ports with the host address each is
-// published on: what the ingress container publishes.
-func Ports(t Table) []Listener {
-	out := make([]Listener, 0, len(t.Listeners))
-	for _, l := range t.Listeners {
-		out = append(out, Listener{Port: l.Port, HostIP: l.HostIP, Protocol: l.Protocol})
-	}
-	return out
 }

@@ -10,7 +10,7 @@ import (
 )
 
 func ingressService(name string, port string, rules ...fleets.IngressRule) fleets.Service {
-	return fleets.Service{Name: name, Targets: true,
+	return fleets.Service{Name: name, Targets: true, Replicas: 3,
 		Spec: fleets.Spec{Networks: []fleets.NetworkAttachment{{Network: "web_default"}, {Network: "web_back"}}},
 		Ingress: &fleets.Ingress{Ports: []fleets.Port{{Target: 80, Published: port, Protocol: "tcp"}},
 			Protocol: fleets.IngressHTTP, Balance: fleets.BalanceRoundRobin, Drain: 30 * time.Second, Rules: rules}}
@@ -38,10 +38,17 @@ func TestBuild(t *testing.T) {
 		replica("7", "web-api-2-next", "api", "healthy", true), // routed
 		replica("8", "web-shop-1", "shop", "unhealthy", true),  // draining: kept, marked
 		replica("9", "other-api-1", "api", "healthy", true),    // another fleet's
+		replica("10", "web-api-9", "api", "healthy", true),     // never routed
+		replica("11", "web-api-4", "api", "healthy", true),     // on the old first network only
 	}
 	replicas[8].Fleet = "other"
-	pool := Pool{Routed: map[string]bool{"web-api-2-next": true}, Draining: map[string]bool{"8": true}}
-	got := Build(7, desired, replicas, pool)
+	delete(replicas[10].IPs, "web_default")
+	routed := map[string]bool{}
+	for _, id := range []string{"1", "2", "3", "4", "5", "7", "9", "11"} {
+		routed[id] = true
+	}
+	pool := Pool{Routed: routed, Draining: map[string]bool{"8": true}}
+	got := Build(7, desired, replicas, pool, []string{"web_back"})
 	if err := Validate(got); err != nil {
 		t.Fatalf("Build made an invalid table: %v", err)
 	}
@@ -54,7 +61,7 @@ func TestBuild(t *testing.T) {
 	for _, be := range api {
 		names = append(names, be.Name+"@"+be.Addr)
 	}
-	want := "web-api-1@10.0.0.1:80 web-api-2@10.0.0.2:80 web-api-2-next@10.0.0.7:80"
+	want := "web-api-1@10.0.0.1:80 web-api-4@10.1.0.11:80 web-api-2@10.0.0.2:80 web-api-2-next@10.0.0.7:80"
 	if got := strings.Join(names, " "); got != want {
 		t.Errorf("api backends %s\nwant %s", got, want)
 	}
@@ -67,5 +74,19 @@ func TestBuild(t *testing.T) {
 	}
 	if n := Networks(desired); len(n) != 1 || n[0] != "web_default" {
 		t.Errorf("Networks = %v, want the services' first network", n)
+	}
+	if b := Bindings(desired); len(b) != 2 || b[0] != (Binding{Port: 8080}) || b[1] != (Binding{Port: 9000}) {
+		t.Errorf("Bindings = %v, want 8080 and 9000 once each", b)
+	}
+	// A service with no replica has no listener; one port published on
+	// two addresses is one listener and one route.
+	desired[0].Services[0].Replicas = 0
+	desired[0].Services[1].Ingress.Ports = append(desired[0].Services[1].Ingress.Ports, fleets.Port{Target: 80, Published: "9000", HostIP: "::1", Protocol: "tcp"})
+	got = Build(8, desired, replicas, pool, nil)
+	if err := Validate(got); err != nil || len(got.Listeners) != 1 || len(got.Listeners[0].Routes) != 2 {
+		t.Fatalf("without api, shop on two addresses: %+v, %v", got.Listeners, err)
+	}
+	if b := Bindings(desired); len(b) != 2 || b[0] != (Binding{Port: 9000}) || b[1] != (Binding{HostIP: "::1", Port: 9000}) {
+		t.Errorf("Bindings = %v, want 9000 on every address and on ::1", b)
 	}
 }

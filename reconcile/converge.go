@@ -59,7 +59,7 @@ func Converge(ctx context.Context, eng Engine, desired []fleets.Fleet, pol Polic
 	opts = opts.withDefaults(desired)
 	out.Rollouts = Forget(pol.Rollouts, desired)
 	defer func() { out.Heals = pol.Heals }()
-	if err := syncIngress(ctx, opts.Exec.Router, desired); err != nil {
+	if err := syncIngress(ctx, opts.Exec.Router, desired, pol.Scope); err != nil {
 		return out, err
 	}
 	for waits := 0; out.Passes < opts.MaxPasses && waits <= opts.MaxPasses; {
@@ -91,11 +91,11 @@ func Converge(ctx context.Context, eng Engine, desired []fleets.Fleet, pol Polic
 		exec.Progress = j.progress(opts.Exec.Progress)
 		rep := Execute(ctx, eng, p, exec)
 		j.finish(rep)
-		if err := syncIngress(ctx, opts.Exec.Router, desired); err != nil {
-			return out, err
-		}
 		out.Plans, out.Reports = append(out.Plans, p), append(out.Reports, rep)
 		pol.Heals = RecordHeals(pol.Heals, rep, opts.Now())
+		if err := syncIngress(ctx, opts.Exec.Router, desired, pol.Scope); err != nil {
+			return out, err
+		}
 		if j.err != nil {
 			return out, j.err
 		}
@@ -273,16 +273,34 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// syncIngress brings fleetd's ingress in line with the desired state and
-// the host before a Converge and after each of its passes: new replicas
-// that came up (a first deploy, a heal) enter the pool, replicas gone
-// leave it.
-func syncIngress(ctx context.Context, r Router, desired []fleets.Fleet) error {
+// syncIngress brings fleetd's ingress in line with the fleets in scope
+// and the host before a Converge and after each of its passes: replicas
+// gone leave the pool. Its failure stops only the applies of fleets with
+// a service behind the ingress; the others go on (their next sync tries
+// again).
+func syncIngress(ctx context.Context, r Router, desired []fleets.Fleet, scope []string) error {
 	if r == nil {
 		return nil
 	}
-	if err := r.Sync(ctx, desired); err != nil {
-		return fmt.Errorf("ingress: %w", err)
+	err := r.Sync(ctx, desired, scope)
+	if err == nil || !usesIngress(desired, scope) {
+		return nil
 	}
-	return nil
+	return fmt.Errorf("ingress: %w", err)
+}
+
+// usesIngress reports whether a fleet in scope has a service behind the
+// ingress.
+func usesIngress(desired []fleets.Fleet, scope []string) bool {
+	for _, f := range desired {
+		if len(scope) > 0 && !slices.Contains(scope, f.Name) {
+			continue
+		}
+		for _, s := range f.Services {
+			if s.Ingress != nil {
+				return true
+			}
+		}
+	}
+	return false
 }

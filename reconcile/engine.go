@@ -13,13 +13,14 @@ import (
 // Operations that change or remove an object refuse objects that lack
 // fleetd's io.fleetd.managed label (ErrNotManaged in the implementation).
 // Router is fleetd's ingress as plans drive it (engine/ingress). Sync
-// makes the ingress match the desired state and the host: it runs while
-// some service goes through it, and routes to the replicas that are up.
-// Route puts one replica (a container name or ID) into its service's pool;
-// Drain takes it out and returns once its requests and connections have
-// finished, or timeout passed.
+// takes the models of the fleets in scope (all when scope is empty) from
+// desired, the ones an apply acts on, and makes the ingress match them and
+// the host: it runs while some service goes through it, and routes to the
+// replicas routed and up. Route puts one replica (a container name or ID)
+// into its service's pool; Drain takes it out and returns once its
+// requests and connections have finished, or timeout passed.
 type Router interface {
-	Sync(ctx context.Context, desired []fleets.Fleet) error
+	Sync(ctx context.Context, desired []fleets.Fleet, scope []string) error
 	Route(ctx context.Context, fleet, service, container string) error
 	Drain(ctx context.Context, fleet, service, container string, timeout time.Duration) error
 }

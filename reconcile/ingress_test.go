@@ -27,7 +27,7 @@ func (r *router) log(s string) {
 	r.calls = append(r.calls, s)
 }
 
-func (r *router) Sync(context.Context, []fleets.Fleet) error { r.log("sync"); return nil }
+func (r *router) Sync(context.Context, []fleets.Fleet, []string) error { r.log("sync"); return nil }
 func (r *router) Route(_ context.Context, fleet, service, c string) error {
 	r.log("route " + c)
 	return nil

@@ -393,8 +393,8 @@ func (b *builder) markStarted(sc serviceCtx, name string, id int) {
 		// A replica started outside a start-first hand-over (a first
 		// deploy, a heal, a stop-first replacement) enters the ingress's
 		// pool once healthy; a hand-over routed it before the rename.
-		w := b.add(Action{Op: OpWaitHealthy, Fleet: sc.fleet.Name, Service: sc.svc.Name, Target: name, ContainerID: cid,
-			Cause: "the ingress routes to it once healthy", After: []int{id}, Timeout: sc.svc.HealthTimeout})
+		w := b.add(Action{Op: OpWaitUp, Fleet: sc.fleet.Name, Service: sc.svc.Name, Target: name, ContainerID: cid,
+			Cause: "the ingress routes to it once up", After: []int{id}, Timeout: sc.svc.HealthTimeout, Readiness: sc.svc.Readiness})
 		b.add(Action{Op: OpRoute, Fleet: sc.fleet.Name, Service: sc.svc.Name, Target: name, ContainerID: cid,
 			Cause: "into the ingress's pool", After: []int{w}})
 	}

@@ -73,9 +73,15 @@ type Router struct {
 	cli  *client.Client
 	opts Options
 
-	mu       sync.Mutex
-	desired  []fleets.Fleet
-	pool     ingress.Pool
+	mu sync.Mutex
+	// models holds each fleet's model as its own apply last gave it: an
+	// apply of one fleet never sets another's ports or networks.
+	models map[string]fleets.Fleet
+	pool   ingress.Pool
+	// drainer names the fleet of each draining replica: a fleet's marks
+	// end with its apply's pass.
+	drainer  map[string]string
+	seeded   bool          // the routed replicas read from the ingress's table
 	last     ingress.Table // the last table the ingress took
 	absent   bool          // known: no ingress container and none needed
 	image    string        // built image reference
@@ -96,7 +102,8 @@ func New(cli *client.Client, opts Options) *Router {
 	if opts.PushTimeout == 0 {
 		opts.PushTimeout = 15 * time.Second
 	}
-	return &Router{cli: cli, opts: opts, pool: ingress.Pool{Routed: map[string]bool{}, Draining: map[string]bool{}}}
+	return &Router{cli: cli, opts: opts, models: map[string]fleets.Fleet{}, drainer: map[string]string{},
+		pool: ingress.Pool{Routed: map[string]bool{}, Draining: map[string]bool{}}}
 }
 
 // ContainerName is the name of a host's ingress container: fleetd-ingress
@@ -112,26 +119,50 @@ func (r *Router) name() string   { return ContainerName(r.opts.Instance) }
 func (r *Router) dir() string    { return filepath.Join(r.opts.StateDir, "ingress") }
 func (r *Router) socket() string { return filepath.Join(r.dir(), "control.sock") }
 
-// Sync makes the ingress match desired and the host. With no service
-// behind the ingress, the ingress container is removed (once; later
-// calls cost nothing).
-func (r *Router) Sync(ctx context.Context, desired []fleets.Fleet) error {
+// Sync takes the models of the fleets in scope from desired (every fleet
+// when scope is empty) and makes the ingress match the models and the
+// host. The drains of those fleets are over (their pass ended): replicas
+// still running take work again unless drained anew. With no service
+// behind the ingress, the ingress container is removed (once; later calls
+// cost nothing).
+func (r *Router) Sync(ctx context.Context, desired []fleets.Fleet, scope []string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.desired = desired
+	if len(scope) == 0 {
+		clear(r.models)
+	}
+	for _, name := range scope {
+		delete(r.models, name)
+	}
+	for _, f := range desired {
+		if len(scope) == 0 || slices.Contains(scope, f.Name) {
+			r.models[f.Name] = f
+		}
+	}
+	for id, fleet := range r.drainer {
+		if len(scope) == 0 || slices.Contains(scope, fleet) {
+			delete(r.drainer, id)
+			delete(r.pool.Draining, id)
+		}
+	}
 	return r.sync(ctx)
 }
 
-// Route admits a new replica into its service's pool, once it passed its
-// gate; it fails when the replica is not one the ingress can route to.
+// Route admits a replica (name or ID) into its service's pool, once it
+// passed its gate; it fails when the replica is not one the ingress can
+// route to.
 func (r *Router) Route(ctx context.Context, fleet, service, ctr string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.pool.Routed[ctr] = true
+	id, err := r.resolve(ctx, fleet, service, ctr)
+	if err != nil {
+		return err
+	}
+	r.pool.Routed[id] = true
 	if err := r.sync(ctx); err != nil {
 		return err
 	}
-	if _, ok := find(r.last, ctr); !ok {
+	if _, ok := find(r.last, id); !ok {
 		return fault.New(fault.Retryable, fault.Timeout, ctr, fmt.Errorf("route %s/%s: replica %s is not up on the service's network", fleet, service, ctr))
 	}
 	return nil
@@ -139,12 +170,19 @@ func (r *Router) Route(ctx context.Context, fleet, service, ctr string) error {
 
 // Drain takes a replica out of its service's pool and waits until the
 // ingress reports nothing in flight on it, or timeout passes (then the
-// stop goes ahead: the drain is a bound, not a condition).
+// stop goes ahead: the drain is a bound, not a condition). A failed drain
+// leaves the replica in the pool.
 func (r *Router) Drain(ctx context.Context, fleet, service, ctr string, timeout time.Duration) error {
 	r.mu.Lock()
-	r.pool.Draining[ctr] = true
-	err := r.sync(ctx)
-	be, routed := find(r.last, ctr)
+	id, err := r.resolve(ctx, fleet, service, ctr)
+	if err == nil {
+		r.pool.Draining[id], r.drainer[id] = true, fleet
+		if err = r.sync(ctx); err != nil {
+			delete(r.pool.Draining, id)
+			delete(r.drainer, id)
+		}
+	}
+	be, routed := find(r.last, id)
 	r.mu.Unlock()
 	if err != nil || !routed {
 		return err
@@ -168,6 +206,21 @@ func (r *Router) Drain(ctx context.Context, fleet, service, ctr string, timeout 
 	}
 }
 
+// resolve finds the ID of a replica of fleet/service named or identified
+// by ctr.
+func (r *Router) resolve(ctx context.Context, fleet, service, ctr string) (string, error) {
+	replicas, err := r.replicas(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, rp := range replicas {
+		if rp.Fleet == fleet && rp.Service == service && (rp.ID == ctr || rp.Name == ctr) {
+			return rp.ID, nil
+		}
+	}
+	return "", fault.New(fault.Retryable, fault.NotFound, ctr, fmt.Errorf("%s/%s: no replica %s", fleet, service, ctr))
+}
+
 // find looks a replica up among the table's backends by ID or name.
 func find(t ingress.Table, ctr string) (ingress.Backend, bool) {
 	for _, l := range t.Listeners {
@@ -184,11 +237,21 @@ func find(t ingress.Table, ctr string) (ingress.Backend, bool) {
 
 // needed reports whether some desired service goes through the ingress.
 func needed(desired []fleets.Fleet) bool {
-	return len(ingress.Build(0, desired, nil, ingress.Pool{}).Listeners) > 0
+	return len(ingress.Bindings(desired)) > 0
+}
+
+// desired is the fleets' models, in name order.
+func (r *Router) desired() []fleets.Fleet {
+	var out []fleets.Fleet
+	for _, name := range slices.Sorted(maps.Keys(r.models)) {
+		out = append(out, r.models[name])
+	}
+	return out
 }
 
 func (r *Router) sync(ctx context.Context) error {
-	if !needed(r.desired) {
+	desired := r.desired()
+	if !needed(desired) {
 		if r.absent {
 			return nil
 		}
@@ -199,31 +262,84 @@ func (r *Router) sync(ctx context.Context) error {
 		return nil
 	}
 	r.absent = false
+	id, err := r.ensure(ctx, desired)
+	if err != nil {
+		return err
+	}
+	r.seed(ctx)
 	replicas, err := r.replicas(ctx)
 	if err != nil {
 		return err
 	}
 	r.forget(replicas)
-	t := ingress.Build(0, r.desired, replicas, r.pool)
-	id, err := r.ensure(ctx, t)
+	joined, err := r.join(ctx, id, networksOf(desired, replicas))
 	if err != nil {
 		return err
 	}
-	if err := r.join(ctx, id, ingress.Networks(r.desired)); err != nil {
+	if err := r.writeTLS(desired); err != nil {
 		return err
 	}
-	return r.push(ctx, t)
+	return r.push(ctx, ingress.Build(0, desired, replicas, r.pool, joined))
+}
+
+// seed takes the replicas the ingress routes to as routed, once: what an
+// agent that stopped (or another command) admitted stays admitted.
+func (r *Router) seed(ctx context.Context) {
+	if r.seeded {
+		return
+	}
+	st, err := proxy.Client{Socket: r.socket()}.State(ctx)
+	if err != nil {
+		return // a fresh ingress: nothing to keep
+	}
+	r.seeded = true
+	for id, b := range st.Backends {
+		if !b.Removed && !b.Draining {
+			r.pool.Routed[id] = true
+		}
+	}
+}
+
+// networksOf is the networks the ingress must be on: each ingress
+// service's first network, and the networks its running replicas are on
+// still (a changed first network keeps the old replicas reachable).
+func networksOf(desired []fleets.Fleet, replicas []ingress.Replica) []string {
+	nets := ingress.Networks(desired)
+	served := map[string]map[string]bool{}
+	for _, f := range desired {
+		served[f.Name] = map[string]bool{}
+		for _, s := range f.Services {
+			if s.Ingress != nil {
+				served[f.Name][s.Name] = true
+				for _, att := range s.Spec.Networks {
+					served[f.Name]["net "+att.Network] = true
+				}
+			}
+		}
+	}
+	for _, rp := range replicas {
+		if rp.Running && served[rp.Fleet][rp.Service] {
+			for n := range rp.IPs {
+				if served[rp.Fleet]["net "+n] || strings.HasPrefix(n, rp.Fleet+"_") {
+					nets = append(nets, n)
+				}
+			}
+		}
+	}
+	slices.Sort(nets)
+	return slices.Compact(nets)
 }
 
 // forget drops the pool marks of containers that are gone.
 func (r *Router) forget(replicas []ingress.Replica) {
 	present := map[string]bool{}
 	for _, rp := range replicas {
-		present[rp.ID], present[rp.Name] = true, true
+		present[rp.ID] = true
 	}
 	for _, m := range []map[string]bool{r.pool.Routed, r.pool.Draining} {
 		maps.DeleteFunc(m, func(k string, _ bool) bool { return !present[k] })
 	}
+	maps.DeleteFunc(r.drainer, func(k string, _ string) bool { return !present[k] })
 }
 
 // replicas lists the containers of this agent's fleets with their
@@ -255,28 +371,33 @@ func (r *Router) replicas(ctx context.Context) (_ []ingress.Replica, err error) 
 }
 
 // push sends t to the ingress unless it routes as the last one did; a
-// fresh ingress gets a moment to open its socket.
+// fresh ingress gets a moment to open its socket. Versions only grow:
+// after a refusal as stale, the next is above what the ingress serves.
 func (r *Router) push(ctx context.Context, t ingress.Table) error {
 	if r.version > 0 && reflect.DeepEqual(t.Listeners, r.last.Listeners) {
 		return nil
 	}
 	c := proxy.Client{Socket: r.socket()}
 	deadline := time.Now().Add(r.opts.PushTimeout)
+	stale := r.version == 0
 	for {
-		if r.version == 0 { // first push of this agent: above what the ingress serves
+		if stale {
 			if st, err := c.State(ctx); err == nil {
-				r.version = st.Version
+				r.version = max(r.version, st.Version)
 			}
 		}
 		t.Version = max(r.version+1, uint64(time.Now().UnixMilli()))
 		err := c.Push(ctx, t)
-		if err == nil {
+		switch {
+		case err == nil:
 			r.version, r.last = t.Version, t
 			return nil
+		case errors.Is(err, proxy.ErrBind):
+			return fault.New(fault.Retryable, fault.PortAllocated, r.name(), fmt.Errorf("the ingress cannot listen: %w", err))
+		case errors.Is(err, ingress.ErrInvalidTable):
+			return fault.New(fault.Permanent, fault.InvalidSpec, r.name(), fmt.Errorf("the ingress refused the routing table: %w", err))
 		}
-		if errors.Is(err, ingress.ErrInvalidTable) {
-			return fault.New(fault.Permanent, fault.InvalidSpec, r.name(), fmt.Errorf("ingress refused the routing table: %w", err))
-		}
+		stale = errors.Is(err, proxy.ErrStale)
 		if time.Now().After(deadline) {
 			return fault.New(fault.Retryable, fault.Timeout, r.name(), fmt.Errorf("push the routing table to %s: %w", r.name(), err))
 		}
@@ -288,16 +409,46 @@ func (r *Router) push(ctx context.Context, t ingress.Table) error {
 	}
 }
 
-// portsLabel is the canonical form of the listeners a container publishes.
-func portsLabel(t ingress.Table) string {
+// writeTLS writes the certificates and keys the ingress serves into its
+// state directory (0600, named by digest); a file there already is kept.
+func (r *Router) writeTLS(desired []fleets.Fleet) error {
+	files := ingress.TLSFiles(desired)
+	if len(files) == 0 {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Join(r.dir(), ingress.TLSDir), 0o700); err != nil {
+		return fmt.Errorf("ingress tls directory: %w", err)
+	}
+	for rel, ref := range files {
+		path := filepath.Join(r.dir(), rel)
+		if _, err := os.Stat(path); err == nil {
+			continue
+		}
+		data, err := engine.FileContents(ref)
+		if err != nil {
+			return fault.New(fault.Permanent, fault.InvalidSpec, ref.Name, fmt.Errorf("ingress tls: %w", err))
+		}
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, data, 0o600); err != nil {
+			return fmt.Errorf("ingress tls: %w", err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			return fmt.Errorf("ingress tls: %w", err)
+		}
+	}
+	return nil
+}
+
+// portsLabel is the canonical form of the bindings a container publishes.
+func portsLabel(bs []ingress.Binding) string {
 	var parts []string
-	for _, l := range t.Listeners {
-		parts = append(parts, net(l.HostIP)+strconv.Itoa(int(l.Port)))
+	for _, b := range bs {
+		parts = append(parts, hostPrefix(b.HostIP)+strconv.Itoa(int(b.Port)))
 	}
 	return strings.Join(parts, ",")
 }
 
-func net(hostIP string) string {
+func hostPrefix(hostIP string) string {
 	if hostIP == "" {
 		return ""
 	}
@@ -308,16 +459,18 @@ func net(hostIP string) string {
 }
 
 // ensure makes the ingress container run the current image with the
-// table's ports published, and returns its ID. A container with other
-// ports or another image is replaced (the only time the ingress stops
-// serving: a listen port added or removed, or fleetd upgraded).
-func (r *Router) ensure(ctx context.Context, t ingress.Table) (_ string, err error) {
+// desired bindings published, and returns its ID. A container with other
+// bindings or another image is replaced, stopped gracefully first (the
+// only time the ingress stops serving: a listen port added or removed, or
+// fleetd upgraded).
+func (r *Router) ensure(ctx context.Context, desired []fleets.Fleet) (_ string, err error) {
 	defer func() { err = engine.Classify(err) }()
 	image, err := r.ensureImage(ctx)
 	if err != nil {
 		return "", err
 	}
-	want := portsLabel(t)
+	bindings := ingress.Bindings(desired)
+	want := portsLabel(bindings)
 	c, err := r.cli.ContainerInspect(ctx, r.name())
 	switch {
 	case err == nil && !fleets.OwnedBy(c.Config.Labels, r.opts.Instance):
@@ -331,24 +484,40 @@ func (r *Router) ensure(ctx context.Context, t ingress.Table) (_ string, err err
 		return c.ID, nil
 	case err == nil:
 		r.opts.Log.Info("replacing the ingress container", "image", image, "ports", want, "had_image", c.Config.Image, "had_ports", c.Config.Labels[LabelPorts])
-		if err := r.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil {
-			return "", fmt.Errorf("remove %s: %w", r.name(), err)
+		if err := r.remove(ctx, c.ID); err != nil {
+			return "", err
 		}
 	case !client.IsErrNotFound(err):
 		return "", fmt.Errorf("inspect %s: %w", r.name(), err)
 	}
-	return r.create(ctx, image, t, want)
+	return r.create(ctx, image, bindings, want)
 }
 
-func (r *Router) create(ctx context.Context, image string, t ingress.Table, ports string) (string, error) {
+// stopGrace is how long a replaced ingress gets to finish its requests.
+const stopGrace = 10
+
+// remove stops the ingress container gracefully and removes it.
+func (r *Router) remove(ctx context.Context, id string) error {
+	grace := stopGrace
+	if err := r.cli.ContainerStop(ctx, id, container.StopOptions{Timeout: &grace}); err != nil && !client.IsErrNotFound(err) {
+		return fmt.Errorf("stop %s: %w", r.name(), err)
+	}
+	if err := r.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true}); err != nil && !client.IsErrNotFound(err) {
+		return fmt.Errorf("remove %s: %w", r.name(), err)
+	}
+	r.last, r.version, r.seeded = ingress.Table{}, 0, false
+	return nil
+}
+
+func (r *Router) create(ctx context.Context, image string, bindings []ingress.Binding, ports string) (string, error) {
 	if err := os.MkdirAll(r.dir(), 0o700); err != nil {
 		return "", fmt.Errorf("ingress state directory: %w", err)
 	}
-	exposed, bindings := nat.PortSet{}, nat.PortMap{}
-	for _, l := range t.Listeners {
-		p := nat.Port(strconv.Itoa(int(l.Port)) + "/tcp")
+	exposed, published := nat.PortSet{}, nat.PortMap{}
+	for _, b := range bindings {
+		p := nat.Port(strconv.Itoa(int(b.Port)) + "/tcp")
 		exposed[p] = struct{}{}
-		bindings[p] = []nat.PortBinding{{HostIP: l.HostIP, HostPort: strconv.Itoa(int(l.Port))}}
+		published[p] = append(published[p], nat.PortBinding{HostIP: b.HostIP, HostPort: strconv.Itoa(int(b.Port))})
 	}
 	cmd := []string{"ingress", "--state", stateMount}
 	if r.opts.AccessLog {
@@ -358,47 +527,54 @@ func (r *Router) create(ctx context.Context, image string, t ingress.Table, port
 		fleets.LabelEngine: EngineIngress, LabelPorts: ports}
 	cfg := &container.Config{Image: image, Cmd: cmd, Labels: labels, ExposedPorts: exposed, StopSignal: "SIGTERM"}
 	host := &container.HostConfig{
-		PortBindings:  bindings,
+		PortBindings:  published,
 		Binds:         []string{r.dir() + ":" + stateMount},
 		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
-		Init:          nil,
 	}
 	created, err := r.cli.ContainerCreate(ctx, cfg, host, &network.NetworkingConfig{}, nil, r.name())
 	if err != nil {
 		return "", fmt.Errorf("create %s: %w", r.name(), err)
 	}
 	if err := r.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+		// Left created, not running: the next sync starts it once the
+		// port is free (ensure finds it with the right bindings).
 		return "", fmt.Errorf("start %s: %w", r.name(), err)
 	}
-	r.last, r.version = ingress.Table{}, 0 // a new ingress serves what its state directory held
+	r.last, r.version, r.seeded = ingress.Table{}, 0, false // a new ingress serves what its state directory held
 	return created.ID, nil
 }
 
 // join connects the ingress to the networks it must reach replicas on,
 // and disconnects it from the fleets' networks it no longer needs (so that
-// a fleet's network can be removed).
-func (r *Router) join(ctx context.Context, id string, nets []string) (err error) {
+// a fleet's network can be removed); it returns the networks it is on.
+func (r *Router) join(ctx context.Context, id string, nets []string) (_ []string, err error) {
 	defer func() { err = engine.Classify(err) }()
 	c, err := r.cli.ContainerInspect(ctx, id)
 	if err != nil {
-		return fmt.Errorf("inspect %s: %w", r.name(), err)
+		return nil, fmt.Errorf("inspect %s: %w", r.name(), err)
 	}
+	var joined []string
 	for _, n := range nets {
-		if _, ok := c.NetworkSettings.Networks[n]; !ok {
-			err := r.cli.NetworkConnect(ctx, n, id, nil)
-			if err != nil && !client.IsErrNotFound(err) { // not created yet: the sync after the pass joins it
-				return fmt.Errorf("connect %s to network %s: %w", r.name(), n, err)
-			}
+		if _, ok := c.NetworkSettings.Networks[n]; ok {
+			joined = append(joined, n)
+			continue
+		}
+		err := r.cli.NetworkConnect(ctx, n, id, nil)
+		switch {
+		case err == nil:
+			joined = append(joined, n)
+		case !client.IsErrNotFound(err): // not created yet: the sync after the pass joins it
+			return nil, fmt.Errorf("connect %s to network %s: %w", r.name(), n, err)
 		}
 	}
 	for n := range c.NetworkSettings.Networks {
 		if n != "bridge" && !slices.Contains(nets, n) {
-			if err := r.cli.NetworkDisconnect(ctx, n, id, false); err != nil {
-				return fmt.Errorf("disconnect %s from network %s: %w", r.name(), n, err)
+			if err := r.cli.NetworkDisconnect(ctx, n, id, false); err != nil && !client.IsErrNotFound(err) {
+				return nil, fmt.Errorf("disconnect %s from network %s: %w", r.name(), n, err)
 			}
 		}
 	}
-	return nil
+	return joined, nil
 }
 
 // removeIngress removes the ingress container, if there is one of this
@@ -416,9 +592,5 @@ func (r *Router) removeIngress(ctx context.Context) (err error) {
 		return nil // not ours: left alone
 	}
 	r.opts.Log.Info("removing the ingress: no service goes through it")
-	if err := r.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil {
-		return fmt.Errorf("remove %s: %w", r.name(), err)
-	}
-	r.last, r.version = ingress.Table{}, 0
-	return nil
+	return r.remove(ctx, c.ID)
 }

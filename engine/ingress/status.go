@@ -28,7 +28,7 @@ type Status struct {
 // there is none (then it costs no call).
 func (r *Router) Status(ctx context.Context) *Status {
 	r.mu.Lock()
-	absent := r.absent || !needed(r.desired)
+	absent := r.absent || !needed(r.desired())
 	r.mu.Unlock()
 	st := &Status{Container: r.name(), State: "absent"}
 	c, err := r.cli.ContainerInspect(ctx, r.name())

@@ -96,7 +96,9 @@ func applyStatus(err error) int {
 	switch {
 	case errors.Is(err, ErrStale):
 		return http.StatusConflict
-	case errors.Is(err, ingress.ErrInvalidTable), errors.Is(err, ErrBind):
+	case errors.Is(err, ErrBind):
+		return http.StatusUnprocessableEntity // the table is good; the host's port is taken
+	case errors.Is(err, ingress.ErrInvalidTable):
 		return http.StatusBadRequest
 	case errors.Is(err, ErrClosed):
 		return http.StatusServiceUnavailable
@@ -110,7 +112,8 @@ type Client struct {
 }
 
 // Push sends t to the Server. The error wraps ErrStale when the Server
-// serves a newer table, ingress.ErrInvalidTable when it refused t.
+// serves a newer table, ErrBind when a port of t could not be bound,
+// ingress.ErrInvalidTable when it refused t.
 func (c Client) Push(ctx context.Context, t ingress.Table) error {
 	body, err := json.Marshal(t)
 	if err != nil {
@@ -127,6 +130,8 @@ func (c Client) Push(ctx context.Context, t ingress.Table) error {
 		return fmt.Errorf("push table version %d: %w", t.Version, &remoteError{msg: msg, kind: ErrStale})
 	case http.StatusBadRequest:
 		return fmt.Errorf("push table version %d: %w", t.Version, &remoteError{msg: msg, kind: ingress.ErrInvalidTable})
+	case http.StatusUnprocessableEntity:
+		return fmt.Errorf("push table version %d: %w", t.Version, &remoteError{msg: msg, kind: ErrBind})
 	}
 	return fmt.Errorf("push table version %d: ingress answered %d: %s", t.Version, status, msg)
 }

@@ -62,8 +62,8 @@ func TestControlSocket(t *testing.T) {
 	}
 	defer func() { _ = busy.Close() }()
 	busyPort := uint16(busy.Addr().(*net.TCPAddr).Port)
-	if err := c.Push(ctx, table(3, httpListener(busyPort, route("web", a.backend())))); !errors.Is(err, ingress.ErrInvalidTable) {
-		t.Fatalf("Push(busy port) = %v, want ErrInvalidTable", err)
+	if err := c.Push(ctx, table(3, httpListener(busyPort, route("web", a.backend())))); !errors.Is(err, ErrBind) || errors.Is(err, ingress.ErrInvalidTable) {
+		t.Fatalf("Push(busy port) = %v, want ErrBind (a busy port is the host's state, not a bad table)", err)
 	}
 
 	cancel()

@@ -16,14 +16,16 @@ type Replica struct {
 	ID, Name       string
 	Fleet, Service string
 	Running        bool
-	Health         string            // "" (no healthcheck) | starting | healthy | unhealthy
-	IPs            map[string]string // network name → the replica's address on it
+	Health         string // "" (no healthcheck) | starting | healthy | unhealthy
+	// Temp is set on a new replica that has not taken its slot's name yet
+	// (a start-first rollout's, until its gate and hand-over).
+	Temp bool
+	IPs  map[string]string // network name → the replica's address on it
 }
 
 // Pool is what the agent decided about replicas, by container ID:
-// Routed ones passed their gate and may take work (a replica enters the
-// pool only so, never by merely running); Draining ones take no new work
-// and keep what they have until they stop.
+// Routed ones passed their gate and may take work; Draining ones take no
+// new work and keep what they have until they stop.
 type Pool struct {
 	Routed   map[string]bool
 	Draining map[string]bool
@@ -32,8 +34,11 @@ type Pool struct {
 // Build makes the routing table for the desired fleets of a host from the
 // replicas it runs. A service behind the ingress gets one route per listen
 // port (services with host or path rules share a port). A replica is a
-// backend while it runs, was routed, and Docker's healthcheck does not say
-// starting or unhealthy; a draining replica stays in the table, marked,
+// backend while it runs and either was routed (it passed its gate) and
+// Docker's healthcheck does not say starting or unhealthy, or Docker says
+// it is healthy and it is no rollout's new replica still under its
+// temporary name (which waits for its gate); a replica without a
+// healthcheck needs the route. A draining replica stays in the table, marked,
 // until it stops, so that the ingress lets its requests finish. Its address
 // is the one on the service's first network, else on another network the
 // ingress has joined (joined), so that a change of the first network keeps
@@ -143,7 +148,8 @@ func backends(fleet string, svc fleets.Service, target uint32, replicas []Replic
 			continue
 		}
 		draining := pool.Draining[r.ID]
-		if !draining && (!pool.Routed[r.ID] || r.Health == "starting" || r.Health == "unhealthy") {
+		admitted := (pool.Routed[r.ID] && r.Health != "starting" && r.Health != "unhealthy") || (r.Health == "healthy" && !r.Temp)
+		if !draining && !admitted {
 			continue
 		}
 		ip := address(svc, r, joined)

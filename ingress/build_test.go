@@ -38,11 +38,13 @@ func TestBuild(t *testing.T) {
 		replica("7", "web-api-2-next", "api", "healthy", true), // routed
 		replica("8", "web-shop-1", "shop", "unhealthy", true),  // draining: kept, marked
 		replica("9", "other-api-1", "api", "healthy", true),    // another fleet's
-		replica("10", "web-api-9", "api", "healthy", true),     // never routed
+		replica("10", "web-api-9", "api", "", true),            // never routed, no healthcheck
 		replica("11", "web-api-4", "api", "healthy", true),     // on the old first network only
 	}
 	replicas[8].Fleet = "other"
 	delete(replicas[10].IPs, "web_default")
+	replicas[5].Temp, replicas[6].Temp = true, true
+	replicas = append(replicas, replica("12", "web-api-5", "api", "healthy", true)) // healthy by Docker: admitted
 	routed := map[string]bool{}
 	for _, id := range []string{"1", "2", "3", "4", "5", "7", "9", "11"} {
 		routed[id] = true
@@ -61,7 +63,7 @@ func TestBuild(t *testing.T) {
 	for _, be := range api {
 		names = append(names, be.Name+"@"+be.Addr)
 	}
-	want := "web-api-1@10.0.0.1:80 web-api-4@10.1.0.11:80 web-api-2@10.0.0.2:80 web-api-2-next@10.0.0.7:80"
+	want := "web-api-1@10.0.0.1:80 web-api-4@10.1.0.11:80 web-api-5@10.0.0.12:80 web-api-2@10.0.0.2:80 web-api-2-next@10.0.0.7:80"
 	if got := strings.Join(names, " "); got != want {
 		t.Errorf("api backends %s\nwant %s", got, want)
 	}

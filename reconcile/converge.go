@@ -59,9 +59,10 @@ func Converge(ctx context.Context, eng Engine, desired []fleets.Fleet, pol Polic
 	opts = opts.withDefaults(desired)
 	out.Rollouts = Forget(pol.Rollouts, desired)
 	defer func() { out.Heals = pol.Heals }()
-	if err := syncIngress(ctx, opts.Exec.Router, desired, pol.Scope); err != nil {
-		return out, err
-	}
+	// Best effort: a service moving onto the ingress holds the port the
+	// ingress needs until this pass stops its old replicas; the route
+	// actions that need the ingress fail on their own if it is down.
+	_ = syncIngress(ctx, opts.Exec.Router, desired, pol.Scope)
 	for waits := 0; out.Passes < opts.MaxPasses && waits <= opts.MaxPasses; {
 		var obs drift.Observed
 		obs, err = eng.Observe(ctx, drift.ObserveOptions{InspectAll: opts.InspectAll && out.Passes == 0})

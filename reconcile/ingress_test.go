@@ -139,3 +139,19 @@ func TestIngressNeedsARouter(t *testing.T) {
 		t.Fatal("no route action ran")
 	}
 }
+
+// Putting a service that published its port itself behind the ingress:
+// the old replicas hold the port the ingress must bind, so that one
+// rollout is stop-first, and says why.
+func TestRolloutOntoIngressIsStopFirst(t *testing.T) {
+	direct := rolling(1, "app:v1", fleets.Rollout{Parallelism: 1, Order: fleets.OrderStartFirst, FailureAction: fleets.FailurePause})
+	direct.Services[0].Spec.Ports = []fleets.Port{{Target: 80, Published: "8080", Protocol: "tcp"}}
+	direct.Services[0] = rehash(direct.Services[0])
+	e := newFake(t)
+	converge(t, e, direct)
+	behind := behindIngress(1, "app:v1")
+	p := reconcile.Plan([]fleets.Fleet{behind}, observe(t, e), policy())
+	if s := p.String(); !strings.Contains(s, "stop-first (forced: its replicas publish host port 8080, which the ingress takes over)") {
+		t.Errorf("plan does not go stop-first onto the ingress:\n%s", s)
+	}
+}

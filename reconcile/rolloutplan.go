@@ -34,6 +34,13 @@ func (b *builder) planRollout(sc serviceCtx, stale []containerItems, resumable [
 		return
 	}
 	order, forced := EffectiveOrder(svc)
+	if !rollback {
+		if _, from := b.previousSpec(stale); from != nil && order == fleets.OrderStartFirst {
+			if port := takenOver(svc, *from); port != "" {
+				order, forced = fleets.OrderStopFirst, "its replicas publish host port "+port+", which the ingress takes over"
+			}
+		}
+	}
 	step := RolloutStep{
 		Fleet: f.Name, Service: svc.Name, Target: svc.Hash,
 		Remaining: len(stale) + len(resumable), Replicas: svc.Replicas,
@@ -204,6 +211,24 @@ func EffectiveOrder(svc fleets.Service) (order, forced string) {
 		}
 	}
 	return order, ""
+}
+
+// takenOver returns a fixed host port the service's replicas published
+// themselves (from, their spec) that the ingress now binds for it: the
+// ingress cannot listen until they stop, so that rollout is stop-first.
+// It is pure.
+func takenOver(svc fleets.Service, from fleets.Spec) string {
+	if svc.Ingress == nil {
+		return ""
+	}
+	for _, p := range from.Ports {
+		for _, q := range svc.Ingress.Ports {
+			if p.Published != "" && p.Published == q.Published && p.Protocol == q.Protocol {
+				return p.Published
+			}
+		}
+	}
+	return ""
 }
 
 // startFirst replaces one container start-first: the new one starts under a

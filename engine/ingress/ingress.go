@@ -159,13 +159,29 @@ func (r *Router) Route(ctx context.Context, fleet, service, ctr string) error {
 		return err
 	}
 	r.pool.Routed[id] = true
-	if err := r.sync(ctx); err != nil {
-		return err
+	// A retryable failure (the port still held by replicas this plan is
+	// stopping, a network being joined) is tried again, for a while.
+	deadline := time.Now().Add(r.opts.PushTimeout)
+	for {
+		err := r.sync(ctx)
+		if err == nil {
+			if _, ok := find(r.last, id); ok {
+				return nil
+			}
+			err = fault.New(fault.Retryable, fault.Timeout, ctr, fmt.Errorf("route %s/%s: replica %s is not up on the service's network", fleet, service, ctr))
+		}
+		if f := fault.Of(err); f != nil && f.Class == fault.Permanent || time.Now().After(deadline) {
+			return err
+		}
+		r.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			r.mu.Lock()
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+		r.mu.Lock()
 	}
-	if _, ok := find(r.last, id); !ok {
-		return fault.New(fault.Retryable, fault.Timeout, ctr, fmt.Errorf("route %s/%s: replica %s is not up on the service's network", fleet, service, ctr))
-	}
-	return nil
 }
 
 // Drain takes a replica out of its service's pool and waits until the
@@ -175,6 +191,10 @@ func (r *Router) Route(ctx context.Context, fleet, service, ctr string) error {
 func (r *Router) Drain(ctx context.Context, fleet, service, ctr string, timeout time.Duration) error {
 	r.mu.Lock()
 	id, err := r.resolve(ctx, fleet, service, ctr)
+	if err == nil && !r.serving(ctx, id) {
+		r.mu.Unlock()
+		return nil // not in the pool (never routed, or published its port itself): nothing to drain
+	}
 	if err == nil {
 		r.pool.Draining[id], r.drainer[id] = true, fleet
 		if err = r.sync(ctx); err != nil {
@@ -204,6 +224,22 @@ func (r *Router) Drain(ctx context.Context, fleet, service, ctr string, timeout 
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// serving reports whether the ingress may send work to replica id: it is
+// in the last table pushed, or, before this agent pushed one, in the table
+// the ingress serves.
+func (r *Router) serving(ctx context.Context, id string) bool {
+	if r.version > 0 {
+		_, ok := find(r.last, id)
+		return ok
+	}
+	st, err := proxy.Client{Socket: r.socket()}.State(ctx)
+	if err != nil {
+		return false // no ingress answers: nothing routes to it
+	}
+	b, ok := st.Backends[id]
+	return ok && !b.Removed
 }
 
 // resolve finds the ID of a replica of fleet/service named or identified
@@ -356,8 +392,10 @@ func (r *Router) replicas(ctx context.Context) (_ []ingress.Replica, err error) 
 		if c.Labels[fleets.LabelFleet] == "" || len(c.Names) == 0 {
 			continue
 		}
-		rp := ingress.Replica{ID: c.ID, Name: strings.TrimPrefix(c.Names[0], "/"), Fleet: c.Labels[fleets.LabelFleet],
-			Service: c.Labels[fleets.LabelService], Running: c.State == "running", Health: engine.HealthFromStatus(c.Status), IPs: map[string]string{}}
+		name := strings.TrimPrefix(c.Names[0], "/")
+		replaces := c.Labels[fleets.LabelReplaces]
+		rp := ingress.Replica{ID: c.ID, Name: name, Fleet: c.Labels[fleets.LabelFleet], Service: c.Labels[fleets.LabelService],
+			Running: c.State == "running", Health: engine.HealthFromStatus(c.Status), Temp: replaces != "" && name != replaces, IPs: map[string]string{}}
 		if c.NetworkSettings != nil {
 			for name, n := range c.NetworkSettings.Networks {
 				if n != nil && n.IPAddress != "" {
@@ -464,7 +502,14 @@ func hostPrefix(hostIP string) string {
 // only time the ingress stops serving: a listen port added or removed, or
 // fleetd upgraded).
 func (r *Router) ensure(ctx context.Context, desired []fleets.Fleet) (_ string, err error) {
-	defer func() { err = engine.Classify(err) }()
+	defer func() {
+		err = engine.Classify(err)
+		if f := fault.Of(err); f != nil && f.Reason == fault.PortAllocated {
+			// Often the replicas this very plan is stopping (a service
+			// moving onto the ingress): worth trying again.
+			err = fault.New(fault.Retryable, fault.PortAllocated, f.Object, err)
+		}
+	}()
 	image, err := r.ensureImage(ctx)
 	if err != nil {
 		return "", err

@@ -134,6 +134,14 @@ func (b *bed) converge() reconcile.Outcome {
 	out, err := reconcile.Converge(context.Background(), b.eng, desired, reconcile.Policy{Now: time.Now(), RepoDir: b.repo},
 		reconcile.ConvergeOptions{Exec: reconcile.ExecOptions{Router: b.router}})
 	if err != nil {
+		for _, p := range out.Plans {
+			b.t.Logf("plan:\n%s", p)
+		}
+		for _, rep := range out.Reports {
+			for _, r := range rep.Results {
+				b.t.Logf("%d %s %s: %s %s", r.Action.ID, r.Action.Op, r.Action.Target, r.Status, r.Error)
+			}
+		}
 		b.t.Fatal(err)
 	}
 	for _, rep := range out.Reports {

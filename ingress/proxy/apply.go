@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"sync/atomic"
@@ -88,7 +89,7 @@ func (s *Server) Apply(t ingress.Table) error {
 	if noop, err := s.checkVersion(next); err != nil || noop {
 		return err
 	}
-	certs, err := loadCerts(next)
+	certs, err := s.loadCerts(next)
 	if err != nil {
 		return fmt.Errorf("refuse table version %d: %w", next.Version, err)
 	}
@@ -122,14 +123,15 @@ func (s *Server) checkVersion(next ingress.Table) (noop bool, err error) {
 	}
 }
 
-// loadCerts reads the certificate of every TLS listener of t.
-func loadCerts(t ingress.Table) (map[uint16]*tls.Certificate, error) {
+// loadCerts reads the certificate of every TLS listener of t; relative
+// paths are in the state directory.
+func (s *Server) loadCerts(t ingress.Table) (map[uint16]*tls.Certificate, error) {
 	certs := map[uint16]*tls.Certificate{}
 	for _, l := range t.Listeners {
 		if l.TLS == nil {
 			continue
 		}
-		c, err := tls.LoadX509KeyPair(l.TLS.CertFile, l.TLS.KeyFile)
+		c, err := tls.LoadX509KeyPair(s.statePath(l.TLS.CertFile), s.statePath(l.TLS.KeyFile))
 		if err != nil {
 			return nil, fmt.Errorf("%w: port %d: tls certificate: %w", ingress.ErrInvalidTable, l.Port, err)
 		}
@@ -294,4 +296,13 @@ func cloneTable(t ingress.Table) ingress.Table {
 		out.Listeners = append(out.Listeners, nl)
 	}
 	return out
+}
+
+// statePath resolves a path of the table: a relative one is in the state
+// directory (where the agent writes certificates for the ingress).
+func (s *Server) statePath(p string) string {
+	if filepath.IsAbs(p) || s.opts.StateDir == "" {
+		return p
+	}
+	return filepath.Join(s.opts.StateDir, p)
 }

@@ -14,7 +14,8 @@ cd "$(dirname "$0")/.."
 demo=${FLEETD_DEMO_DIR:-$PWD/.demo}
 export FLEETD_INSTANCE=demo FLEETD_STATE_DIR="$demo/state"
 
-go build -o bin/fleetd ./cmd/fleetd
+# Static: the ingress image is built from this binary.
+CGO_ENABLED=0 go build -o bin/fleetd ./cmd/fleetd
 if [ "${1:-}" = "--down" ]; then
   mkdir -p "$demo/empty"
   exec bin/fleetd apply --repo "$demo/empty" --host demo --allow-mass-prune
@@ -48,7 +49,7 @@ cat <<MSG
 
 Starting the agent (Ctrl-C stops it). In another terminal:
   bin/fleetd status                                  # fleets, revisions, drift
-  curl -s http://\$(docker port shop-web-1 8080)/     # the example app
+  curl -s http://127.0.0.1:18080/                    # the example app, through fleetd's ingress
   cd $demo/repo && sed -i 's/^GREETING=.*/GREETING=hello again/' shop/.env && git commit -qam greeting
   docker stop shop-store-1                           # healed within seconds
 MSG

@@ -148,6 +148,11 @@ func (b *bed) converge() reconcile.Outcome {
 		for _, r := range rep.Failed() {
 			b.t.Fatalf("%s %s: %s", r.Action.Op, r.Action.Target, r.Error)
 		}
+		if os.Getenv("FLEETD_TRACE") != "" {
+			for _, r := range rep.Results {
+				b.t.Logf("%s %s %s", r.Action.Op, r.Action.Target, r.Duration.Round(time.Millisecond))
+			}
+		}
 	}
 	return out
 }

@@ -87,9 +87,21 @@ func TestDaemonIngress(t *testing.T) {
 	if !strings.Contains(m, `fleetd_ingress_requests_total{backend="`+fleet+`-web-1",code="2xx",route="`+fleet+`/web"}`) {
 		t.Errorf("/metrics lacks the ingress's request counter of %s-web-1", fleet)
 	}
-	if ctr, err := cli.ContainerInspect(t.Context(), eingress.ContainerName(instanceFor(t))); err != nil || ctr.RestartCount != 0 || ctr.HostConfig.RestartPolicy.Name != container.RestartPolicyUnlessStopped {
+	name := eingress.ContainerName(instanceFor(t))
+	if ctr, err := cli.ContainerInspect(t.Context(), name); err != nil || ctr.RestartCount != 0 || ctr.HostConfig.RestartPolicy.Name != container.RestartPolicyUnlessStopped {
 		t.Errorf("the ingress container: restarts %d, policy %+v, %v", ctr.RestartCount, ctr.HostConfig.RestartPolicy, err)
 	}
+
+	// The agent stopped, the ingress restarted: it serves its last table
+	// from disk, with no agent to send one.
+	d.stop()
+	if err := cli.ContainerRestart(t.Context(), name, container.StopOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "v2 from the restarted ingress, with no agent", func() (bool, string) {
+		body, err := fetch(url)
+		return body == "v2", fmt.Sprintf("%q %v", body, err)
+	})
 }
 
 func fetch(url string) (string, error) {

@@ -156,6 +156,9 @@ func runAgent(ctx context.Context, cfg daemonConfig) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe(ctx) }()
+	keepDone := make(chan struct{})
+	go func() { router.Keep(ctx, ingressKeepPeriod); close(keepDone) }()
+	defer func() { <-keepDone }()
 	log.Info("fleetd started", "version", versionString(), "host", host.Name, "instance", instanceName(), "listen", cfg.Listen, "source", redactURL(cfg.Source.URL))
 	runErr := ag.Run(ctx)
 	if err := <-errc; err != nil && runErr == nil {
@@ -163,6 +166,10 @@ func runAgent(ctx context.Context, cfg daemonConfig) error {
 	}
 	return runErr
 }
+
+// ingressKeepPeriod is how often the agent heals the ingress when no
+// apply does (3 Docker API requests while an ingress runs, none without).
+const ingressKeepPeriod = 30 * time.Second
 
 // swarmRunner wires swarm fleets when the configuration enables them: the
 // runner on the local engine (a manager), acting only while this agent's

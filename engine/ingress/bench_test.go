@@ -17,7 +17,9 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/go-connections/nat"
 
+	"github.com/fleetd/fleetd/engine/dockertest"
 	eingress "github.com/fleetd/fleetd/engine/ingress"
 )
 
@@ -27,7 +29,8 @@ import (
 //   - latency: sequential GETs on one kept-alive connection, p50 and p99,
 //     to one replica directly and through the ingress;
 //   - throughput: 32 kept-alive clients for 5 s, round robin over the
-//     three replicas directly, and through the ingress;
+//     three replicas directly, through the ingress, and to one replica
+//     publishing its own port (Docker's port publishing, as before);
 //   - the ingress container's RSS, idle and right after the load.
 func BenchmarkIngress(b *testing.B) {
 	bed := newBed(b)
@@ -47,6 +50,12 @@ func BenchmarkIngress(b *testing.B) {
 		i50, i99 := latency(b, []string{via}, 2000)
 		dRate := throughput(b, direct, 32, 5*time.Second)
 		iRate := throughput(b, []string{via}, 32, 5*time.Second)
+		pub := bed.published(b)
+		p50, p99 := latency(b, []string{pub}, 2000)
+		pRate := throughput(b, []string{pub}, 32, 5*time.Second)
+		b.Logf("one replica publishing its own port on 127.0.0.1 (Docker's port publishing, as before the ingress): p50/p99 %s/%s, %.0f req/s; the ingress's ratio to it %.2f, overhead p50/p99 %s/%s",
+			p50, p99, pRate, iRate/pRate, i50-p50, i99-p99)
+		b.ReportMetric(iRate/pRate, "throughput-ratio-published")
 		own := bed.ingressURL(b)
 		o50, o99 := latency(b, []string{own}, 2000)
 		oRate := throughput(b, []string{own}, 32, 5*time.Second)
@@ -80,6 +89,33 @@ func (b *bed) replicaURLs(tb testing.TB) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// published runs one more replica of the test image publishing its port
+// on 127.0.0.1 itself, as the service did before the ingress, and returns
+// its URL.
+func (b *bed) published(tb testing.TB) string {
+	port := freePort(tb)
+	p := nat.Port("8080/tcp")
+	cfg := &container.Config{Image: b.image, ExposedPorts: nat.PortSet{p: {}}, Labels: map[string]string{dockertest.LabelTestRun: dockertest.RunID()}}
+	host := &container.HostConfig{PortBindings: nat.PortMap{p: {{HostIP: "127.0.0.1", HostPort: strconv.Itoa(port)}}}}
+	c, err := b.cli.ContainerCreate(context.Background(), cfg, host, nil, nil, dockertest.Name(tb, "published"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = b.cli.ContainerRemove(context.Background(), c.ID, container.RemoveOptions{Force: true}) })
+	if err := b.cli.ContainerStart(context.Background(), c.ID, container.StartOptions{}); err != nil {
+		tb.Fatal(err)
+	}
+	url := "http://127.0.0.1:" + strconv.Itoa(port) + "/"
+	hc := &http.Client{Timeout: time.Second}
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if _, _, err := get(hc, url); err == nil {
+			return url
+		}
+	}
+	tb.Fatalf("the published replica does not answer on %s", url)
+	return ""
 }
 
 // ingressURL is the ingress's own address on the bridge network, past

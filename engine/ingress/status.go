@@ -3,6 +3,7 @@ package ingress
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/docker/docker/client"
 	"github.com/prometheus/client_golang/prometheus"
@@ -77,4 +78,29 @@ func (r *Router) Gatherer() prometheus.Gatherer {
 		defer cancel()
 		return proxy.Client{Socket: r.socket()}.Metrics(ctx)
 	})
+}
+
+// Keep heals the ingress every period while some service goes through
+// it: a stopped or removed ingress container is started or created again,
+// and the table follows replicas whose health changed, even when no fleet
+// has anything to apply. It returns when ctx ends.
+func (r *Router) Keep(ctx context.Context, period time.Duration) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		r.mu.Lock()
+		var err error
+		if !r.absent && needed(r.desired()) {
+			err = r.sync(ctx)
+		}
+		r.mu.Unlock()
+		if err != nil && ctx.Err() == nil {
+			r.opts.Log.Warn("ingress", "err", err)
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package ingress_test
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 
 	eingress "github.com/fleetd/fleetd/engine/ingress"
@@ -129,6 +131,17 @@ secrets:
 	if len(hosts) != 2 {
 		t.Errorf("10 TCP connections reached %d replicas, want both", len(hosts))
 	}
+
+	// Removed by hand with nothing to apply: Keep creates it again.
+	if err := b.cli.ContainerRemove(t.Context(), eingress.ContainerName(b.instance), container.RemoveOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	kept := make(chan struct{})
+	go func() { b.router.Keep(ctx, 200*time.Millisecond); close(kept) }()
+	eventually(t, c, b.url(), "v1")
+	cancel()
+	<-kept
 
 	write(false)
 	b.converge()

@@ -365,12 +365,7 @@ func (d *daemon) push() {
 
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return "127.0.0.1:" + strconv.Itoa(dockertest.FreePort(t))
 }
 
 func writeFile(t testing.TB, path, body string) {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -43,7 +44,7 @@ func TestDaemonIngress(t *testing.T) {
 	t.Parallel()
 	ref, _ := dockertest.TestImage(t, cli, "v1")
 	fleet := dockertest.Name(t, "edge")
-	port := freePort(t)
+	port := strconv.Itoa(dockertest.FreePort(t))
 	url := "http://127.0.0.1:" + port + "/"
 	g := newGitServer(t)
 	c1 := g.commit("", "v1", map[string]string{fleet + "/compose.yaml": ingressCompose(ref, "v1", port, 3)})

@@ -4,11 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -465,7 +465,7 @@ func TestRolloutFixedPort(t *testing.T) {
 	cli := setup(t)
 	v1, _ := dockertest.TestImage(t, cli, "v1")
 	v2, _ := dockertest.TestImage(t, cli, "v2")
-	port := freePort(t)
+	port := strconv.Itoa(dockertest.FreePort(t))
 	s := svcSpec{fleet: dockertest.Name(t, "fixedport"), image: v1, replicas: 1,
 		ports: []string{"127.0.0.1:" + port + ":8080"}, update: "{order: start-first, monitor: 1s}"}
 	r := newRepo(t)
@@ -489,16 +489,4 @@ func TestRolloutFixedPort(t *testing.T) {
 			t.Errorf("%s answers %q on 127.0.0.1:%s, want v2", name, v, port)
 		}
 	}
-}
-
-// freePort returns a TCP port on 127.0.0.1 that nothing listens on now.
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	_, port, _ := net.SplitHostPort(l.Addr().String())
-	return port
 }

@@ -69,6 +69,17 @@ func BenchmarkIngress(b *testing.B) {
 		b.Logf("latency p50/p99: direct %s/%s, through the ingress %s/%s (overhead %s/%s)", d50, d99, i50, i99, i50-d50, i99-d99)
 		b.Logf("throughput (32 kept-alive clients, 5 s): direct %.0f req/s, through the ingress %.0f req/s: ratio %.2f", dRate, iRate, iRate/dRate)
 		b.Logf("ingress RSS: idle %.1f MiB, after the load %.1f MiB", float64(idle)/1024, float64(loaded)/1024)
+
+		// The same service as plain TCP (protocol: tcp): bytes copied,
+		// no HTTP parsed; one kept-alive connection stays on one replica.
+		bed.protocol = "tcp"
+		bed.write("1", 3)
+		bed.converge()
+		eventually(b, &http.Client{Timeout: time.Second}, via, "1")
+		t50, t99 := latency(b, []string{via}, 2000)
+		tRate := throughput(b, []string{via}, 32, 5*time.Second)
+		b.ReportMetric(tRate/dRate, "throughput-ratio-tcp")
+		b.Logf("protocol tcp: p50/p99 %s/%s (overhead %s/%s), %.0f req/s: ratio %.2f", t50, t99, t50-d50, t99-d99, tRate, tRate/dRate)
 	}
 }
 
@@ -95,7 +106,7 @@ func (b *bed) replicaURLs(tb testing.TB) []string {
 // on 127.0.0.1 itself, as the service did before the ingress, and returns
 // its URL.
 func (b *bed) published(tb testing.TB) string {
-	port := freePort(tb)
+	port := dockertest.FreePort(tb)
 	p := nat.Port("8080/tcp")
 	cfg := &container.Config{Image: b.image, ExposedPorts: nat.PortSet{p: {}}, Labels: map[string]string{dockertest.LabelTestRun: dockertest.RunID()}}
 	host := &container.HostConfig{PortBindings: nat.PortMap{p: {{HostIP: "127.0.0.1", HostPort: strconv.Itoa(port)}}}}

@@ -1,10 +1,10 @@
 package ingress_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -62,6 +62,7 @@ type bed struct {
 	instance string
 	port     int
 	stateDir string
+	protocol string // x-fleetd.ingress.protocol (default http)
 }
 
 func newBed(t testing.TB) *bed {
@@ -70,7 +71,7 @@ func newBed(t testing.TB) *bed {
 	dockertest.Cleanup(t, cli)
 	img, _ := dockertest.TestImage(t, cli, "v1")
 	b := &bed{t: t, cli: cli, image: img, repo: t.TempDir(), fleet: dockertest.Name(t, "web"),
-		instance: dockertest.Name(t, "agent"), port: freePort(t), stateDir: t.TempDir()}
+		instance: dockertest.Name(t, "agent"), port: dockertest.FreePort(t), stateDir: t.TempDir()}
 	eng, err := engine.New(t.Context(), engine.WithInstance(b.instance))
 	if err != nil {
 		t.Fatal(err)
@@ -86,17 +87,6 @@ func newBed(t testing.TB) *bed {
 		}
 	})
 	return b
-}
-
-// freePort finds a loopback port nothing listens on.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // write writes the fleet: replicas of the test image answering version on
@@ -118,8 +108,8 @@ func (b *bed) write(version string, replicas int) {
       replicas: %d
       update_config: {parallelism: 1, monitor: 0s}
     x-fleetd:
-      ingress: {drain: 5s}
-`, b.image, version, b.port, replicas)
+      ingress: {drain: 5s, protocol: %s}
+`, b.image, version, b.port, replicas, cmp.Or(b.protocol, "http"))
 	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(compose), 0o644); err != nil {
 		b.t.Fatal(err)
 	}

@@ -22,6 +22,8 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 
+	"github.com/fleetd/fleetd/engine/dockertest"
+
 	eingress "github.com/fleetd/fleetd/engine/ingress"
 )
 
@@ -67,7 +69,7 @@ func TestIngressTakesOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	roots := selfSigned(t, dir)
-	web, secure, raw := b.port, freePort(t), freePort(t)
+	web, secure, raw := b.port, dockertest.FreePort(t), dockertest.FreePort(t)
 	write := func(behind bool) {
 		ext := ""
 		if behind {
@@ -152,7 +154,7 @@ secrets:
 }
 
 // eventually polls url until it answers want, for up to 30 s.
-func eventually(t *testing.T, c *http.Client, url, want string) {
+func eventually(t testing.TB, c *http.Client, url, want string) {
 	t.Helper()
 	var body string
 	var err error

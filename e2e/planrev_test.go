@@ -383,11 +383,11 @@ func TestPlanRevisionsFlags(t *testing.T) {
 		want string
 	}{
 		{[]string{"--base", "nope"}, 1, "nope"},
-		{[]string{"--base", "base", "--path", "nowhere"}, 2, "--path nowhere"},
-		{[]string{"--base", "base", "--path", "fleets/shop/compose.yaml"}, 2, "not a directory"},
+		{[]string{"--base", "base", "--path", "nowhere"}, 1, "--path nowhere"},
+		{[]string{"--base", "base", "--path", "fleets/shop/compose.yaml"}, 1, "not a directory"},
 		{[]string{"--base", "base", "--inventory", "missing.yaml"}, 1, "missing.yaml"},
-		{[]string{"--base", "base", "--inventory", "x.yaml", "--host", "a"}, 2, "exclude"},
-		{[]string{"--base", "base", "--format", "yaml"}, 2, "--format"},
+		{[]string{"--base", "base", "--inventory", "x.yaml", "--host", "a"}, 1, "exclude"},
+		{[]string{"--base", "base", "--format", "yaml"}, 1, "--format"},
 	} {
 		r := plan(t, g.dir, tc.args...)
 		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
@@ -427,15 +427,15 @@ func TestPlanRevisionsRemoteAuth(t *testing.T) {
 		t.Errorf("the token appears in the output")
 	}
 	r = plan(t, g.url(), append(args, "--git-token-file", filepath.Join(t.TempDir(), "missing"))...)
-	if r.code != 2 || !strings.Contains(r.stderr, "--git-token-file") {
+	if r.code != 1 || !strings.Contains(r.stderr, "--git-token-file") {
 		t.Errorf("missing token file: exit %d, stderr %q; want a usage error naming the flag", r.code, r.stderr)
 	}
 	r = plan(t, g.bare, append(args, "--git-token-file", tokenFile)...)
-	if r.code != 2 || !strings.Contains(r.stderr, "remote --repo") {
+	if r.code != 1 || !strings.Contains(r.stderr, "remote --repo") {
 		t.Errorf("token with a local repository: exit %d, stderr %q; want a usage error", r.code, r.stderr)
 	}
 	r = plan(t, g.url(), append(args, "--ssh-key-file", tokenFile, "--known-hosts-file", tokenFile)...)
-	if r.code != 2 || !strings.Contains(r.stderr, "--ssh-key-file") {
+	if r.code != 1 || !strings.Contains(r.stderr, "--ssh-key-file") {
 		t.Errorf("SSH key for an HTTP URL: exit %d, stderr %q; want a usage error naming the flag", r.code, r.stderr)
 	}
 }
@@ -543,11 +543,11 @@ func TestValidateBase(t *testing.T) {
 		t.Errorf("fixed: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	// Not in a Git repository, or an unknown revision: nothing to compare
-	// with, exit 2 (1 means new problems).
-	if r := runNoDocker(t, "validate", t.TempDir(), "--base", "main"); r.code != 2 || !strings.Contains(r.stderr, "Git repository") {
+	// with, a usage error (exit 1, as any error).
+	if r := runNoDocker(t, "validate", t.TempDir(), "--base", "main"); r.code != 1 || !strings.Contains(r.stderr, "Git repository") {
 		t.Errorf("outside a repository: exit %d, stderr %q", r.code, r.stderr)
 	}
-	if r := validate("--base", "nope"); r.code != 2 || !strings.Contains(r.stderr, "nope") {
+	if r := validate("--base", "nope"); r.code != 1 || !strings.Contains(r.stderr, "nope") {
 		t.Errorf("unknown revision: exit %d, stderr %q", r.code, r.stderr)
 	}
 

@@ -16,11 +16,13 @@ import (
 	"github.com/fleetd/fleetd/fleets"
 )
 
-// Exit codes shared by every command.
+// Exit codes shared by every command, as terraform's: 0 success (or
+// nothing to change), 1 any error (invalid input and usage errors
+// included), 2 changes or drift present (diff, plan).
 const (
 	exitOK      = 0
-	exitFailure = 1 // an error, or an invalid spec
-	exitChanges = 2 // diff/plan: drift or changes found; also usage errors
+	exitFailure = 1
+	exitChanges = 2
 )
 
 // exitError carries an exit code through cobra's error return.
@@ -32,9 +34,10 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
-// usageError marks bad flags or arguments (exit 2).
+// usageError marks bad flags or arguments (exit 1, like any error: 2
+// means changes present).
 func usageError(format string, args ...any) error {
-	return &exitError{code: exitChanges, err: fmt.Errorf(format, args...)}
+	return &exitError{code: exitFailure, err: fmt.Errorf(format, args...)}
 }
 
 func main() {
@@ -87,7 +90,7 @@ func newRootCmd() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&instanceFlag, "instance", "", "name of this fleetd agent on the host (default $FLEETD_INSTANCE or \"default\"); objects of other instances are never touched")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return &exitError{code: exitChanges, err: err}
+		return usageError("%w", err)
 	})
 	root.AddCommand(newVersionCmd(), newValidateCmd(), newDiffCmd(), newPlanCmd(), newApplyCmd(), newRunCmd(), newStatusCmd(), newSyncCmd(), newNotifyCmd(), newIngressCmd())
 	return root

@@ -90,8 +90,7 @@ plan --base).`,
 // Git repository holding it, and returns the revision and its problems. A
 // directory that did not exist at ref holds no fleets and no problems.
 func loadAtRevision(ctx context.Context, dir, ref string, host fleets.Host) (validateBase, []fleets.Problem, error) {
-	// Every failure to compare is the flags' fault: exit 2, not 1 (which
-	// means new problems).
+	// Every failure to compare is the flags' fault: a usage error.
 	abs, err := filepath.Abs(dir)
 	name := filepath.Base(abs) // the fleet at DIR is named after DIR as given, as at head
 	if err == nil {

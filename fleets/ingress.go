@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/fleetd/fleetd/hint"
 	"slices"
 	"strings"
 	"time"
@@ -83,7 +85,7 @@ func (c *converter) ingress(name string, raw any, spec *Spec) *Ingress {
 		case "tls":
 			in.TLS = c.ingressTLS(name, field+".tls", v)
 		default:
-			c.r.servicef(name, field+"."+k, "unknown key: ingress takes %s", strings.Join(ingressKeys, ", "))
+			c.r.servicef(name, field+"."+k, "unknown key%s: ingress takes %s", hint.DidYouMean(k, ingressKeys), strings.Join(ingressKeys, ", "))
 		}
 	}
 	if in.Protocol == IngressTCP && (len(in.Rules) > 0 || in.HealthPath != "" || in.TLS != nil) {

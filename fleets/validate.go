@@ -9,6 +9,8 @@ import (
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
 	"gopkg.in/yaml.v3"
+
+	"github.com/fleetd/fleetd/hint"
 )
 
 // serviceName is what a service name must look like to be part of a
@@ -165,11 +167,11 @@ func checkExtensionKeys(r *report) {
 	for _, f := range r.files {
 		if ext, _ := child(f.root, extensionKey); ext != nil {
 			checkKeys(ext, fleetExtensionKeys, func(key string) {
-				r.fleetf(extensionKey+"."+key, "unknown key: the fleet-level x-fleetd takes %s", strings.Join(fleetExtensionKeys, ", "))
+				r.fleetf(extensionKey+"."+key, "unknown key%s: the fleet-level x-fleetd takes %s", hint.DidYouMean(key, fleetExtensionKeys), strings.Join(fleetExtensionKeys, ", "))
 			})
 			if notify, _ := child(ext, "notify"); notify != nil {
 				checkKeys(notify, notifyExtensionKeys, func(key string) {
-					r.fleetf(extensionKey+".notify."+key, "unknown key: notify takes %s", strings.Join(notifyExtensionKeys, ", "))
+					r.fleetf(extensionKey+".notify."+key, "unknown key%s: notify takes %s", hint.DidYouMean(key, notifyExtensionKeys), strings.Join(notifyExtensionKeys, ", "))
 				})
 			}
 		}
@@ -177,7 +179,7 @@ func checkExtensionKeys(r *report) {
 		forEachKey(services, func(name string, svc *yaml.Node) {
 			if ext, _ := child(svc, extensionKey); ext != nil {
 				checkKeys(ext, serviceExtensionKeys, func(key string) {
-					r.servicef(name, extensionKey+"."+key, "unknown key: a service's x-fleetd takes %s", strings.Join(serviceExtensionKeys, ", "))
+					r.servicef(name, extensionKey+"."+key, "unknown key%s: a service's x-fleetd takes %s", hint.DidYouMean(key, serviceExtensionKeys), strings.Join(serviceExtensionKeys, ", "))
 				})
 			}
 		})

@@ -194,7 +194,7 @@ func readConfig(path string) (daemonConfig, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return daemonConfig{}, fmt.Errorf("config %s: %w", path, err)
+		return daemonConfig{}, explainConfig(path, data, err)
 	}
 	return cfg, nil
 }
@@ -261,12 +261,12 @@ func (c *daemonConfig) validate() error {
 		}
 	}
 	if c.Source.Schedule != "" {
-		if _, err := cron.ParseStandard(c.Source.Schedule); err != nil {
+		if _, err := parseCron(c.Source.Schedule); err != nil {
 			bad("source.schedule", "%v", err)
 		}
 	}
 	for i, w := range c.Source.Windows {
-		if _, err := cron.ParseStandard(w); err != nil {
+		if _, err := parseCron(w); err != nil {
 			bad(fmt.Sprintf("source.windows[%d]", i), "%v", err)
 		}
 	}
@@ -345,4 +345,21 @@ func readSecret(path string) (string, error) {
 		return "", err
 	}
 	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
+// parseCron parses a standard cron expression (5 fields, or a descriptor
+// such as @hourly, optionally after CRON_TZ= or TZ=). robfig/cron panics
+// on some malformed input ("CRON_TZ=" with nothing after it): that is an
+// error here, never a crash.
+func parseCron(spec string) (sched cron.Schedule, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			sched, err = nil, fmt.Errorf("invalid cron expression %q", spec)
+		}
+	}()
+	sched, err = cron.ParseStandard(spec)
+	if err != nil {
+		return nil, fmt.Errorf("invalid cron expression %q: %w", spec, err)
+	}
+	return sched, nil
 }

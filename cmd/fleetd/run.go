@@ -258,7 +258,7 @@ func rootName(fleetsPath, repo string) []fleets.Option {
 // expression.
 func pollFunc(s sourceConfig) (func(time.Time) time.Time, error) {
 	if s.Schedule != "" {
-		sched, err := cron.ParseStandard(s.Schedule)
+		sched, err := parseCron(s.Schedule)
 		if err != nil {
 			return nil, fmt.Errorf("source.schedule: %w", err)
 		}
@@ -285,7 +285,7 @@ func windowFunc(windows []string) (func(time.Time) bool, error) {
 	}
 	var scheds []cron.Schedule
 	for i, w := range windows {
-		s, err := cron.ParseStandard(w)
+		s, err := parseCron(w)
 		if err != nil {
 			return nil, fmt.Errorf("source.windows[%d]: %w", i, err)
 		}

@@ -317,6 +317,7 @@ func loadChecked(ctx context.Context, ft fleetTree, fd fleetDir, host Host, r *r
 	}
 	if err != nil {
 		r.composeErr(err)
+		r.schemaProblems()
 		return nil, false
 	}
 	checkExtensionKeys(r)

@@ -73,6 +73,30 @@ var (
 	pathError   = regexp.MustCompile(`^(services\.[^ :]+|networks\.[^ :]+|volumes\.[^ :]+|secrets\.[^ :]+|configs\.[^ :]+)(?::)? (.*)$`)
 )
 
+// castError is compose-go's message for a value of the wrong type after
+// interpolation, with Go's strconv error in it.
+var castError = regexp.MustCompile(`^failed to cast to expected type: strconv\.(\w+): parsing "(.*)": (.*)$`)
+
+// plainCast says a cast failure in the user's words: what was expected,
+// and the value given.
+func plainCast(msg string) string {
+	m := castError.FindStringSubmatch(msg)
+	if m == nil {
+		return msg
+	}
+	want := "a number"
+	switch m[1] {
+	case "Atoi", "ParseInt", "ParseUint":
+		want = "a whole number"
+	case "ParseBool":
+		want = "true or false"
+	}
+	if m[3] == "value out of range" {
+		return fmt.Sprintf("%q is out of range", m[2])
+	}
+	return fmt.Sprintf("want %s, not %q", want, m[2])
+}
+
 // composeErr turns an error from compose-go into a problem, recovering the
 // field path its message names so that the problem gets a line.
 func (r *report) composeErr(err error) {
@@ -86,7 +110,7 @@ func (r *report) composeErr(err error) {
 		return
 	}
 	if m := interpError.FindStringSubmatch(msg); m != nil {
-		r.atPath(m[1], "invalid value after interpolation: "+m[2])
+		r.atPath(m[1], "invalid value after interpolation: "+plainCast(m[2]))
 		return
 	}
 	if msg == "project name must not be empty" {

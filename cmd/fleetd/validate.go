@@ -28,8 +28,8 @@ func newValidateCmd() *cobra.Command {
 		Long: `validate loads every fleet (a directory holding a compose.yaml) under DIR,
 reports every problem it finds with file, line, fleet, service and field, and
 prints each valid fleet's services, images, replicas and whether it targets
-the host. Exit 0 when every fleet is valid, 1 when any is invalid, 2 for usage
-errors.
+the host. Exit 0 when every fleet is valid, 1 when any is invalid, when DIR
+holds no fleet at all, or on a usage error.
 
 With --base REF, DIR must be inside a Git repository: the fleets directory is
 also loaded as it was at REF, and each problem is marked new (introduced
@@ -76,6 +76,9 @@ plan --base).`,
 			}
 			if report.failed() {
 				return &exitError{code: exitFailure, err: errors.New("")}
+			}
+			if len(loaded) == 0 && len(problems) == 0 && base == "" {
+				return fmt.Errorf("no fleet under %s: a fleet is a directory holding a compose.yaml (or compose.yml, docker-compose.yaml); pass the directory of the fleets, or the repository's root", dir)
 			}
 			return nil
 		},

@@ -190,6 +190,11 @@ func readConfig(path string) (daemonConfig, error) {
 	if len(data) > maxConfigSize {
 		return daemonConfig{}, fmt.Errorf("config %s: larger than %d bytes", path, maxConfigSize)
 	}
+	return decodeConfig(path, data)
+}
+
+// decodeConfig parses a configuration file's contents strictly.
+func decodeConfig(path string, data []byte) (daemonConfig, error) {
 	var cfg daemonConfig
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)

@@ -1,15 +1,19 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/pkg/stdcopy"
 
 	"github.com/fleetd/fleetd/fault"
 )
@@ -234,4 +238,49 @@ func lastHealthOutput(h *container.Health) string {
 		return fmt.Sprintf("health check exit code %d", h.Log[len(h.Log)-1].ExitCode)
 	}
 	return out
+}
+
+// Diagnosis is what a container that did not come up says about itself:
+// its state, the output of its last health check, the tail of its logs.
+type Diagnosis struct {
+	State     string // running, exited (code N), restarting, …
+	HealthLog string
+	Logs      string
+}
+
+// Diagnose reads a container's state, last health check output and the
+// last lines of its logs (stdout and stderr, interleaved as Docker keeps
+// them).
+func (d *Docker) Diagnose(ctx context.Context, id string, lines int) (_ Diagnosis, err error) {
+	defer classified(&err)
+	var out Diagnosis
+	ins, err := d.cli.ContainerInspect(ctx, id)
+	if err != nil {
+		return out, fmt.Errorf("inspect %s: %w", id, err)
+	}
+	if s := ins.State; s != nil {
+		out.State = s.Status
+		if s.Status == "exited" {
+			out.State = fmt.Sprintf("exited (code %d)", s.ExitCode)
+		}
+		if h := s.Health; h != nil && len(h.Log) > 0 {
+			out.HealthLog = strings.TrimSpace(h.Log[len(h.Log)-1].Output)
+		}
+	}
+	rc, err := d.cli.ContainerLogs(ctx, id, container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: strconv.Itoa(lines)})
+	if err != nil {
+		return out, fmt.Errorf("logs of %s: %w", id, err)
+	}
+	defer rc.Close()
+	var buf bytes.Buffer
+	if ins.Config != nil && ins.Config.Tty {
+		_, err = io.Copy(&buf, io.LimitReader(rc, 64<<10))
+	} else {
+		_, err = stdcopy.StdCopy(&buf, &buf, io.LimitReader(rc, 64<<10))
+	}
+	out.Logs = strings.TrimRight(buf.String(), "\n")
+	if err != nil {
+		return out, fmt.Errorf("logs of %s: %w", id, err)
+	}
+	return out, nil
 }

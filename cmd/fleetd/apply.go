@@ -18,8 +18,9 @@ import (
 
 func newApplyCmd() *cobra.Command {
 	var l liveFlags
-	var dryRun, allowMassPrune, retry bool
+	var dryRun, allowMassPrune, retry, noWait bool
 	var parallelism int
+	var waitTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "apply",
 		Short: "Converge this host to the fleets in --repo once",
@@ -27,11 +28,17 @@ func newApplyCmd() *cobra.Command {
 engine, plans and executes the actions that converge it — changed services
 are rolled out batch by batch behind a health gate, with automatic rollback
 as their update_config says — printing each action with its result and
-duration, each rollout event, then a summary. Exit 0 when the host matches
-the spec, 1 otherwise (naming what failed).
+duration, each rollout event, then a summary. Then, as docker compose up
+--wait, it waits until every container of the desired services is healthy
+(or, without a healthcheck, running), each within its service's
+health_timeout (or --wait-timeout), and prints each one that is not with its
+state, last health check output and the tail of its logs. Exit 0 when the
+host matches the spec and everything is up, 1 otherwise (naming what
+failed).
 
-A rollout that failed (rolled back or paused) is not retried until the spec
-changes again, or --retry asks for it.
+A rollout that failed (rolled back or paused), or a service that did not
+become healthy after apply, is not retried until the spec changes again,
+or --retry asks for it.
 
 Swarm fleets (x-fleetd engine: swarm) are applied through the swarm when
 the local engine is one of its managers, holding the swarm's lease while
@@ -84,14 +91,20 @@ so (exit 1).`,
 				return err
 			}
 			sw.onEvent = p.event
-			return errors.Join(summarize(out, outcome, time.Since(started)), sw.run(cmd.Context(), out, st))
+			if err := summarize(out, outcome, time.Since(started)); err != nil || noWait {
+				return errors.Join(err, sw.run(cmd.Context(), out, st))
+			}
+			return errors.Join(waitHealthy(cmd.Context(), out, st.engine, st.desired, waitTimeout, outcome.Rollouts), sw.run(cmd.Context(), out, st))
 		},
 	}
 	l.register(cmd)
 	registerStateDir(cmd)
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan, change nothing")
 	cmd.Flags().BoolVar(&allowMassPrune, "allow-mass-prune", false, "lift the prune guard for this run")
-	cmd.Flags().BoolVar(&retry, "retry", false, "retry rollouts that failed (rolled back or paused) on the current spec")
+	cmd.Flags().BoolVar(&retry, "retry", false, "retry rollouts that failed (rolled back or paused), and services that did not become healthy, on the current spec")
+	cmd.Flags().BoolVar(&retry, "force", false, "the same as --retry")
+	cmd.Flags().BoolVar(&noWait, "no-wait", false, "do not wait for the containers to be healthy after converging")
+	cmd.Flags().DurationVar(&waitTimeout, "wait-timeout", 0, "how long each container may take to be healthy (default: its service's x-fleetd.health_timeout, 60s)")
 	cmd.Flags().IntVar(&parallelism, "parallelism", 4, "engine actions in flight at once (health gates and other waits do not count)")
 	return cmd
 }

@@ -16,9 +16,11 @@ import (
 // Swarm drains a node stop-first: its tasks stop, then start elsewhere.
 // That can take more tasks down at once than the service's update policy
 // lets a rollout take (none for start-first, parallelism for stop-first).
-// So before a drain from Git, fleetd surges such services: it scales them
-// up by the difference, waits until the tasks off the draining nodes are
-// enough, drains, waits for the replacements, and scales them back.
+// So before a drain from Git, fleetd surges such services: it pauses the
+// nodes to drain (no new task goes there, so the surge lands elsewhere),
+// scales the services up by the difference, waits until the tasks off the
+// draining nodes are enough, drains, waits for the replacements, and
+// scales them back.
 
 // TaskPlace is one task the swarm means to run: its service, its node, and
 // whether it runs yet.
@@ -136,6 +138,11 @@ func (d *Docker) drain(ctx context.Context, ups []NodeUpdate, leading func() boo
 		surges = PlanSurges(draining, services, tasks)
 	}
 	var notes []string
+	if len(surges) > 0 {
+		if ups, err = d.pause(ctx, ups, draining, leading); err != nil {
+			return "", err
+		}
+	}
 	for _, s := range surges {
 		if err := d.scale(ctx, s.ID, s.Replicas+s.Extra, leading); err != nil {
 			return "", fmt.Errorf("surge %s before the drain: %w", s.Name, err)
@@ -168,6 +175,39 @@ func (d *Docker) drain(ctx context.Context, ups []NodeUpdate, leading func() boo
 		notes = append([]string{"surged " + strings.Join(names, ", ")}, notes...)
 	}
 	return strings.Join(notes, "; "), nil
+}
+
+// pause sets the nodes about to drain to pause, so that the surge's new
+// tasks go to the other nodes, and returns the updates with the nodes'
+// new versions.
+func (d *Docker) pause(ctx context.Context, ups []NodeUpdate, draining map[string]bool, leading func() bool) (_ []NodeUpdate, err error) {
+	defer classified(&err)
+	for _, u := range ups {
+		if !draining[u.Node.ID] {
+			continue
+		}
+		if !leading() {
+			return nil, ErrNotLeading
+		}
+		spec := u.Node.Spec
+		spec.Availability = swarm.NodeAvailabilityPause
+		if err := d.cli.NodeUpdate(ctx, u.Node.ID, swarm.Version{Index: u.Node.Version}, spec); err != nil {
+			return nil, fmt.Errorf("pause node %s before the drain: %w", u.Node.Hostname, err)
+		}
+	}
+	nodes, err := d.nodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := slices.Clone(ups)
+	for i := range out {
+		for _, n := range nodes {
+			if n.ID == out[i].Node.ID {
+				out[i].Node.Version = n.Version
+			}
+		}
+	}
+	return out, nil
 }
 
 // placed lists the replicated services this instance owns (of every

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/fleetd/fleetd/drift"
+	"github.com/fleetd/fleetd/engine"
+	"github.com/fleetd/fleetd/fleets"
+	"github.com/fleetd/fleetd/reconcile"
+)
+
+// logLines is how much of a failing container's log apply prints.
+const logLines = 20
+
+// waitHealthy is `fleetd apply`'s last step, as `docker compose up --wait`:
+// every container of the desired services must become healthy (or,
+// without a healthcheck, keep running) within its timeout. It prints each
+// one that does not with its state, last health check output and the
+// tail of its logs, records those services' specs as failed (so that the
+// next apply of the same revision leaves them to inspect rather than
+// restarting them, until --retry or a new commit), and fails.
+func waitHealthy(ctx context.Context, w io.Writer, eng *engine.Docker, desired []fleets.Fleet, override time.Duration, rollouts reconcile.Rollouts) error {
+	obs, err := eng.Observe(ctx, drift.ObserveOptions{})
+	if err != nil {
+		return fmt.Errorf("observe: %w", err)
+	}
+	targets := reconcile.WaitTargets(desired, obs, override)
+	if len(targets) == 0 {
+		return nil
+	}
+	start := time.Now()
+	errs := make([]error, len(targets))
+	g := errgroup.Group{}
+	g.SetLimit(16)
+	for i, t := range targets {
+		g.Go(func() error {
+			errs[i] = eng.WaitHealthy(ctx, t.ID, t.Timeout)
+			return nil
+		})
+	}
+	_ = g.Wait() // the goroutines report through errs
+	var failed []reconcile.WaitTarget
+	reasons := map[string]string{}
+	var names []string
+	for i, t := range targets {
+		if errs[i] == nil {
+			continue
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		failed = append(failed, t)
+		reasons[t.Fleet+"/"+t.Service] = errs[i].Error()
+		names = append(names, t.Fleet+"/"+t.Service+" "+t.Container)
+		fmt.Fprintf(w, "not healthy  %s/%s %s: %v\n", t.Fleet, t.Service, t.Container, errs[i])
+		d, err := eng.Diagnose(ctx, t.ID, logLines)
+		if d.State != "" {
+			fmt.Fprintf(w, "  state: %s\n", d.State)
+		}
+		if d.HealthLog != "" {
+			fmt.Fprintf(w, "  last health check: %s\n", oneLine(d.HealthLog))
+		}
+		if d.Logs != "" {
+			fmt.Fprintf(w, "  last %d log lines:\n    %s\n", logLines, strings.ReplaceAll(d.Logs, "\n", "\n    "))
+		}
+		if err != nil {
+			fmt.Fprintf(w, "  (%v)\n", err)
+		}
+	}
+	if len(failed) == 0 {
+		fmt.Fprintf(w, "%d containers healthy (%s)\n", len(targets), time.Since(start).Round(time.Millisecond))
+		return nil
+	}
+	if err := saveRollouts(reconcile.FirstDeployFailed(rollouts, failed, reasons, time.Now())); err != nil {
+		return err
+	}
+	return &exitError{code: exitFailure, err: errors.New("not healthy within the wait (kept as they are; apply --retry, or a new commit, tries again):\n  " + strings.Join(names, "\n  "))}
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}

@@ -29,6 +29,8 @@ type Metrics struct {
 	webhooks          *prometheus.CounterVec
 	dropped           prometheus.Counter
 	conditions        *prometheus.GaugeVec
+	lastSuccess       *prometheus.GaugeVec
+	buildInfo         *prometheus.GaugeVec
 
 	mu         sync.Mutex
 	driftKinds map[string]bool      // every kind ever set, to reset to 0
@@ -80,12 +82,18 @@ func NewMetrics() *Metrics {
 	m.dropped = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "fleetd_notifications_dropped_total", Help: "Notifications dropped because a sink was slow or down.",
 	})
+	m.lastSuccess = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "fleetd_last_success_timestamp_seconds", Help: "When a fleet's apply last succeeded (Unix time): alert on it growing old.",
+	}, []string{"fleet"})
+	m.buildInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "fleetd_build_info", Help: "fleetd's build (always 1): version, VCS revision and Go version.",
+	}, []string{"version", "revision", "goversion"})
 	m.conditions = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "fleetd_fleet_condition", Help: "A fleet's conditions (Ready, Progressing, Degraded, Stalled): 1 when True, 0 when False, with the current reason.",
 	}, []string{"fleet", "type", "reason"})
 	m.Registry.MustRegister(
 		m.reconciles, m.reconcileDuration, m.drift, m.applied,
-		m.fetchDuration, m.fetchFailures, m.backoff, m.rollouts, m.webhooks, m.dropped, m.conditions,
+		m.fetchDuration, m.fetchFailures, m.backoff, m.rollouts, m.webhooks, m.dropped, m.conditions, m.lastSuccess, m.buildInfo,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -100,6 +108,18 @@ func (m *Metrics) ObserveReconcile(fleet, result string, d time.Duration) {
 	}
 	m.reconciles.WithLabelValues(fleet, result).Inc()
 	m.reconcileDuration.WithLabelValues(fleet).Observe(d.Seconds())
+	if result == "ok" {
+		m.lastSuccess.WithLabelValues(fleet).Set(float64(time.Now().Unix()))
+	}
+}
+
+// SetBuildInfo sets fleetd_build_info to this build.
+func (m *Metrics) SetBuildInfo(version, revision, goVersion string) {
+	if m == nil {
+		return
+	}
+	m.buildInfo.Reset()
+	m.buildInfo.WithLabelValues(version, revision, goVersion).Set(1)
 }
 
 // SetDrift sets the drift items by kind; kinds seen before and absent now
@@ -165,6 +185,7 @@ func (m *Metrics) ForgetFleet(fleet string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.conditions.DeletePartialMatch(prometheus.Labels{"fleet": fleet})
+	m.lastSuccess.DeleteLabelValues(fleet)
 	for key := range m.condReason {
 		if key[0] == fleet {
 			delete(m.condReason, key)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -147,5 +148,33 @@ func TestConditionSeries(t *testing.T) {
 		if strings.Contains(text, gone) {
 			t.Errorf("series %s still exposed", gone)
 		}
+	}
+}
+
+func TestBuildInfoAndLastSuccess(t *testing.T) {
+	m := NewMetrics()
+	srv := New(Config{}, m)
+	m.SetBuildInfo("v1.2.3", "abc123", "go1.26")
+	before := time.Now().Unix()
+	m.ObserveReconcile("web", "ok", time.Second)
+	m.ObserveReconcile("db", "failed", time.Second)
+	text := scrape(t, srv)
+	hasLine(t, text, `fleetd_build_info{goversion="go1.26",revision="abc123",version="v1.2.3"} 1`)
+	if strings.Contains(text, `fleetd_last_success_timestamp_seconds{fleet="db"}`) {
+		t.Error("a failed apply set the last success")
+	}
+	var ts int64
+	for _, l := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(l, `fleetd_last_success_timestamp_seconds{fleet="web"} `); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			ts = int64(f)
+		}
+	}
+	if ts < before {
+		t.Errorf("last success of web %d, want at least %d", ts, before)
+	}
+	m.ForgetFleet("web")
+	if strings.Contains(scrape(t, srv), `fleetd_last_success_timestamp_seconds{fleet="web"}`) {
+		t.Error("a forgotten fleet keeps its last success")
 	}
 }

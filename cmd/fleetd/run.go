@@ -120,6 +120,8 @@ func runAgent(ctx context.Context, cfg daemonConfig) error {
 		return err
 	}
 	metrics := server.NewMetrics()
+	b := buildOf()
+	metrics.SetBuildInfo(b.Version, b.Revision, b.GoVersion)
 	agentCfg, err := agentConfig(cfg, host, log)
 	if err != nil {
 		return err

@@ -2,8 +2,10 @@ package main
 
 import (
 	"fmt"
+	"runtime"
 	"runtime/debug"
 
+	"github.com/docker/docker/api"
 	"github.com/spf13/cobra"
 )
 
@@ -18,13 +20,47 @@ func versionString() string {
 	return v
 }
 
+// build is what the binary knows of how it was built.
+type build struct {
+	Version, Revision, Time, GoVersion, Platform string
+	Modified                                     bool
+}
+
+// buildOf reads the build from the binary's build information.
+func buildOf() build {
+	b := build{Version: versionString(), Revision: "unknown", GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range info.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				b.Revision = s.Value
+			case "vcs.time":
+				b.Time = s.Value
+			case "vcs.modified":
+				b.Modified = s.Value == "true"
+			}
+		}
+	}
+	return b
+}
+
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "version",
-		Short: "Print fleetd's version",
-		Args:  cobra.NoArgs,
+		Use:     "version",
+		Short:   "Print fleetd's version and how it was built",
+		Example: "  fleetd version",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := fmt.Fprintf(cmd.OutOrStdout(), "fleetd %s\n", versionString())
+			b := buildOf()
+			rev := b.Revision
+			if b.Time != "" {
+				rev += " (" + b.Time + ")"
+			}
+			if b.Modified {
+				rev += ", with uncommitted changes"
+			}
+			_, err := fmt.Fprintf(cmd.OutOrStdout(), "fleetd %s\n  commit      %s\n  go          %s %s\n  Docker API  up to %s (negotiated with the engine)\n",
+				b.Version, rev, b.GoVersion, b.Platform, api.DefaultVersion)
 			return err
 		},
 	}

@@ -22,7 +22,11 @@ func newApplyCmd() *cobra.Command {
 	var parallelism int
 	var waitTimeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "apply",
+		Use: "apply",
+		Example: `  fleetd apply --repo ./fleets                 # converge this host, then wait for every container to be healthy
+  fleetd apply --repo ./fleets --dry-run       # print the plan, change nothing
+  fleetd apply --repo ./fleets --retry         # try a failed rollout's spec again
+  fleetd apply --repo ./fleets --no-wait       # do not wait for health after converging`,
 		Short: "Converge this host to the fleets in --repo once",
 		Long: `apply loads the fleets in --repo for this host, observes the local Docker
 engine, plans and executes the actions that converge it — changed services

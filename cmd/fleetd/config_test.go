@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/fleetd/fleetd/fleets"
 )
 
@@ -123,4 +125,18 @@ func TestAgentNamesRootFleetAfterRepository(t *testing.T) {
 			t.Fatalf("root fleet at %s loaded as %+v, %v; want it named fleet", commit, loaded, err)
 		}
 	}
+}
+
+// Every command shows an example of its use (--help).
+func TestEveryCommandHasAnExample(t *testing.T) {
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.Example == "" && c.Name() != "fleetd" && c.Name() != "help" && c.Name() != "completion" {
+			t.Errorf("fleetd %s has no Example", c.CommandPath())
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(newRootCmd())
 }

@@ -29,7 +29,9 @@ func newIngressCmd() *cobra.Command {
 	var stateDir string
 	var accessLog bool
 	cmd := &cobra.Command{
-		Use:   "ingress",
+		Use: "ingress",
+		Example: `  # run by the agent inside the fleetd-ingress container:
+  fleetd ingress --state /state --access-log`,
 		Short: "Run fleetd's ingress (started by the agent in its own container)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -97,7 +97,10 @@ func newDiffCmd() *cobra.Command {
 	var l liveFlags
 	var cheap bool
 	cmd := &cobra.Command{
-		Use:   "diff",
+		Use: "diff",
+		Example: `  fleetd diff --repo ./fleets                  # drift of this host against the fleets
+  fleetd diff --repo ./fleets --format json    # the same, as JSON
+  fleetd diff --repo ./fleets --host web-1 --label role=web`,
 		Short: "Show how this host differs from the fleets in --repo",
 		Long: `diff loads the fleets in --repo for this host, observes the local Docker
 engine and prints the drift, grouped by fleet and service. Swarm fleets

@@ -18,9 +18,10 @@ const notifyTestTimeout = 30 * time.Second
 
 func newNotifyCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "notify",
-		Short: "Notification sinks (Slack, webhooks)",
-		Args:  cobra.NoArgs,
+		Use:     "notify",
+		Example: `  fleetd notify test --config /etc/fleetd/config.yaml`,
+		Short:   "Notification sinks (Slack, webhooks)",
+		Args:    cobra.NoArgs,
 	}
 	cmd.AddCommand(newNotifyTestCmd())
 	return cmd
@@ -29,8 +30,9 @@ func newNotifyCmd() *cobra.Command {
 func newNotifyTestCmd() *cobra.Command {
 	var configPath string
 	cmd := &cobra.Command{
-		Use:   "test [--config FILE]",
-		Short: "Send a test message to every configured notification sink",
+		Use:     "test [--config FILE]",
+		Example: `  fleetd notify test --config /etc/fleetd/config.yaml`,
+		Short:   "Send a test message to every configured notification sink",
 		Long: `test sends a test message to every sink under notify in the
 configuration file (Slack, webhooks), bypassing filters and dedup, and prints
 each one's result. It exits 1 if any sink failed.`,

@@ -18,7 +18,9 @@ func newPlanCmd() *cobra.Command {
 	var rf revFlags
 	var live, allowMassPrune bool
 	cmd := &cobra.Command{
-		Use:   "plan --live | plan --base REF [--head REF]",
+		Use: "plan --live | plan --base REF [--head REF]",
+		Example: `  fleetd plan --live --repo ./fleets           # what apply would do on this host, and why
+  fleetd plan --base origin/main --head HEAD --inventory hosts.yaml --format markdown   # for a pull request`,
 		Short: "Show what apply would do on this host, and why",
 		Long: `plan --live loads the fleets in --repo for this host, observes the local
 Docker engine and prints the actions 'fleetd apply' would take, each with its

@@ -32,7 +32,9 @@ func newRunCmd() *cobra.Command {
 	var check bool
 	var listen, stateDir, url, ref, path string
 	cmd := &cobra.Command{
-		Use:   "run --config FILE",
+		Use: "run --config FILE",
+		Example: `  fleetd run --config /etc/fleetd/config.yaml
+  fleetd run --config /etc/fleetd/config.yaml --check   # validate the configuration and exit`,
 		Short: "Run the agent: follow the Git repository and keep this host converged",
 		Long: `run starts the fleetd agent. It follows the repository in the
 configuration file (poll interval or cron schedule, webhooks, manual syncs),

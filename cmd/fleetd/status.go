@@ -20,7 +20,9 @@ import (
 func newStatusCmd() *cobra.Command {
 	var addr, format string
 	cmd := &cobra.Command{
-		Use:   "status",
+		Use: "status",
+		Example: `  fleetd status
+  fleetd status --addr 10.0.0.5:9750 --format json`,
 		Short: "Show a running agent's status (GET /v1/status) as a table",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -50,9 +52,10 @@ func newStatusCmd() *cobra.Command {
 func newSyncCmd() *cobra.Command {
 	var addr, tokenFile string
 	cmd := &cobra.Command{
-		Use:   "sync",
-		Short: "Ask a running agent to sync now (POST /v1/sync), retrying failed rollouts",
-		Args:  cobra.NoArgs,
+		Use:     "sync",
+		Example: `  fleetd sync --token-file /etc/fleetd/api-token`,
+		Short:   "Ask a running agent to sync now (POST /v1/sync), retrying failed rollouts",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			token, err := readSecret(tokenFile)
 			if err != nil {

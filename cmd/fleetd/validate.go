@@ -23,7 +23,10 @@ func newValidateCmd() *cobra.Command {
 	var hf hostFlags
 	var format, base string
 	cmd := &cobra.Command{
-		Use:   "validate [DIR]",
+		Use: "validate [DIR]",
+		Example: `  fleetd validate ./fleets
+  fleetd validate ./fleets --host web-1 --label role=web
+  fleetd validate ./fleets --base origin/main  # fail only on problems new since main`,
 		Short: "Load every fleet under DIR and report what this host would run",
 		Long: `validate loads every fleet (a directory holding a compose.yaml) under DIR,
 reports every problem it finds with file, line, fleet, service and field, and

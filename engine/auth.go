@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	credclient "github.com/docker/docker-credential-helpers/client"
+	"github.com/docker/docker-credential-helpers/credentials"
 	registrytypes "github.com/docker/docker/api/types/registry"
 )
 
@@ -17,13 +19,45 @@ import (
 // Hub credentials.
 const dockerHubConfigKey = "https://index.docker.io/v1/"
 
-// configFile is the part of ~/.docker/config.json fleetd reads. Credential
-// helpers (credsStore, credHelpers) are not supported.
+// configFile is the part of ~/.docker/config.json fleetd reads: the
+// credentials kept in the file, and the credential helpers
+// (docker-credential-<name> programs) that keep them elsewhere.
 type configFile struct {
 	Auths map[string]struct {
 		Auth          string `json:"auth"`
 		IdentityToken string `json:"identitytoken"`
 	} `json:"auths"`
+	CredsStore  string            `json:"credsStore"`
+	CredHelpers map[string]string `json:"credHelpers"`
+}
+
+// helperFor names the credential helper the Docker CLI would ask about
+// registry: its own in credHelpers, else the credsStore; "" for none.
+func (c configFile) helperFor(registry string) string {
+	for key, helper := range c.CredHelpers {
+		if configKeyHost(key) == configKeyHost(registryKey(registry)) {
+			return helper
+		}
+	}
+	return c.CredsStore
+}
+
+// helperAuth asks the credential helper docker-credential-<helper> for
+// registry's credentials, through the docker-credential-helpers client (as
+// the Docker CLI does); "" when it has none.
+func helperAuth(helper, registry string) (string, error) {
+	creds, err := credclient.Get(credclient.NewShellProgramFunc("docker-credential-"+helper), registryKey(registry))
+	if credentials.IsErrCredentialsNotFound(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("credential helper docker-credential-%s for %s: %w", helper, registry, err)
+	}
+	ac := registrytypes.AuthConfig{ServerAddress: creds.ServerURL, Username: creds.Username, Password: creds.Secret}
+	if creds.Username == "<token>" { // an identity token, as the CLI stores one
+		ac.Username, ac.Password, ac.IdentityToken = "", "", creds.Secret
+	}
+	return registrytypes.EncodeAuthConfig(ac)
 }
 
 // registryAuth returns the encoded X-Registry-Auth for registry from
@@ -42,6 +76,9 @@ func registryAuth(dir, registry string) (string, error) {
 	var cfg configFile
 	if err := json.Unmarshal(raw, &cfg); err != nil {
 		return "", fmt.Errorf("parse docker config %s: %w", filepath.Join(dir, "config.json"), err)
+	}
+	if helper := cfg.helperFor(registry); helper != "" {
+		return helperAuth(helper, registry)
 	}
 	for key, entry := range cfg.Auths {
 		if configKeyHost(key) != configKeyHost(registryKey(registry)) {

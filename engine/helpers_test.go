@@ -199,3 +199,48 @@ func TestRegistryAuth(t *testing.T) {
 		t.Errorf("no config: auth = %q, %v; want none", enc, err)
 	}
 }
+
+// Credential helpers, as the Docker CLI uses them: credHelpers for one
+// registry, else credsStore; a helper that knows nothing means no auth.
+func TestRegistryAuthHelpers(t *testing.T) {
+	bin := t.TempDir()
+	helper := `#!/bin/sh
+[ "$1" = get ] || exit 1
+read -r server
+case "$server" in
+  registry.example.com) echo '{"ServerURL":"registry.example.com","Username":"alice","Secret":"from-helper"}' ;;
+  https://index.docker.io/v1/) echo '{"ServerURL":"https://index.docker.io/v1/","Username":"<token>","Secret":"id-token"}' ;;
+  *) echo "credentials not found in native keychain"; exit 1 ;;
+esac
+`
+	for _, name := range []string{"docker-credential-fleetdtest", "docker-credential-store"} {
+		if err := os.WriteFile(filepath.Join(bin, name), []byte(helper), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	dir := t.TempDir()
+	cfg := `{"credsStore":"store","credHelpers":{"registry.example.com":"fleetdtest"},"auths":{"registry.example.com":{"auth":"` +
+		base64.StdEncoding.EncodeToString([]byte("file:ignored")) + `"}}}`
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	decoded := func(registry string) string {
+		t.Helper()
+		enc, err := registryAuth(dir, registry)
+		if err != nil {
+			t.Fatalf("%s: %v", registry, err)
+		}
+		raw, _ := base64.URLEncoding.DecodeString(enc)
+		return string(raw)
+	}
+	if got := decoded("registry.example.com"); !strings.Contains(got, `"username":"alice"`) || !strings.Contains(got, `"password":"from-helper"`) {
+		t.Errorf("credHelpers: %s", got)
+	}
+	if got := decoded("docker.io"); !strings.Contains(got, `"identitytoken":"id-token"`) || strings.Contains(got, "<token>") {
+		t.Errorf("credsStore with an identity token: %s", got)
+	}
+	if got := decoded("ghcr.io"); got != "" {
+		t.Errorf("a registry the store does not know: %s, want no auth", got)
+	}
+}

@@ -104,7 +104,7 @@ func (r *report) composeErr(err error) {
 	if m := schemaError.FindStringSubmatch(msg); m != nil {
 		detail := m[3]
 		if detail == "false schema" {
-			detail = "unknown key (not in the Compose specification)"
+			detail = unknownKey(m[2])
 		}
 		r.atPath(m[2], detail)
 		return

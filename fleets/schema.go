@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +15,8 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
+
+	"github.com/fleetd/fleetd/hint"
 )
 
 // composeSchema is the Compose specification's JSON schema, as compose-go
@@ -119,7 +122,7 @@ func leaves(e *jsonschema.ValidationError) []*jsonschema.ValidationError {
 func schemaMessage(e *jsonschema.ValidationError) string {
 	switch k := e.ErrorKind.(type) {
 	case *kind.FalseSchema:
-		return "unknown key (not in the Compose specification)"
+		return unknownKey(strings.Join(e.InstanceLocation, "."))
 	case *kind.AdditionalProperties:
 		return fmt.Sprintf("unknown key %s (not in the Compose specification)", strings.Join(k.Properties, ", "))
 	case *kind.Type:
@@ -209,4 +212,46 @@ func article(noun string) string {
 		return "an " + noun
 	}
 	return "a " + noun
+}
+
+// schemaKeys are the keys the Compose schema allows at the top level and
+// in a service, for "did you mean".
+var schemaKeys = sync.OnceValue(func() map[string][]string {
+	type object struct {
+		Properties map[string]any `json:"properties"`
+		AllOf      []struct {
+			Ref string `json:"$ref"`
+		} `json:"allOf"`
+	}
+	var doc struct {
+		object
+		Defs map[string]object `json:"$defs"`
+	}
+	out := map[string][]string{}
+	if json.Unmarshal([]byte(schema.Schema), &doc) != nil {
+		return out
+	}
+	out[""] = slices.Sorted(maps.Keys(doc.Properties))
+	// A service's keys: its own and those of the definitions it is all of.
+	svc := doc.Defs["service"]
+	keys := slices.Collect(maps.Keys(svc.Properties))
+	for _, ref := range svc.AllOf {
+		keys = append(keys, slices.Collect(maps.Keys(doc.Defs[strings.TrimPrefix(ref.Ref, "#/$defs/")].Properties))...)
+	}
+	slices.Sort(keys)
+	out["services.*"] = slices.Compact(keys)
+	return out
+})
+
+// unknownKey says that the key at path is not in the Compose
+// specification, with the key meant when one is close.
+func unknownKey(path string) string {
+	parts := strings.Split(path, ".")
+	parent := ""
+	if len(parts) == 3 && parts[0] == "services" {
+		parent = "services.*"
+	} else if len(parts) != 1 {
+		return "unknown key (not in the Compose specification)"
+	}
+	return "unknown key (not in the Compose specification)" + hint.DidYouMean(parts[len(parts)-1], schemaKeys()[parent])
 }

@@ -4,7 +4,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/dotenv"
+	"github.com/compose-spec/compose-go/v2/loader"
+	"github.com/compose-spec/compose-go/v2/types"
+	"golang.org/x/sync/errgroup"
 )
 
 // benchFleet is a realistic five-service fleet: web, api with a build-free
@@ -72,4 +79,55 @@ func BenchmarkLoad(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkLoadVsCompose loads 1,000 services (200 fleets of 5) with
+// fleetd and with compose-go alone (the same files, .env and project
+// names, the same number of workers) and reports fleetd's time as a ratio
+// of compose-go's: what fleetd adds (conversion, validation, confinement,
+// the checks across fleets).
+func BenchmarkLoadVsCompose(b *testing.B) {
+	root := benchRepo(b, 200)
+	host := Host{Name: "h"}
+	dirs, err := os.ReadDir(root)
+	if err != nil {
+		b.Fatal(err)
+	}
+	composeOnly := func() {
+		g := errgroup.Group{}
+		g.SetLimit(runtime.GOMAXPROCS(0))
+		for _, d := range dirs {
+			g.Go(func() error {
+				dir := filepath.Join(root, d.Name())
+				env, err := dotenv.Read(filepath.Join(dir, ".env"))
+				if err != nil {
+					return err
+				}
+				_, err = loader.LoadWithContext(b.Context(), types.ConfigDetails{
+					WorkingDir:  dir,
+					ConfigFiles: []types.ConfigFile{{Filename: filepath.Join(dir, "compose.yaml")}},
+					Environment: env,
+				}, func(o *loader.Options) { o.SetProjectName(d.Name(), true) })
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var fleetd, compose time.Duration
+	for b.Loop() {
+		start := time.Now()
+		composeOnly()
+		compose += time.Since(start)
+		start = time.Now()
+		fleets, err := Load(b.Context(), root, host)
+		if err != nil || len(fleets) != 200 {
+			b.Fatalf("Load: %d fleets, %v", len(fleets), err)
+		}
+		fleetd += time.Since(start)
+	}
+	b.ReportMetric(float64(compose.Milliseconds())/float64(b.N), "ms-compose-go/op")
+	b.ReportMetric(float64(fleetd.Milliseconds())/float64(b.N), "ms-fleetd/op")
+	b.ReportMetric(float64(fleetd)/float64(compose), "ratio")
 }

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/docker/docker/api"
 	"github.com/docker/docker/api/types/versions"
 	"github.com/docker/docker/client"
 
@@ -219,3 +220,7 @@ func (d *Docker) Ping(ctx context.Context) error {
 	}
 	return nil
 }
+
+// MaxAPIVersion is the newest Docker Engine API version this build
+// speaks; the version used is negotiated with each engine.
+func MaxAPIVersion() string { return api.DefaultVersion }

@@ -59,10 +59,11 @@ func Converge(ctx context.Context, eng Engine, desired []fleets.Fleet, pol Polic
 	opts = opts.withDefaults(desired)
 	out.Rollouts = Forget(pol.Rollouts, desired)
 	defer func() { out.Heals = pol.Heals }()
-	// Best effort: a service moving onto the ingress holds the port the
-	// ingress needs until this pass stops its old replicas; the route
-	// actions that need the ingress fail on their own if it is down.
-	_ = syncIngress(ctx, opts.Exec.Router, desired, pol.Scope)
+	// Not fatal yet: a service moving onto the ingress holds the port the
+	// ingress needs until this pass stops its old replicas, and the route
+	// actions that need the ingress fail on their own if it is down. With
+	// nothing to do, though, it is the apply's outcome.
+	ingressErr := syncIngress(ctx, opts.Exec.Router, desired, pol.Scope)
 	for waits := 0; out.Passes < opts.MaxPasses && waits <= opts.MaxPasses; {
 		var obs drift.Observed
 		obs, err = eng.Observe(ctx, drift.ObserveOptions{InspectAll: opts.InspectAll && out.Passes == 0})
@@ -74,7 +75,7 @@ func Converge(ctx context.Context, eng Engine, desired []fleets.Fleet, pol Polic
 		out.Last = p
 		if p.Empty() && len(p.Rollouts) == 0 {
 			if p.NextAt.IsZero() || opts.ReturnOnDelay {
-				return out, nil
+				return out, ingressErr
 			}
 			waits++
 			if err := opts.Sleep(ctx, p.NextAt.Sub(opts.Now())); err != nil {
@@ -94,8 +95,8 @@ func Converge(ctx context.Context, eng Engine, desired []fleets.Fleet, pol Polic
 		j.finish(rep)
 		out.Plans, out.Reports = append(out.Plans, p), append(out.Reports, rep)
 		pol.Heals = RecordHeals(pol.Heals, rep, opts.Now())
-		if err := syncIngress(ctx, opts.Exec.Router, desired, pol.Scope); err != nil {
-			return out, err
+		if ingressErr = syncIngress(ctx, opts.Exec.Router, desired, pol.Scope); ingressErr != nil {
+			return out, ingressErr
 		}
 		if j.err != nil {
 			return out, j.err

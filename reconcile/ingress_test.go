@@ -155,3 +155,34 @@ func TestRolloutOntoIngressIsStopFirst(t *testing.T) {
 		t.Errorf("plan does not go stop-first onto the ingress:\n%s", s)
 	}
 }
+
+// failingRouter cannot sync (the ingress cannot bind its port).
+type failingRouter struct{ router }
+
+func (*failingRouter) Sync(context.Context, []fleets.Fleet, []string) error {
+	return errors.New("port 8080 is taken")
+}
+
+// An ingress that cannot be synced fails the applies of fleets behind it
+// (even with nothing else to do), and no other fleet's.
+func TestIngressSyncFailure(t *testing.T) {
+	e := newFake(t)
+	behind, plain := behindIngress(1, "app:v1"), rolling(1, "app:v1", fleets.Rollout{Parallelism: 1})
+	plain.Name = "plain"
+	plain.Services[0].Name = "svc"
+	ok := reconcile.ConvergeOptions{Exec: reconcile.ExecOptions{Router: &router{}}}
+	all := []fleets.Fleet{behind, plain}
+	if _, err := reconcile.Converge(t.Context(), e, all, policy(), ok); err != nil {
+		t.Fatal(err)
+	}
+	bad := reconcile.ConvergeOptions{Exec: reconcile.ExecOptions{Router: &failingRouter{}}}
+	pol := policy()
+	pol.Scope = []string{"web"}
+	if _, err := reconcile.Converge(t.Context(), e, all, pol, bad); err == nil || !strings.Contains(err.Error(), "port 8080 is taken") {
+		t.Errorf("fleet behind the ingress, in sync: %v, want the ingress's error", err)
+	}
+	pol.Scope = []string{"plain"}
+	if _, err := reconcile.Converge(t.Context(), e, all, pol, bad); err != nil {
+		t.Errorf("a fleet not behind the ingress: %v, want nil", err)
+	}
+}

@@ -23,11 +23,11 @@ type WaitTarget struct {
 // that run the desired spec: each must become healthy (or, without a
 // healthcheck, keep running) within its timeout. override, when not zero,
 // replaces every service's health_timeout. Swarm fleets are Swarm's to
-// judge. It is pure.
+// judge, and suspended fleets are only reported on. It is pure.
 func WaitTargets(desired []fleets.Fleet, obs drift.Observed, override time.Duration) []WaitTarget {
 	var out []WaitTarget
 	for _, f := range desired {
-		if !f.Targets || f.Engine == fleets.EngineSwarm {
+		if !f.Targets || f.Engine == fleets.EngineSwarm || f.Policy.Suspend {
 			continue
 		}
 		for _, svc := range f.Services {
@@ -51,23 +51,51 @@ func WaitTargets(desired []fleets.Fleet, obs drift.Observed, override time.Durat
 }
 
 // FirstDeployFailed records that the services of failed never became
-// healthy after `fleetd apply`: a paused rollout of their spec, so that the
-// next apply of the same revision leaves the failed replicas as they are to
-// inspect (as a failed rollout's) instead of restarting them, until a new
-// commit or --retry. A service with a record of its own keeps it. It is
-// pure.
-func FirstDeployFailed(rollouts Rollouts, failed []WaitTarget, reason map[string]string, now time.Time) Rollouts {
+// healthy after `fleetd apply` deployed them: a paused rollout of their
+// spec, so that the next apply of the same revision leaves the failed
+// replicas as they are to inspect (as a failed rollout's) instead of
+// restarting them, until a new commit or --retry. Only the containers the
+// apply created (created, by name) count: one that was there before and
+// turned unhealthy is a heal's business, not a deploy's. A service with a
+// record of its own keeps it. It is pure.
+func FirstDeployFailed(rollouts Rollouts, failed []WaitTarget, created map[string]bool, reason map[string]string, now time.Time) Rollouts {
 	out := maps.Clone(rollouts)
 	if out == nil {
 		out = Rollouts{}
 	}
 	for _, t := range failed {
+		if !created[t.Container] {
+			continue
+		}
 		key := rolloutKey(t.Fleet, t.Service)
 		if r, ok := out[key]; ok && r.Target == t.Hash {
 			continue
 		}
 		out[key] = RolloutRecord{Fleet: t.Fleet, Service: t.Service, Target: t.Hash, Status: RolloutPaused,
 			Reason: "not healthy after apply: " + reason[key], Failures: 1, StartedAt: now, LastBatchAt: now}
+	}
+	return out
+}
+
+// Created lists the containers a Converge created, by the names they
+// ended with (a start-first replacement's temporary name renamed to its
+// slot's). It is pure.
+func Created(o Outcome) map[string]bool {
+	out := map[string]bool{}
+	for _, rep := range o.Reports {
+		for _, r := range rep.Results {
+			if r.Status != Done {
+				continue
+			}
+			switch r.Action.Op {
+			case OpCreate:
+				out[r.Action.Target] = true
+			case OpRename:
+				if out[r.Action.Target] {
+					out[r.Action.NewName] = true
+				}
+			}
+		}
 	}
 	return out
 }

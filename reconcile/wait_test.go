@@ -34,12 +34,30 @@ func TestWaitTargets(t *testing.T) {
 	// leaves its replicas as they are; a service with a record keeps it.
 	now := time.Unix(1000, 0)
 	kept := reconcile.Rollouts{"web/other": {Fleet: "web", Service: "other", Target: "x", Status: reconcile.RolloutRolledBack}}
-	out := reconcile.FirstDeployFailed(kept, got[:1], map[string]string{"web/api": "unhealthy: exit 1"}, now)
+	out := reconcile.FirstDeployFailed(kept, got, map[string]bool{"web-api-1": true}, map[string]string{"web/api": "unhealthy: exit 1"}, now)
 	rec := out["web/api"]
 	if rec.Status != reconcile.RolloutPaused || rec.Target != f.Services[0].Hash || !rec.Stalled() || rec.Reason != "not healthy after apply: unhealthy: exit 1" {
 		t.Errorf("record %+v", rec)
 	}
 	if len(out) != 2 || len(kept) != 1 {
 		t.Errorf("records %v (input %v): want the other kept and the input untouched", out, kept)
+	}
+	// A container the apply did not create is not a failed deploy.
+	if out := reconcile.FirstDeployFailed(nil, got[1:], map[string]bool{"web-api-1": true}, nil, now); len(out) != 0 {
+		t.Errorf("a container that was there before got a record: %v", out)
+	}
+	// Suspended fleets are not waited for.
+	f.Policy.Suspend = true
+	if got := reconcile.WaitTargets([]fleets.Fleet{f}, obs, 0); len(got) != 0 {
+		t.Errorf("a suspended fleet is waited for: %+v", got)
+	}
+	// Created: creates, and the names renames give them.
+	o := reconcile.Outcome{Reports: []reconcile.Report{{Results: []reconcile.Result{
+		{Status: reconcile.Done, Action: reconcile.Action{Op: reconcile.OpCreate, Target: "web-api-1-next"}},
+		{Status: reconcile.Done, Action: reconcile.Action{Op: reconcile.OpRename, Target: "web-api-1-next", NewName: "web-api-1"}},
+		{Status: reconcile.Failed, Action: reconcile.Action{Op: reconcile.OpCreate, Target: "web-api-2"}},
+	}}}}
+	if c := reconcile.Created(o); !c["web-api-1"] || c["web-api-2"] {
+		t.Errorf("Created = %v", c)
 	}
 }

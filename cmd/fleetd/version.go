@@ -5,8 +5,9 @@ import (
 	"runtime"
 	"runtime/debug"
 
-	"github.com/docker/docker/api"
 	"github.com/spf13/cobra"
+
+	"github.com/fleetd/fleetd/engine"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -60,7 +61,7 @@ func newVersionCmd() *cobra.Command {
 				rev += ", with uncommitted changes"
 			}
 			_, err := fmt.Fprintf(cmd.OutOrStdout(), "fleetd %s\n  commit      %s\n  go          %s %s\n  Docker API  up to %s (negotiated with the engine)\n",
-				b.Version, rev, b.GoVersion, b.Platform, api.DefaultVersion)
+				b.Version, rev, b.GoVersion, b.Platform, engine.MaxAPIVersion())
 			return err
 		},
 	}

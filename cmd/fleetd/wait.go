@@ -23,10 +23,10 @@ const logLines = 20
 // every container of the desired services must become healthy (or,
 // without a healthcheck, keep running) within its timeout. It prints each
 // one that does not with its state, last health check output and the
-// tail of its logs, records those services' specs as failed (so that the
-// next apply of the same revision leaves them to inspect rather than
-// restarting them, until --retry or a new commit), and fails.
-func waitHealthy(ctx context.Context, w io.Writer, eng *engine.Docker, desired []fleets.Fleet, override time.Duration, rollouts reconcile.Rollouts) error {
+// tail of its logs, records the specs of those it deployed as failed (so
+// that the next apply of the same revision leaves them to inspect rather
+// than restarting them, until --retry or a new commit), and fails.
+func waitHealthy(ctx context.Context, w io.Writer, eng *engine.Docker, desired []fleets.Fleet, override time.Duration, outcome reconcile.Outcome) error {
 	obs, err := eng.Observe(ctx, drift.ObserveOptions{})
 	if err != nil {
 		return fmt.Errorf("observe: %w", err)
@@ -78,10 +78,10 @@ func waitHealthy(ctx context.Context, w io.Writer, eng *engine.Docker, desired [
 		fmt.Fprintf(w, "%d containers healthy (%s)\n", len(targets), time.Since(start).Round(time.Millisecond))
 		return nil
 	}
-	if err := saveRollouts(reconcile.FirstDeployFailed(rollouts, failed, reasons, time.Now())); err != nil {
+	if err := saveRollouts(reconcile.FirstDeployFailed(outcome.Rollouts, failed, reconcile.Created(outcome), reasons, time.Now())); err != nil {
 		return err
 	}
-	return &exitError{code: exitFailure, err: errors.New("not healthy within the wait (kept as they are; apply --retry, or a new commit, tries again):\n  " + strings.Join(names, "\n  "))}
+	return &exitError{code: exitFailure, err: errors.New("not healthy within the wait (what this apply deployed is kept as it is until --retry or a new commit):\n  " + strings.Join(names, "\n  "))}
 }
 
 func oneLine(s string) string {

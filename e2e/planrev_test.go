@@ -490,8 +490,8 @@ func TestValidateBase(t *testing.T) {
 	svc := func(extra string) string {
 		return "services:\n  web:\n    image: shop:1\n    pull_policy: never\n" + extra
 	}
-	g.commit(t, "base", "shop with ipc", map[string]string{
-		"fleets/shop/compose.yaml":  svc("    ipc: host\n"),
+	g.commit(t, "base", "shop with platform", map[string]string{
+		"fleets/shop/compose.yaml":  svc("    platform: linux/amd64\n"),
 		"fleets/hello/compose.yaml": svc(""),
 	})
 	fleetsDir := filepath.Join(g.dir, "fleets")
@@ -501,7 +501,7 @@ func TestValidateBase(t *testing.T) {
 
 	// The base's own problem: reported, not new, exit 0.
 	r := validate("--base", "base")
-	if r.code != 0 || !strings.Contains(r.stdout, "ipc: not supported by fleetd  (already at base)") || !strings.Contains(r.stdout, "1 problems, 0 new since base ") || !strings.HasSuffix(r.stdout, " (base)\n") {
+	if r.code != 0 || !strings.Contains(r.stdout, "platform: not supported by fleetd  (already at base)") || !strings.Contains(r.stdout, "1 problems, 0 new since base ") || !strings.HasSuffix(r.stdout, " (base)\n") {
 		t.Errorf("unchanged tree: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if r := validate(); r.code != 1 {
@@ -510,10 +510,10 @@ func TestValidateBase(t *testing.T) {
 
 	// A new problem in the working tree (uncommitted) fails; lines moved
 	// above the old one do not make it new.
-	g.write(t, "fleets/shop/compose.yaml", "# moved down\n"+svc("    ipc: host\n    links: [hello]\n"))
+	g.write(t, "fleets/shop/compose.yaml", "# moved down\n"+svc("    platform: linux/amd64\n    links: [hello]\n"))
 	r = validate("--base", "base")
 	if r.code != 1 || !strings.Contains(r.stdout, "links: use networks") || !strings.Contains(r.stdout, "(new)") ||
-		!strings.Contains(r.stdout, "ipc: not supported by fleetd  (already at base)") {
+		!strings.Contains(r.stdout, "platform: not supported by fleetd  (already at base)") {
 		t.Errorf("new problem: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	var rep struct {
@@ -532,7 +532,7 @@ func TestValidateBase(t *testing.T) {
 		t.Errorf("json report %+v", rep)
 	}
 	for _, p := range rep.Base.NewProblems {
-		if p.Field == "ipc" {
+		if p.Field == "platform" {
 			t.Errorf("the base's problem is reported new: %+v", p)
 		}
 	}
@@ -554,7 +554,7 @@ func TestValidateBase(t *testing.T) {
 	// The repository's root as DIR (its fleet named after the directory
 	// on both sides), and DIR reached through a symlink.
 	g.commit(t, "root", "a fleet at the root", map[string]string{
-		"compose.yaml": svc("    ipc: host\n"),
+		"compose.yaml": svc("    platform: linux/amd64\n"),
 	})
 	r = runNoDocker(t, "validate", g.dir, "--host", "h1", "--base", "root")
 	if r.code != 0 || strings.Contains(r.stdout, "(new)") || !strings.Contains(r.stdout, "(already at base)") {

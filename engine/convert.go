@@ -147,6 +147,23 @@ func hostConfig(inst fleets.Instance) (*container.HostConfig, error) {
 		ShmSize:        spec.ShmSize,
 		Tmpfs:          tmpfsMap(spec.Tmpfs),
 		Resources:      resources(spec.Resources),
+		PidMode:        container.PidMode(spec.Pid),
+		IpcMode:        container.IpcMode(spec.Ipc),
+		UTSMode:        container.UTSMode(spec.Uts),
+		UsernsMode:     container.UsernsMode(spec.UsernsMode),
+		Runtime:        spec.Runtime,
+		CgroupnsMode:   container.CgroupnsMode(spec.Cgroup),
+		Isolation:      container.Isolation(spec.Isolation),
+		OomScoreAdj:    int(spec.OomScoreAdj),
+		DNSOptions:     spec.DNSOpt,
+		StorageOpt:     spec.StorageOpt,
+	}
+	host.CgroupParent = spec.CgroupParent
+	host.CpusetCpus = spec.CPUSet
+	host.MemorySwap = spec.MemSwapLimit
+	host.DeviceCgroupRules = spec.DeviceCgroupRules
+	if spec.OomKillDisable {
+		host.OomKillDisable = &spec.OomKillDisable
 	}
 	if spec.Init {
 		host.Init = &spec.Init

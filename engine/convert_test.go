@@ -209,3 +209,34 @@ func check[T any](t *testing.T, what string, got, want T) {
 		t.Errorf("%s:\n got %s\nwant %s", what, g, w)
 	}
 }
+
+// Namespaces, runtime and cgroup settings go to the create request as
+// docker compose sends them.
+func TestConvertNamespacesAndCgroups(t *testing.T) {
+	inst := testInstance()
+	sp := &inst.Spec
+	sp.Pid, sp.Ipc, sp.Uts, sp.UsernsMode = "host", "shareable", "host", "host"
+	sp.Runtime, sp.Cgroup, sp.CgroupParent, sp.Isolation = "runc", "private", "/fleetd", "default"
+	sp.CPUSet, sp.OomScoreAdj, sp.OomKillDisable, sp.MemSwapLimit = "0-1", 500, true, 128<<20
+	sp.DNSOpt, sp.StorageOpt, sp.DeviceCgroupRules = []string{"ndots:2"}, map[string]string{"size": "1G"}, []string{"c 1:3 mr"}
+	cc, err := convert(inst, "1.41")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := cc.Host
+	check(t, "PidMode", h.PidMode, container.PidMode("host"))
+	check(t, "IpcMode", h.IpcMode, container.IpcMode("shareable"))
+	check(t, "UTSMode", h.UTSMode, container.UTSMode("host"))
+	check(t, "UsernsMode", h.UsernsMode, container.UsernsMode("host"))
+	check(t, "Runtime", h.Runtime, "runc")
+	check(t, "CgroupnsMode", h.CgroupnsMode, container.CgroupnsMode("private"))
+	check(t, "CgroupParent", h.CgroupParent, "/fleetd")
+	check(t, "Isolation", h.Isolation, container.Isolation("default"))
+	check(t, "CpusetCpus", h.CpusetCpus, "0-1")
+	check(t, "OomScoreAdj", h.OomScoreAdj, 500)
+	check(t, "OomKillDisable", *h.OomKillDisable, true)
+	check(t, "MemorySwap", h.MemorySwap, int64(128<<20))
+	check(t, "DNSOptions", h.DNSOptions, []string{"ndots:2"})
+	check(t, "StorageOpt", h.StorageOpt, map[string]string{"size": "1G"})
+	check(t, "DeviceCgroupRules", h.DeviceCgroupRules, []string{"c 1:3 mr"})
+}

@@ -649,3 +649,35 @@ func TestEvents(t *testing.T) {
 		t.Errorf("actions = %v, want %v", got, want)
 	}
 }
+
+// Namespaces and cgroup settings reach the engine, and the engine runs
+// the container with them; a runtime the engine does not have is a clear
+// error naming it.
+func TestCreateNamespacesAndCgroups(t *testing.T) {
+	cli, d := setup(t)
+	t.Parallel()
+	ref, _ := dockertest.TestImage(t, cli, "v1")
+	fleet := dockertest.Name(t, "ns")
+	inst := instance(fleet, "web", 1, ref)
+	sp := &inst.Spec
+	sp.Pid, sp.Ipc, sp.CPUSet, sp.OomScoreAdj, sp.DNSOpt = "host", "shareable", "0", 500, []string{"ndots:2"}
+	id := createStarted(t, d, inst)
+	ins, err := cli.ContainerInspect(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := ins.HostConfig
+	if h.PidMode != "host" || h.IpcMode != "shareable" || h.CpusetCpus != "0" || h.OomScoreAdj != 500 || len(h.DNSOptions) != 1 {
+		t.Errorf("host config %+v", h)
+	}
+	if !ins.State.Running {
+		t.Errorf("the container does not run: %+v", ins.State)
+	}
+
+	bad := instance(fleet, "odd", 1, ref)
+	bad.Spec.Runtime = "no-such-runtime"
+	_, err = d.CreateContainer(t.Context(), bad)
+	if err == nil || !strings.Contains(err.Error(), "no-such-runtime") {
+		t.Errorf("an unknown runtime: %v, want an error naming it", err)
+	}
+}

@@ -142,6 +142,16 @@ func checkSwarmService(s types.ServiceConfig, r *report) {
 	if len(s.SecurityOpt) > 0 {
 		refuse("security_opt", "not in a Swarm container spec")
 	}
+	for field, set := range map[string]bool{
+		"pid": s.Pid != "", "ipc": s.Ipc != "", "uts": s.Uts != "", "userns_mode": s.UserNSMode != "", "runtime": s.Runtime != "",
+		"cgroup": s.Cgroup != "", "cgroup_parent": s.CgroupParent != "", "cpuset": s.CPUSet != "", "oom_score_adj": s.OomScoreAdj != 0,
+		"oom_kill_disable": s.OomKillDisable, "memswap_limit": s.MemSwapLimit != 0, "storage_opt": len(s.StorageOpt) > 0,
+		"device_cgroup_rules": len(s.DeviceCgroupRules) > 0,
+	} {
+		if set {
+			refuse(field, "not in a Swarm service's container spec")
+		}
+	}
 	for i, p := range s.Ports {
 		if p.HostIP != "" {
 			refuse(fmt.Sprintf("ports.%d.host_ip", i), "Swarm publishes on every address of a node")

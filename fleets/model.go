@@ -284,6 +284,24 @@ type Spec struct {
 	Ulimits     map[string]Ulimit `json:"ulimits,omitempty"`
 	Logging     *Logging          `json:"logging,omitempty"`
 	ShmSize     int64             `json:"shm_size,omitempty"`
+
+	// Namespaces, runtime and cgroup settings, as docker compose passes
+	// them to the engine at create: a change recreates the container.
+	Pid               string            `json:"pid,omitempty"` // host | container:<name>
+	Ipc               string            `json:"ipc,omitempty"` // host | private | shareable | none | container:<name>
+	Uts               string            `json:"uts,omitempty"` // host
+	UsernsMode        string            `json:"userns_mode,omitempty"`
+	Runtime           string            `json:"runtime,omitempty"`
+	Cgroup            string            `json:"cgroup,omitempty"` // host | private
+	CgroupParent      string            `json:"cgroup_parent,omitempty"`
+	Isolation         string            `json:"isolation,omitempty"`
+	CPUSet            string            `json:"cpuset,omitempty"`
+	OomScoreAdj       int64             `json:"oom_score_adj,omitempty"`
+	OomKillDisable    bool              `json:"oom_kill_disable,omitempty"`
+	MemSwapLimit      int64             `json:"memswap_limit,omitempty"` // bytes; -1 unlimited
+	DNSOpt            []string          `json:"dns_opt,omitempty"`
+	StorageOpt        map[string]string `json:"storage_opt,omitempty"`
+	DeviceCgroupRules []string          `json:"device_cgroup_rules,omitempty"` // sorted
 }
 
 // Port is one published or unpublished port binding.

@@ -4,6 +4,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
@@ -92,8 +93,36 @@ func (c *converter) spec(s types.ServiceConfig) Spec {
 		Ulimits:         ulimits(s.Ulimits),
 		Logging:         logging(s.Logging),
 		ShmSize:         int64(s.ShmSize),
+
+		Pid:               c.namespace(s.Name, "pid", s.Pid),
+		Ipc:               c.namespace(s.Name, "ipc", s.Ipc),
+		Uts:               s.Uts,
+		UsernsMode:        s.UserNSMode,
+		Runtime:           s.Runtime,
+		Cgroup:            s.Cgroup,
+		CgroupParent:      s.CgroupParent,
+		Isolation:         s.Isolation,
+		CPUSet:            s.CPUSet,
+		OomScoreAdj:       s.OomScoreAdj,
+		OomKillDisable:    s.OomKillDisable,
+		MemSwapLimit:      int64(s.MemSwapLimit),
+		DNSOpt:            slices.Clone(s.DNSOpts),
+		StorageOpt:        mapOrNil(s.StorageOpt),
+		DeviceCgroupRules: sortedSet(s.DeviceCgroupRules),
 	}
 	return spec
+}
+
+// namespace checks a pid or ipc mode: a service's namespace
+// (service:<name>) needs the ordering network_mode service:x needs too,
+// which fleetd does not do yet; host, container:<name> and the engine's
+// own modes go through as written.
+func (c *converter) namespace(service, field, mode string) string {
+	if strings.HasPrefix(mode, "service:") {
+		c.r.servicef(service, field, "%s %q is not supported: share a container's namespace with container:<name>, or use host", field, mode)
+		return ""
+	}
+	return mode
 }
 
 // replicas is deploy.replicas, else scale, else 1.

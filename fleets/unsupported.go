@@ -74,11 +74,9 @@ func buildUnsupported() []unsupported {
 			"fleetd builds with context, dockerfile, args and target only"})
 	}
 	for _, key := range []string{
-		"ipc", "pid", "uts", "userns_mode", "cgroup", "cgroup_parent", "runtime", "platform",
-		"isolation", "mac_address", "gpus", "cpuset", "cpu_count", "cpu_percent", "cpu_period",
-		"cpu_quota", "cpu_rt_period", "cpu_rt_runtime", "mem_swappiness", "memswap_limit",
-		"oom_kill_disable", "oom_score_adj", "storage_opt",
-		"device_cgroup_rules", "blkio_config", "credential_spec", "dns_opt", "annotations",
+		"platform", "mac_address", "gpus", "cpu_count", "cpu_percent", "cpu_period",
+		"cpu_quota", "cpu_rt_period", "cpu_rt_runtime", "mem_swappiness",
+		"blkio_config", "credential_spec", "annotations",
 		"pre_start", "post_start", "pre_stop", "provider", "models", "use_api_socket",
 		"volume_driver", "pull_refresh_after",
 	} {

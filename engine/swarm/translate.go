@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
@@ -252,8 +253,11 @@ func (t translator) service(svc fleets.Service, fleetPlacement []string) (Servic
 	if sp.Init {
 		cs.Init = ptr(true)
 	}
-	if len(sp.DNS) > 0 || len(sp.DNSSearch) > 0 {
-		cs.DNSConfig = &swarm.DNSConfig{Nameservers: sp.DNS, Search: sp.DNSSearch}
+	if len(sp.DNS) > 0 || len(sp.DNSSearch) > 0 || len(sp.DNSOpt) > 0 {
+		cs.DNSConfig = &swarm.DNSConfig{Nameservers: sp.DNS, Search: sp.DNSSearch, Options: sp.DNSOpt}
+	}
+	if sp.Isolation != "" {
+		cs.Isolation = container.Isolation(sp.Isolation)
 	}
 	cs.Mounts = t.mounts(sp)
 	for _, ref := range sp.Secrets {

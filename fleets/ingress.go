@@ -110,6 +110,17 @@ func (c *converter) ingress(name string, raw any, spec *Spec) *Ingress {
 	return in
 }
 
+// UsesIngress reports whether some service of the fleet goes through
+// fleetd's ingress.
+func (f Fleet) UsesIngress() bool {
+	for _, s := range f.Services {
+		if s.Ingress != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // ingressOn reports whether x-fleetd.ingress turns the ingress on.
 func ingressOn(raw any) bool {
 	switch v := raw.(type) {

@@ -178,18 +178,41 @@ func address(svc fleets.Service, r Replica, joined []string) string {
 	return ""
 }
 
-// Networks lists the networks the ingress must join to reach the
-// desired services: each ingress service's first network, sorted. It is
-// pure.
-func Networks(desired []fleets.Fleet) []string {
+// Networks lists the networks the ingress must be on, sorted: each
+// ingress service's first network, and the networks of its fleet that its
+// running replicas are still on (a changed first network keeps the old
+// replicas reachable until they go). It is pure.
+func Networks(desired []fleets.Fleet, replicas []Replica) []string {
 	var out []string
+	served := map[string]bool{}               // fleet/service behind the ingress
+	fleetNets := map[string]map[string]bool{} // fleet -> networks of its ingress services
 	for _, f := range desired {
 		if !f.Targets || f.Engine == fleets.EngineSwarm {
 			continue
 		}
 		for _, svc := range f.Services {
-			if svc.Ingress != nil && svc.Targets && svc.Replicas > 0 && len(svc.Spec.Networks) > 0 {
+			if svc.Ingress == nil || !svc.Targets || svc.Replicas == 0 {
+				continue
+			}
+			served[f.Name+"/"+svc.Name] = true
+			if fleetNets[f.Name] == nil {
+				fleetNets[f.Name] = map[string]bool{}
+			}
+			for _, att := range svc.Spec.Networks {
+				fleetNets[f.Name][att.Network] = true
+			}
+			if len(svc.Spec.Networks) > 0 {
 				out = append(out, svc.Spec.Networks[0].Network)
+			}
+		}
+	}
+	for _, r := range replicas {
+		if !r.Running || !served[r.Fleet+"/"+r.Service] {
+			continue
+		}
+		for n := range r.IPs {
+			if fleetNets[r.Fleet][n] || strings.HasPrefix(n, r.Fleet+"_") {
+				out = append(out, n)
 			}
 		}
 	}

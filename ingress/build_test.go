@@ -74,7 +74,7 @@ func TestBuild(t *testing.T) {
 	if be := shared[0].Backends; len(be) != 1 || !be[0].Draining {
 		t.Errorf("the draining shop replica: %+v, want kept and marked draining", be)
 	}
-	if n := Networks(desired); len(n) != 1 || n[0] != "web_default" {
+	if n := Networks(desired, nil); len(n) != 1 || n[0] != "web_default" {
 		t.Errorf("Networks = %v, want the services' first network", n)
 	}
 	if b := Bindings(desired); len(b) != 2 || b[0] != (Binding{Port: 8080}) || b[1] != (Binding{Port: 9000}) {

@@ -295,13 +295,8 @@ func syncIngress(ctx context.Context, r Router, desired []fleets.Fleet, scope []
 // ingress.
 func usesIngress(desired []fleets.Fleet, scope []string) bool {
 	for _, f := range desired {
-		if len(scope) > 0 && !slices.Contains(scope, f.Name) {
-			continue
-		}
-		for _, s := range f.Services {
-			if s.Ingress != nil {
-				return true
-			}
+		if (len(scope) == 0 || slices.Contains(scope, f.Name)) && f.UsesIngress() {
+			return true
 		}
 	}
 	return false

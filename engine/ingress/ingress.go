@@ -12,7 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"net/netip"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -82,6 +82,7 @@ type Router struct {
 	// end with its apply's pass.
 	drainer  map[string]string
 	seeded   bool          // the routed replicas read from the ingress's table
+	synced   bool          // a sync ran since this agent started
 	last     ingress.Table // the last table the ingress took
 	absent   bool          // known: no ingress container and none needed
 	image    string        // built image reference
@@ -128,24 +129,30 @@ func (r *Router) socket() string { return filepath.Join(r.dir(), "control.sock")
 func (r *Router) Sync(ctx context.Context, desired []fleets.Fleet, scope []string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(scope) == 0 {
-		clear(r.models)
-	}
-	for _, name := range scope {
-		delete(r.models, name)
+	inScope := func(name string) bool { return len(scope) == 0 || slices.Contains(scope, name) }
+	touched := false // the scope's fleets used or use the ingress
+	for name, f := range r.models {
+		if inScope(name) {
+			touched = touched || f.UsesIngress()
+			delete(r.models, name)
+		}
 	}
 	for _, f := range desired {
-		if len(scope) == 0 || slices.Contains(scope, f.Name) {
+		if inScope(f.Name) {
 			r.models[f.Name] = f
+			touched = touched || f.UsesIngress()
 		}
 	}
 	for id, fleet := range r.drainer {
-		if len(scope) == 0 || slices.Contains(scope, fleet) {
+		if inScope(fleet) {
 			delete(r.drainer, id)
 			delete(r.pool.Draining, id)
 		}
 	}
-	return r.sync(ctx)
+	if r.synced && !touched {
+		return nil // nothing the ingress serves changed: no Docker call
+	}
+	return r.sync(ctx, nil)
 }
 
 // Route admits a replica (name or ID) into its service's pool, once it
@@ -154,16 +161,18 @@ func (r *Router) Sync(ctx context.Context, desired []fleets.Fleet, scope []strin
 func (r *Router) Route(ctx context.Context, fleet, service, ctr string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	id, err := r.resolve(ctx, fleet, service, ctr)
+	replicas, id, err := r.resolve(ctx, fleet, service, ctr)
 	if err != nil {
 		return err
 	}
 	r.pool.Routed[id] = true
 	// A retryable failure (the port still held by replicas this plan is
-	// stopping, a network being joined) is tried again, for a while.
+	// stopping, a network being joined) is tried again, for a while, on a
+	// fresh list of the replicas.
 	deadline := time.Now().Add(r.opts.PushTimeout)
 	for {
-		err := r.sync(ctx)
+		err := r.sync(ctx, replicas)
+		replicas = nil
 		if err == nil {
 			if _, ok := find(r.last, id); ok {
 				return nil
@@ -190,14 +199,14 @@ func (r *Router) Route(ctx context.Context, fleet, service, ctr string) error {
 // leaves the replica in the pool.
 func (r *Router) Drain(ctx context.Context, fleet, service, ctr string, timeout time.Duration) error {
 	r.mu.Lock()
-	id, err := r.resolve(ctx, fleet, service, ctr)
+	replicas, id, err := r.resolve(ctx, fleet, service, ctr)
 	if err == nil && !r.serving(ctx, id) {
 		r.mu.Unlock()
 		return nil // not in the pool (never routed, or published its port itself): nothing to drain
 	}
 	if err == nil {
 		r.pool.Draining[id], r.drainer[id] = true, fleet
-		if err = r.sync(ctx); err != nil {
+		if err = r.sync(ctx, replicas); err != nil {
 			delete(r.pool.Draining, id)
 			delete(r.drainer, id)
 		}
@@ -242,19 +251,19 @@ func (r *Router) serving(ctx context.Context, id string) bool {
 	return ok && !b.Removed
 }
 
-// resolve finds the ID of a replica of fleet/service named or identified
-// by ctr.
-func (r *Router) resolve(ctx context.Context, fleet, service, ctr string) (string, error) {
+// resolve lists the replicas and finds the ID of the one of fleet/service
+// named or identified by ctr.
+func (r *Router) resolve(ctx context.Context, fleet, service, ctr string) ([]ingress.Replica, string, error) {
 	replicas, err := r.replicas(ctx)
 	if err != nil {
-		return "", err
+		return nil, "", err
 	}
 	for _, rp := range replicas {
 		if rp.Fleet == fleet && rp.Service == service && (rp.ID == ctr || rp.Name == ctr) {
-			return rp.ID, nil
+			return replicas, rp.ID, nil
 		}
 	}
-	return "", fault.New(fault.Retryable, fault.NotFound, ctr, fmt.Errorf("%s/%s: no replica %s", fleet, service, ctr))
+	return nil, "", fault.New(fault.Retryable, fault.NotFound, ctr, fmt.Errorf("%s/%s: no replica %s", fleet, service, ctr))
 }
 
 // find looks a replica up among the table's backends by ID or name.
@@ -285,7 +294,9 @@ func (r *Router) desired() []fleets.Fleet {
 	return out
 }
 
-func (r *Router) sync(ctx context.Context) error {
+// sync makes the ingress match the models and the host; replicas, when
+// not nil, is a list of them just taken.
+func (r *Router) sync(ctx context.Context, replicas []ingress.Replica) error {
 	desired := r.desired()
 	if !needed(desired) {
 		if r.absent {
@@ -294,28 +305,33 @@ func (r *Router) sync(ctx context.Context) error {
 		if err := r.removeIngress(ctx); err != nil {
 			return err
 		}
-		r.absent = true
+		r.absent, r.synced = true, true
 		return nil
 	}
 	r.absent = false
-	id, err := r.ensure(ctx, desired)
+	id, on, err := r.ensure(ctx, desired)
 	if err != nil {
 		return err
 	}
 	r.seed(ctx)
-	replicas, err := r.replicas(ctx)
-	if err != nil {
-		return err
+	if replicas == nil {
+		if replicas, err = r.replicas(ctx); err != nil {
+			return err
+		}
 	}
 	r.forget(replicas)
-	joined, err := r.join(ctx, id, networksOf(desired, replicas))
+	joined, err := r.join(ctx, id, on, ingress.Networks(desired, replicas))
 	if err != nil {
 		return err
 	}
 	if err := r.writeTLS(desired); err != nil {
 		return err
 	}
-	return r.push(ctx, ingress.Build(0, desired, replicas, r.pool, joined))
+	if err := r.push(ctx, ingress.Build(0, desired, replicas, r.pool, joined)); err != nil {
+		return err
+	}
+	r.synced = true
+	return nil
 }
 
 // seed takes the replicas the ingress routes to as routed, once: what an
@@ -334,36 +350,6 @@ func (r *Router) seed(ctx context.Context) {
 			r.pool.Routed[id] = true
 		}
 	}
-}
-
-// networksOf is the networks the ingress must be on: each ingress
-// service's first network, and the networks its running replicas are on
-// still (a changed first network keeps the old replicas reachable).
-func networksOf(desired []fleets.Fleet, replicas []ingress.Replica) []string {
-	nets := ingress.Networks(desired)
-	served := map[string]map[string]bool{}
-	for _, f := range desired {
-		served[f.Name] = map[string]bool{}
-		for _, s := range f.Services {
-			if s.Ingress != nil {
-				served[f.Name][s.Name] = true
-				for _, att := range s.Spec.Networks {
-					served[f.Name]["net "+att.Network] = true
-				}
-			}
-		}
-	}
-	for _, rp := range replicas {
-		if rp.Running && served[rp.Fleet][rp.Service] {
-			for n := range rp.IPs {
-				if served[rp.Fleet]["net "+n] || strings.HasPrefix(n, rp.Fleet+"_") {
-					nets = append(nets, n)
-				}
-			}
-		}
-	}
-	slices.Sort(nets)
-	return slices.Compact(nets)
 }
 
 // forget drops the pool marks of containers that are gone.
@@ -481,27 +467,23 @@ func (r *Router) writeTLS(desired []fleets.Fleet) error {
 func portsLabel(bs []ingress.Binding) string {
 	var parts []string
 	for _, b := range bs {
-		parts = append(parts, hostPrefix(b.HostIP)+strconv.Itoa(int(b.Port)))
+		port := strconv.Itoa(int(b.Port))
+		if b.HostIP != "" {
+			port = net.JoinHostPort(b.HostIP, port)
+		}
+		parts = append(parts, port)
 	}
 	return strings.Join(parts, ",")
 }
 
-func hostPrefix(hostIP string) string {
-	if hostIP == "" {
-		return ""
-	}
-	if ip, err := netip.ParseAddr(hostIP); err == nil && ip.Is6() {
-		return "[" + hostIP + "]:"
-	}
-	return hostIP + ":"
-}
-
 // ensure makes the ingress container run the current image with the
-// desired bindings published, and returns its ID. A container with other
+// desired bindings published, and returns its ID and the networks it is on
+// (from the inspect it made; none for a new container but the default
+// bridge). A container with other
 // bindings or another image is replaced, stopped gracefully first (the
 // only time the ingress stops serving: a listen port added or removed, or
 // fleetd upgraded).
-func (r *Router) ensure(ctx context.Context, desired []fleets.Fleet) (_ string, err error) {
+func (r *Router) ensure(ctx context.Context, desired []fleets.Fleet) (_ string, _ map[string]bool, err error) {
 	defer func() {
 		err = engine.Classify(err)
 		if f := fault.Of(err); f != nil && f.Reason == fault.PortAllocated {
@@ -512,30 +494,35 @@ func (r *Router) ensure(ctx context.Context, desired []fleets.Fleet) (_ string, 
 	}()
 	image, err := r.ensureImage(ctx)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	bindings := ingress.Bindings(desired)
 	want := portsLabel(bindings)
 	c, err := r.cli.ContainerInspect(ctx, r.name())
 	switch {
 	case err == nil && !fleets.OwnedBy(c.Config.Labels, r.opts.Instance):
-		return "", fault.New(fault.Permanent, fault.Conflict, r.name(), fmt.Errorf("container %s exists and is not fleetd's", r.name()))
+		return "", nil, fault.New(fault.Permanent, fault.Conflict, r.name(), fmt.Errorf("container %s exists and is not fleetd's", r.name()))
 	case err == nil && c.Config.Image == image && c.Config.Labels[LabelPorts] == want:
 		if !c.State.Running {
 			if err := r.cli.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
-				return "", fmt.Errorf("start %s: %w", r.name(), err)
+				return "", nil, fmt.Errorf("start %s: %w", r.name(), err)
 			}
 		}
-		return c.ID, nil
+		on := map[string]bool{}
+		for n := range c.NetworkSettings.Networks {
+			on[n] = true
+		}
+		return c.ID, on, nil
 	case err == nil:
 		r.opts.Log.Info("replacing the ingress container", "image", image, "ports", want, "had_image", c.Config.Image, "had_ports", c.Config.Labels[LabelPorts])
 		if err := r.remove(ctx, c.ID); err != nil {
-			return "", err
+			return "", nil, err
 		}
 	case !client.IsErrNotFound(err):
-		return "", fmt.Errorf("inspect %s: %w", r.name(), err)
+		return "", nil, fmt.Errorf("inspect %s: %w", r.name(), err)
 	}
-	return r.create(ctx, image, bindings, want)
+	id, err := r.create(ctx, image, bindings, want)
+	return id, map[string]bool{"bridge": true}, err
 }
 
 // stopGrace is how long a replaced ingress gets to finish its requests.
@@ -589,18 +576,15 @@ func (r *Router) create(ctx context.Context, image string, bindings []ingress.Bi
 	return created.ID, nil
 }
 
-// join connects the ingress to the networks it must reach replicas on,
-// and disconnects it from the fleets' networks it no longer needs (so that
-// a fleet's network can be removed); it returns the networks it is on.
-func (r *Router) join(ctx context.Context, id string, nets []string) (_ []string, err error) {
+// join connects the ingress (on the networks in on) to the networks it
+// must reach replicas on, and disconnects it from the fleets' networks it
+// no longer needs (so that a fleet's network can be removed); it returns
+// the networks it is on.
+func (r *Router) join(ctx context.Context, id string, on map[string]bool, nets []string) (_ []string, err error) {
 	defer func() { err = engine.Classify(err) }()
-	c, err := r.cli.ContainerInspect(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("inspect %s: %w", r.name(), err)
-	}
 	var joined []string
 	for _, n := range nets {
-		if _, ok := c.NetworkSettings.Networks[n]; ok {
+		if on[n] {
 			joined = append(joined, n)
 			continue
 		}
@@ -612,7 +596,7 @@ func (r *Router) join(ctx context.Context, id string, nets []string) (_ []string
 			return nil, fmt.Errorf("connect %s to network %s: %w", r.name(), n, err)
 		}
 	}
-	for n := range c.NetworkSettings.Networks {
+	for n := range on {
 		if n != "bridge" && !slices.Contains(nets, n) {
 			if err := r.cli.NetworkDisconnect(ctx, n, id, false); err != nil && !client.IsErrNotFound(err) {
 				return nil, fmt.Errorf("disconnect %s from network %s: %w", r.name(), n, err)

@@ -96,7 +96,7 @@ func (r *Router) Keep(ctx context.Context, period time.Duration) {
 		r.mu.Lock()
 		var err error
 		if !r.absent && needed(r.desired()) {
-			err = r.sync(ctx)
+			err = r.sync(ctx, nil)
 		}
 		r.mu.Unlock()
 		if err != nil && ctx.Err() == nil {

@@ -218,22 +218,29 @@ func (d *Docker) placed(ctx context.Context) (_ []swarm.Service, _ []TaskPlace, 
 	if err != nil {
 		return nil, nil, err
 	}
+	tasks, err := d.tasks(ctx)
+	return list, tasks, err
+}
+
+// tasks lists the swarm's tasks meant to run, with their node and state.
+func (d *Docker) tasks(ctx context.Context) (_ []TaskPlace, err error) {
+	defer classified(&err)
 	tasks, err := d.cli.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("desired-state", "running"))})
 	if err != nil {
-		return nil, nil, fmt.Errorf("list tasks: %w", err)
+		return nil, fmt.Errorf("list tasks: %w", err)
 	}
 	var out []TaskPlace
 	for _, t := range tasks {
 		out = append(out, TaskPlace{Service: t.ServiceID, Node: t.NodeID, Running: t.Status.State == swarm.TaskStateRunning})
 	}
-	return list, out, nil
+	return out, nil
 }
 
 // waitPlaced polls the tasks until Reached, or timeout passes (false).
 func (d *Docker) waitPlaced(ctx context.Context, surges []Surge, draining map[string]bool, need func(Surge) uint64, timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
 	for {
-		if _, tasks, err := d.placed(ctx); err == nil && Reached(surges, tasks, draining, need) {
+		if tasks, err := d.tasks(ctx); err == nil && Reached(surges, tasks, draining, need) {
 			return true
 		}
 		if time.Now().After(deadline) {

@@ -473,13 +473,7 @@ func TestLifecycle(t *testing.T) {
 		if err := s.op(); err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}
-		ctr, err := cli.ContainerInspect(ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ctr.State.Status != s.want {
-			t.Errorf("after %s: state %s, want %s", s.name, ctr.State.Status, s.want)
-		}
+		dockertest.WaitState(t, cli, id, s.want, 10*time.Second)
 	}
 	obs, err := d.Observe(ctx, drift.ObserveOptions{})
 	if err != nil {

@@ -81,6 +81,35 @@ func health(ctx context.Context, cli *client.Client, id string) (status, detail 
 	return st.Health.Status, detail, nil
 }
 
+// WaitState polls the container until Docker reports its state as want
+// ("running", "paused", "exited", …). The engine records some transitions
+// from containerd's events after the API call has returned (an unpause on
+// older engines), so a test reads the state this way rather than once.
+func WaitState(t testing.TB, cli *client.Client, id, want string, timeout time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	defer cancel()
+	var last string
+	for {
+		ctr, err := cli.ContainerInspect(ctx, id)
+		switch {
+		case err != nil:
+			last = err.Error()
+		case ctr.State == nil:
+			last = "no state"
+		case ctr.State.Status == want:
+			return
+		default:
+			last = "state " + ctr.State.Status
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("dockertest: container %.12s not %s after %s: %s", id, want, timeout, last)
+		case <-time.After(pollInterval):
+		}
+	}
+}
+
 // WaitExit waits until the container is not running and returns its exit
 // code, failing the test if that takes longer than timeout.
 func WaitExit(t testing.TB, cli *client.Client, id string, timeout time.Duration) int {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -21,12 +23,35 @@ type liveFlags struct {
 	hostFlags
 	repo   string
 	format string
+	fleets []string
 }
 
 func (l *liveFlags) register(cmd *cobra.Command) {
 	l.hostFlags.register(cmd)
 	cmd.Flags().StringVar(&l.repo, "repo", ".", "directory holding the fleets (a checkout of the fleet repository's path)")
 	cmd.Flags().StringVar(&l.format, "format", "text", "output format: text or json")
+	cmd.Flags().StringArrayVar(&l.fleets, "fleet", nil, "act on this docker fleet only (repeat for more); the other fleets and the swarm are left as they are")
+}
+
+// scope checks the --fleet names against the fleets loaded: each must be a
+// docker fleet of the repository. It returns nil when --fleet is not given.
+func (l *liveFlags) scope(desired []fleets.Fleet) ([]string, error) {
+	var known []string
+	for _, name := range l.fleets {
+		i := slices.IndexFunc(desired, func(f fleets.Fleet) bool { return f.Name == name })
+		switch {
+		case i < 0:
+			if known == nil {
+				for _, f := range desired {
+					known = append(known, f.Name)
+				}
+			}
+			return nil, usageError("--fleet %s: no such fleet in %s (fleets: %s)", name, l.repo, strings.Join(known, ", "))
+		case desired[i].Engine == fleets.EngineSwarm:
+			return nil, usageError("--fleet %s: a swarm fleet; swarm fleets are planned and applied together, through the swarm", name)
+		}
+	}
+	return l.fleets, nil
 }
 
 func (l *liveFlags) checkFormat() error {
@@ -38,6 +63,7 @@ func (l *liveFlags) checkFormat() error {
 
 // liveState is the desired state of this host and one observation of it.
 type liveState struct {
+	scope    []string // --fleet: the docker fleets acted on; nil for all, and the swarm
 	host     fleets.Host
 	repoDir  string
 	desired  []fleets.Fleet
@@ -62,16 +88,23 @@ func loadLive(ctx context.Context, l *liveFlags) (*liveState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", l.repo, err)
 	}
+	scope, err := l.scope(desired)
+	if err != nil {
+		return nil, err
+	}
 	eng, err := engine.New(ctx, engine.WithInstance(instanceName()))
 	if err != nil {
 		return nil, err
 	}
-	return &liveState{host: host, repoDir: repoDir, desired: desired, engine: eng}, nil
+	return &liveState{scope: scope, host: host, repoDir: repoDir, desired: desired, engine: eng}, nil
 }
 
 // inspectSwarm inspects the swarm fleets through the local engine; when it
 // is no manager, it says so on w and inspects nothing.
 func (st *liveState) inspectSwarm(ctx context.Context, w io.Writer) (swarm.Inspection, error) {
+	if st.scope != nil {
+		return swarm.Inspection{}, nil // --fleet names docker fleets only
+	}
 	in, err := swarm.New(st.engine.Client(), instanceName()).Inspect(ctx, st.desired, st.repoDir)
 	if errors.Is(err, swarm.ErrNotManager) {
 		fmt.Fprintf(w, "note: %v\n", err)
@@ -96,11 +129,13 @@ func loadObserved(ctx context.Context, l *liveFlags, opts drift.ObserveOptions) 
 func newDiffCmd() *cobra.Command {
 	var l liveFlags
 	var cheap bool
+	var services []string
 	cmd := &cobra.Command{
 		Use: "diff",
 		Example: `  fleetd diff --repo ./fleets                  # drift of this host against the fleets
   fleetd diff --repo ./fleets --format json    # the same, as JSON
-  fleetd diff --repo ./fleets --host web-1 --label role=web`,
+  fleetd diff --repo ./fleets --host web-1 --label role=web
+  fleetd diff --repo ./fleets --fleet shop --service web   # one service's drift only`,
 		Short: "Show how this host differs from the fleets in --repo",
 		Long: `diff loads the fleets in --repo for this host, observes the local Docker
 engine and prints the drift, grouped by fleet and service. Swarm fleets
@@ -120,7 +155,10 @@ By default every managed container is inspected, so that limits changed with
 				return err
 			}
 			defer st.engine.Close()
-			items := drift.Diff(st.desired, st.observed)
+			items := slices.DeleteFunc(drift.Diff(st.desired, st.observed), func(it drift.Item) bool {
+				return (st.scope != nil && !slices.Contains(st.scope, it.Fleet)) ||
+					(services != nil && !slices.Contains(services, it.Service))
+			})
 			sw, err := st.inspectSwarm(cmd.Context(), cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -137,6 +175,7 @@ By default every managed container is inspected, so that limits changed with
 	}
 	l.register(cmd)
 	cmd.Flags().BoolVar(&cheap, "cheap", false, "list calls only: skip inspecting in-sync containers")
+	cmd.Flags().StringArrayVar(&services, "service", nil, "show this service's drift only (repeat for more)")
 	return cmd
 }
 

@@ -93,5 +93,6 @@ func newRootCmd() *cobra.Command {
 		return usageError("%w", err)
 	})
 	root.AddCommand(newVersionCmd(), newValidateCmd(), newDiffCmd(), newPlanCmd(), newApplyCmd(), newRunCmd(), newStatusCmd(), newSyncCmd(), newNotifyCmd(), newIngressCmd())
+	registerCompletions(root)
 	return root
 }

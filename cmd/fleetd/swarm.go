@@ -29,6 +29,9 @@ type swarmApply struct {
 var leaseWait = swarm.DefaultLeaseParams.Duration + 2*swarm.DefaultLeaseParams.RetryPeriod
 
 func (o swarmApply) run(ctx context.Context, w io.Writer, st *liveState) error {
+	if st.scope != nil {
+		return nil // --fleet names docker fleets only
+	}
 	var sw []fleets.Fleet
 	for _, f := range st.desired {
 		if f.Engine == fleets.EngineSwarm {

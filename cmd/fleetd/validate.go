@@ -39,7 +39,8 @@ also loaded as it was at REF, and each problem is marked new (introduced
 since REF) or already there. Exit 1 only when there are new problems, so that
 a pull request is judged by what it changes (pass the merge base, as for
 plan --base).`,
-		Args: cobra.MaximumNArgs(1),
+		Args:              cobra.MaximumNArgs(1),
+		ValidArgsFunction: completeDirArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := "."
 			if len(args) == 1 {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
+
+	"github.com/fleetd/fleetd/fleets"
 )
 
 // completionRepo writes a repository of two fleets, shop (store, web) and
@@ -188,6 +191,29 @@ func TestCompleteCommands(t *testing.T) {
 		lines, d := complete(t, newRootCmd(), tc.args...)
 		if got := names(lines); !slices.Equal(got, tc.want) || d != tc.directive {
 			t.Errorf("complete %q = %q, directive %d; want %q, %d", tc.args, got, d, tc.want, tc.directive)
+		}
+	}
+}
+
+func TestFleetScope(t *testing.T) {
+	desired := []fleets.Fleet{{Name: "shop"}, {Name: "hello"}, {Name: "sw", Engine: fleets.EngineSwarm}}
+	l := liveFlags{repo: "fleets"}
+	if got, err := l.scope(desired); err != nil || got != nil {
+		t.Errorf("no --fleet: scope %v, err %v; want nil, nil (every fleet)", got, err)
+	}
+	l.fleets = []string{"hello"}
+	if got, err := l.scope(desired); err != nil || !slices.Equal(got, []string{"hello"}) {
+		t.Errorf("--fleet hello: scope %v, err %v", got, err)
+	}
+	for name, want := range map[string]string{
+		"nope": "--fleet nope: no such fleet in fleets (fleets: shop, hello, sw)",
+		"sw":   "--fleet sw: a swarm fleet",
+	} {
+		l.fleets = []string{"shop", name}
+		_, err := l.scope(desired)
+		var ee *exitError
+		if err == nil || !strings.Contains(err.Error(), want) || !errors.As(err, &ee) || ee.code != exitFailure {
+			t.Errorf("--fleet %s: err = %v, want a usage error containing %q", name, err, want)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/fleetd/fleetd/fleets"
 )
@@ -254,11 +255,35 @@ func (d *differ) checkContainer(base Item, svc *fleets.Service, c *Container) {
 	if it, ok := stateDrift(base, c); ok {
 		d.add(it)
 	}
-	if fs := modifiedFields(base.Container, applied, c); len(fs) > 0 {
+	if fs := append(modifiedFields(base.Container, applied, c), d.peerFields(c)...); len(fs) > 0 {
 		it := with(base, Modified, "changed out of band")
 		it.Fields = fs
 		d.add(it)
 	}
+}
+
+// peerFields names the containers a container joined at create (its
+// io.fleetd.peers label) that are no longer running: the network, pid or
+// ipc namespace it shares, or the volumes it took, went with them, and
+// only a new container joins the peer's replacement.
+func (d *differ) peerFields(c *Container) []Field {
+	raw := c.Labels[fleets.LabelPeers]
+	if raw == "" {
+		return nil
+	}
+	var fs []Field
+	for _, p := range strings.Split(raw, ",") {
+		name, id, _ := strings.Cut(p, "=")
+		have := "gone"
+		if i := slices.IndexFunc(d.obs.Containers, func(o Container) bool { return o.ID == id }); i >= 0 {
+			if d.obs.Containers[i].State == "running" {
+				continue
+			}
+			have = d.obs.Containers[i].State
+		}
+		fs = append(fs, Field{Field: "peers." + name, Want: "a running container of " + name, Have: shortID(id) + " " + have})
+	}
+	return fs
 }
 
 // imageDrift reports a container whose tag now resolves to another local

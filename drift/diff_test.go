@@ -150,6 +150,24 @@ func TestDiff(t *testing.T) {
 			want:   "web/db#1 web-db-1 modified [name: mydb→web-db-1] (changed out of band)\n",
 		},
 		{
+			name: "joined a running peer",
+			mutate: func(obs *drift.Observed) {
+				find(obs, "web-api-1").Labels[fleets.LabelPeers] = "db=" + find(obs, "web-db-1").ID
+			},
+			want: "",
+		},
+		{
+			name: "joined a peer that is gone or stopped",
+			mutate: func(obs *drift.Observed) {
+				find(obs, "web-api-1").Labels[fleets.LabelPeers] = "db=0123456789abcdef"
+				find(obs, "web-api-2").Labels[fleets.LabelPeers] = "db=" + find(obs, "web-db-1").ID
+				find(obs, "web-db-1").State, find(obs, "web-db-1").Status = "exited", "Exited (1) 3 seconds ago"
+			},
+			want: "web/api#1 web-api-1 modified [peers.db: 0123456789ab gone→a running container of db] (changed out of band)\n" +
+				"web/api#2 web-api-2 modified [peers.db: id-web-db-1 exited→a running container of db] (changed out of band)\n" +
+				"web/db#1 web-db-1 stopped (Exited (1) 3 seconds ago)\n",
+		},
+		{
 			name:   "network disconnected",
 			mutate: func(obs *drift.Observed) { find(obs, "web-db-1").Networks = nil },
 			want:   "web/db#1 web-db-1 modified [networks.web_default: disconnected→connected] (changed out of band)\n",

@@ -10,6 +10,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 
 	"github.com/fleetd/fleetd/drift"
 	"github.com/fleetd/fleetd/fault"
@@ -25,9 +26,19 @@ func (d *Docker) CreateContainer(ctx context.Context, inst fleets.Instance) (_ s
 	defer classified(&err)
 	inst.Labels = maps.Clone(inst.Labels)
 	inst.Labels[fleets.LabelInstance] = d.instance
+	if names := inst.Spec.PeerServices(); len(names) > 0 {
+		peers, err := d.peers(ctx, inst.Fleet, names)
+		if err != nil {
+			return "", fmt.Errorf("create container %s: %w", inst.Name, err)
+		}
+		if inst.Spec, err = withPeers(inst.Spec, peers); err != nil {
+			return "", fmt.Errorf("create container %s: %w", inst.Name, err)
+		}
+		inst.Labels[fleets.LabelPeers] = PeersLabel(peers)
+	}
 	cc, err := convert(inst, d.cli.ClientVersion())
 	if err != nil {
-		return "", fmt.Errorf("create container %s: %w", inst.Name, err)
+		return "", fault.New(fault.Permanent, fault.InvalidSpec, inst.Name, fmt.Errorf("create container %s: %w", inst.Name, err))
 	}
 	files, err := readFiles(inst.Spec)
 	if err != nil {
@@ -38,7 +49,7 @@ func (d *Docker) CreateContainer(ctx context.Context, inst fleets.Instance) (_ s
 		cc.Host.Binds = append(cc.Host.Binds, fileBinds(inst.Spec)...)
 		files = nil
 	}
-	resp, err := d.cli.ContainerCreate(ctx, cc.Config, cc.Host, cc.Networking, nil, inst.Name)
+	resp, err := d.cli.ContainerCreate(ctx, cc.Config, cc.Host, cc.Networking, cc.Platform, inst.Name)
 	if err != nil {
 		return "", d.createError(ctx, inst, err)
 	}
@@ -47,6 +58,45 @@ func (d *Docker) CreateContainer(ctx context.Context, inst fleets.Instance) (_ s
 		return "", fmt.Errorf("create container %s: %w", inst.Name, err)
 	}
 	return resp.ID, nil
+}
+
+// peers finds, for each service named, the running container of fleet
+// this agent made that a new container joins (network_mode, pid, ipc
+// service:<name>) or takes volumes from: the newest, as in a start-first
+// rollout the new replica is the one that stays. A service with none
+// running is left out (withPeers reports it).
+func (d *Docker) peers(ctx context.Context, fleet string, services []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, name := range services {
+		list, err := d.cli.ContainerList(ctx, container.ListOptions{Filters: filters.NewArgs(
+			filters.Arg("label", fleets.LabelFleet+"="+fleet),
+			filters.Arg("label", fleets.LabelService+"="+name),
+			filters.Arg("label", fleets.LabelInstance+"="+d.instance),
+			filters.Arg("status", "running"),
+		)})
+		if err != nil {
+			return nil, fmt.Errorf("find the containers of service %s: %w", name, err)
+		}
+		if id := newest(list); id != "" {
+			out[name] = id
+		}
+	}
+	return out, nil
+}
+
+// newest returns the ID of the most recently created container of list
+// (ties by ID), or "".
+func newest(list []container.Summary) string {
+	best := -1
+	for i, c := range list {
+		if best < 0 || c.Created > list[best].Created || (c.Created == list[best].Created && c.ID > list[best].ID) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return ""
+	}
+	return list[best].ID
 }
 
 // createError types a failed ContainerCreate: a missing image is a

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/containerd/platforms"
+	"github.com/docker/docker/api/types/blkiodev"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
@@ -16,6 +18,7 @@ import (
 	"github.com/docker/docker/api/types/versions"
 	"github.com/docker/go-connections/nat"
 	"github.com/docker/go-units"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/fleetd/fleetd/fleets"
 )
@@ -28,6 +31,7 @@ type createConfig struct {
 	Host       *container.HostConfig
 	Networking *network.NetworkingConfig
 	Connect    []endpoint
+	Platform   *ocispec.Platform
 }
 
 type endpoint struct {
@@ -37,8 +41,12 @@ type endpoint struct {
 
 // convert translates an instance into Docker create options for the
 // negotiated API version. It is pure: it reads no file and calls no API.
+// The instance's service: references must have been resolved (withPeers).
 func convert(inst fleets.Instance, apiVersion string) (createConfig, error) {
 	spec := inst.Spec
+	if len(spec.Annotations) > 0 && versions.LessThan(apiVersion, "1.43") {
+		return createConfig{}, fmt.Errorf("annotations: the engine speaks Docker API %s and annotations need 1.43 (Docker Engine 24)", apiVersion)
+	}
 	cfg, err := containerConfig(inst, apiVersion)
 	if err != nil {
 		return createConfig{}, err
@@ -46,6 +54,14 @@ func convert(inst fleets.Instance, apiVersion string) (createConfig, error) {
 	host, err := hostConfig(inst)
 	if err != nil {
 		return createConfig{}, err
+	}
+	var platform *ocispec.Platform
+	if spec.Platform != "" {
+		p, err := platforms.Parse(spec.Platform)
+		if err != nil {
+			return createConfig{}, fmt.Errorf("platform: %w", err)
+		}
+		platform = &p
 	}
 	if spec.Restart != "" {
 		if host.RestartPolicy, err = parseRestart(spec.Restart); err != nil {
@@ -55,9 +71,58 @@ func convert(inst fleets.Instance, apiVersion string) (createConfig, error) {
 	if err := addPorts(spec, cfg, host); err != nil {
 		return createConfig{}, err
 	}
-	cc := createConfig{Config: cfg, Host: host}
+	cc := createConfig{Config: cfg, Host: host, Platform: platform}
 	attachNetworks(&cc, inst, apiVersion)
+	if spec.MacAddress != "" && versions.LessThan(apiVersion, "1.44") {
+		cfg.MacAddress = spec.MacAddress //nolint:staticcheck // the only place before API 1.44
+	}
 	return cc, nil
+}
+
+// withPeers resolves a spec's service:<name> references (network_mode,
+// pid, ipc, volumes_from) to the containers peers names by service, as
+// docker compose does at create.
+func withPeers(spec fleets.Spec, peers map[string]string) (fleets.Spec, error) {
+	var missing []string
+	resolve := func(ref string) string {
+		name, ok := fleets.PeerName(ref)
+		if !ok {
+			return ref
+		}
+		id, found := peers[name]
+		if !found {
+			missing = append(missing, name)
+			return ref
+		}
+		out := "container:" + id
+		if _, mode, ok := strings.Cut(strings.TrimPrefix(ref, fleets.PeerPrefix), ":"); ok {
+			out += ":" + mode // volumes_from's ro or rw
+		}
+		return out
+	}
+	spec.NetworkMode, spec.Pid, spec.Ipc = resolve(spec.NetworkMode), resolve(spec.Pid), resolve(spec.Ipc)
+	if spec.VolumesFrom != nil {
+		from := make([]string, len(spec.VolumesFrom))
+		for i, v := range spec.VolumesFrom {
+			from[i] = resolve(v)
+		}
+		spec.VolumesFrom = from
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return spec, fmt.Errorf("no running container of service %s to join", strings.Join(slices.Compact(missing), ", "))
+	}
+	return spec, nil
+}
+
+// PeersLabel spells the containers a container joined, sorted by service:
+// "db=<id>,cache=<id>" (the io.fleetd.peers label).
+func PeersLabel(peers map[string]string) string {
+	var parts []string
+	for _, name := range slices.Sorted(maps.Keys(peers)) {
+		parts = append(parts, name+"="+peers[name])
+	}
+	return strings.Join(parts, ",")
 }
 
 func containerConfig(inst fleets.Instance, apiVersion string) (*container.Config, error) {
@@ -171,6 +236,16 @@ func hostConfig(inst fleets.Instance) (*container.HostConfig, error) {
 	if spec.Logging != nil {
 		host.LogConfig = container.LogConfig{Type: spec.Logging.Driver, Config: spec.Logging.Options}
 	}
+	if spec.MemSwappiness != 0 {
+		host.MemorySwappiness = &spec.MemSwappiness
+	}
+	host.CPUCount, host.CPUPercent = spec.CPUCount, spec.CPUPercent
+	host.CPUPeriod, host.CPUQuota = spec.CPUPeriod, spec.CPUQuota
+	host.CPURealtimePeriod, host.CPURealtimeRuntime = spec.CPURTPeriod, spec.CPURTRuntime
+	addBlkio(&host.Resources, spec.Blkio)
+	host.DeviceRequests = deviceRequests(spec.DeviceRequests)
+	host.Annotations = spec.Annotations
+	host.VolumesFrom = volumesFrom(spec.VolumesFrom)
 	host.Ulimits = Ulimits(spec.Ulimits)
 	devices, err := deviceMappings(spec.Devices)
 	if err != nil {
@@ -194,6 +269,48 @@ func resources(r fleets.Resources) container.Resources {
 		res.PidsLimit = &r.PidsLimit
 	}
 	return res
+}
+
+// volumesFrom strips the container: prefix Docker does not take; service:
+// references have been resolved to container: ones by withPeers.
+func volumesFrom(in []string) []string {
+	var out []string
+	for _, v := range in {
+		out = append(out, strings.TrimPrefix(v, "container:"))
+	}
+	return out
+}
+
+func deviceRequests(in []fleets.DeviceRequest) []container.DeviceRequest {
+	var out []container.DeviceRequest
+	for _, r := range in {
+		dr := container.DeviceRequest{Driver: r.Driver, Count: int(r.Count), DeviceIDs: r.DeviceIDs, Options: r.Options}
+		if len(r.Capabilities) > 0 {
+			dr.Capabilities = [][]string{r.Capabilities}
+		}
+		out = append(out, dr)
+	}
+	return out
+}
+
+// addBlkio sets blkio_config, devices in path order.
+func addBlkio(res *container.Resources, b *fleets.Blkio) {
+	if b == nil {
+		return
+	}
+	res.BlkioWeight = b.Weight
+	for _, path := range slices.Sorted(maps.Keys(b.WeightDevice)) {
+		res.BlkioWeightDevice = append(res.BlkioWeightDevice, &blkiodev.WeightDevice{Path: path, Weight: b.WeightDevice[path]})
+	}
+	throttle := func(in map[string]int64) []*blkiodev.ThrottleDevice {
+		var out []*blkiodev.ThrottleDevice
+		for _, path := range slices.Sorted(maps.Keys(in)) {
+			out = append(out, &blkiodev.ThrottleDevice{Path: path, Rate: uint64(max(in[path], 0))})
+		}
+		return out
+	}
+	res.BlkioDeviceReadBps, res.BlkioDeviceWriteBps = throttle(b.DeviceReadBps), throttle(b.DeviceWriteBps)
+	res.BlkioDeviceReadIOps, res.BlkioDeviceWriteIOps = throttle(b.DeviceReadIOps), throttle(b.DeviceWriteIOps)
 }
 
 // tmpfsMap turns "/run:size=64m" entries into Docker's path → options map.
@@ -378,6 +495,9 @@ func attachNetworks(cc *createConfig, inst fleets.Instance, apiVersion string) {
 	multi := !versions.LessThan(apiVersion, "1.44")
 	for i, att := range atts {
 		es := endpointSettings(att, inst.Name, apiVersion)
+		if i == 0 && multi {
+			es.MacAddress = inst.Spec.MacAddress // API 1.44 moved it to the primary endpoint
+		}
 		if i == 0 || multi {
 			cc.Networking.EndpointsConfig[att.Network] = es
 		} else {

@@ -3,12 +3,15 @@ package engine
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/blkiodev"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/go-connections/nat"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/fleetd/fleetd/fleets"
 )
@@ -239,4 +242,81 @@ func TestConvertNamespacesAndCgroups(t *testing.T) {
 	check(t, "DNSOptions", h.DNSOptions, []string{"ndots:2"})
 	check(t, "StorageOpt", h.StorageOpt, map[string]string{"size": "1G"})
 	check(t, "DeviceCgroupRules", h.DeviceCgroupRules, []string{"c 1:3 mr"})
+}
+
+func TestConvertMoreAttributes(t *testing.T) {
+	inst := testInstance()
+	sp := &inst.Spec
+	sp.Platform, sp.MacAddress, sp.MemSwappiness = "linux/amd64", "02:42:ac:11:00:42", 10
+	sp.CPUCount, sp.CPUPercent, sp.CPUPeriod, sp.CPUQuota, sp.CPURTPeriod, sp.CPURTRuntime = 2, 50, 100000, 50000, 1000000, 950000
+	sp.Blkio = &fleets.Blkio{Weight: 300, WeightDevice: map[string]uint16{"/dev/sdb": 2, "/dev/sda": 1},
+		DeviceReadBps: map[string]int64{"/dev/sda": 12 << 20}, DeviceWriteIOps: map[string]int64{"/dev/sda": 30}}
+	sp.DeviceRequests = []fleets.DeviceRequest{{Count: -1, Capabilities: []string{"gpu"}}, {Driver: "nvidia", DeviceIDs: []string{"0", "3"}, Capabilities: []string{"compute", "gpu"}}}
+	sp.VolumesFrom = []string{"container:legacy:ro", "container:other"}
+	cc, err := convert(inst, "1.41")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := cc.Host
+	check(t, "Platform", *cc.Platform, ocispec.Platform{OS: "linux", Architecture: "amd64"})
+	check(t, "Config.MacAddress before 1.44", cc.Config.MacAddress, "02:42:ac:11:00:42") //nolint:staticcheck // the field the old API reads
+	check(t, "MemorySwappiness", *h.MemorySwappiness, int64(10))
+	check(t, "CPU", []int64{h.CPUCount, h.CPUPercent, h.CPUPeriod, h.CPUQuota, h.CPURealtimePeriod, h.CPURealtimeRuntime},
+		[]int64{2, 50, 100000, 50000, 1000000, 950000})
+	check(t, "BlkioWeight", h.BlkioWeight, uint16(300))
+	check(t, "BlkioWeightDevice", h.BlkioWeightDevice, []*blkiodev.WeightDevice{{Path: "/dev/sda", Weight: 1}, {Path: "/dev/sdb", Weight: 2}})
+	check(t, "BlkioDeviceReadBps", h.BlkioDeviceReadBps, []*blkiodev.ThrottleDevice{{Path: "/dev/sda", Rate: 12 << 20}})
+	check(t, "BlkioDeviceWriteIOps", h.BlkioDeviceWriteIOps, []*blkiodev.ThrottleDevice{{Path: "/dev/sda", Rate: 30}})
+	check(t, "DeviceRequests", h.DeviceRequests, []container.DeviceRequest{
+		{Count: -1, Capabilities: [][]string{{"gpu"}}},
+		{Driver: "nvidia", DeviceIDs: []string{"0", "3"}, Capabilities: [][]string{{"compute", "gpu"}}},
+	})
+	check(t, "VolumesFrom", h.VolumesFrom, []string{"legacy:ro", "other"})
+
+	cc, err = convert(inst, "1.44")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, "Config.MacAddress from 1.44", cc.Config.MacAddress, "") //nolint:staticcheck // must stay empty
+	check(t, "primary endpoint's MacAddress", cc.Networking.EndpointsConfig[string(cc.Host.NetworkMode)].MacAddress, "02:42:ac:11:00:42")
+
+	sp.Annotations = map[string]string{"com.example.team": "shop"}
+	if _, err := convert(inst, "1.41"); err == nil || !strings.Contains(err.Error(), "annotations") || !strings.Contains(err.Error(), "1.43") {
+		t.Errorf("annotations on API 1.41: err = %v, want one naming annotations and 1.43", err)
+	}
+	cc, err = convert(inst, "1.43")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, "Annotations", cc.Host.Annotations, map[string]string{"com.example.team": "shop"})
+
+	sp.Platform = "linux/amd64/v3/extra"
+	if _, err := convert(inst, "1.44"); err == nil || !strings.Contains(err.Error(), "platform") {
+		t.Errorf("bad platform: err = %v, want one naming platform", err)
+	}
+}
+
+func TestWithPeers(t *testing.T) {
+	spec := fleets.Spec{NetworkMode: "service:db", Pid: "service:db", Ipc: "host",
+		VolumesFrom: []string{"service:data:ro", "container:legacy", "service:data"}}
+	check(t, "PeerServices", spec.PeerServices(), []string{"data", "db"})
+	got, err := withPeers(spec, map[string]string{"db": "d1", "data": "v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, "NetworkMode", got.NetworkMode, "container:d1")
+	check(t, "Pid", got.Pid, "container:d1")
+	check(t, "Ipc", got.Ipc, "host")
+	check(t, "VolumesFrom", got.VolumesFrom, []string{"container:v1:ro", "container:legacy", "container:v1"})
+	check(t, "the spec given is unchanged", spec.VolumesFrom[0], "service:data:ro")
+	check(t, "label", PeersLabel(map[string]string{"db": "d1", "data": "v1"}), "data=v1,db=d1")
+	if _, err := withPeers(spec, map[string]string{"db": "d1"}); err == nil || !strings.Contains(err.Error(), "no running container of service data") {
+		t.Errorf("missing peer: err = %v", err)
+	}
+}
+
+func TestNewestPeer(t *testing.T) {
+	check(t, "none", newest(nil), "")
+	check(t, "newest", newest([]container.Summary{{ID: "a", Created: 5}, {ID: "c", Created: 9}, {ID: "b", Created: 7}}), "c")
+	check(t, "tie by ID", newest([]container.Summary{{ID: "a", Created: 9}, {ID: "b", Created: 9}}), "b")
 }

@@ -17,11 +17,13 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/versions"
 	"github.com/docker/docker/client"
 
 	"github.com/fleetd/fleetd/drift"
 	"github.com/fleetd/fleetd/engine"
 	"github.com/fleetd/fleetd/engine/dockertest"
+	"github.com/fleetd/fleetd/fault"
 	"github.com/fleetd/fleetd/fleets"
 )
 
@@ -673,5 +675,72 @@ func TestCreateNamespacesAndCgroups(t *testing.T) {
 	_, err = d.CreateContainer(t.Context(), bad)
 	if err == nil || !strings.Contains(err.Error(), "no-such-runtime") {
 		t.Errorf("an unknown runtime: %v, want an error naming it", err)
+	}
+}
+
+// TestCreatePeersAndDevices creates containers that join another service's
+// namespaces and volumes, as docker compose resolves service:<name>, and
+// checks what this engine cannot run fails with an error naming it.
+func TestCreatePeersAndDevices(t *testing.T) {
+	cli, d := setup(t)
+	t.Parallel()
+	ctx := t.Context()
+	ref, _ := dockertest.TestImage(t, cli, "v1")
+	fleet := dockertest.Name(t, "peers")
+	db := instance(fleet, "db", 1, ref, ensureNetwork(t, d, fleet, "default"))
+	db.Spec.Platform = "linux/amd64"
+	dbID := createStarted(t, d, db)
+
+	side := instance(fleet, "side", 1, ref)
+	side.Spec.NetworkMode, side.Spec.Pid, side.Spec.VolumesFrom = "service:db", "service:db", []string{"service:db:ro"}
+	sideID := createStarted(t, d, side)
+	ins, err := cli.ContainerInspect(ctx, sideID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := ins.HostConfig
+	if string(h.NetworkMode) != "container:"+dbID || string(h.PidMode) != "container:"+dbID || !slices.Equal(h.VolumesFrom, []string{dbID + ":ro"}) {
+		t.Errorf("joined %q, pid %q, volumes from %q; want db's container %s", h.NetworkMode, h.PidMode, h.VolumesFrom, dbID)
+	}
+	if got := ins.Config.Labels[fleets.LabelPeers]; got != "db="+dbID {
+		t.Errorf("peers label %q, want db=%s", got, dbID)
+	}
+	if !ins.State.Running {
+		t.Errorf("the joining container does not run: %+v", ins.State)
+	}
+
+	lonely := instance(fleet, "lonely", 1, ref)
+	lonely.Spec.NetworkMode = "service:nobody"
+	if _, err := d.CreateContainer(ctx, lonely); err == nil || !strings.Contains(err.Error(), "no running container of service nobody") {
+		t.Errorf("no peer running: err = %v", err)
+	}
+
+	gpu := instance(fleet, "gpu", 1, ref)
+	gpu.Spec.DeviceRequests = []fleets.DeviceRequest{{Count: -1, Capabilities: []string{"gpu"}}}
+	id, err := d.CreateContainer(ctx, gpu)
+	if err == nil {
+		err = d.StartContainer(ctx, id)
+	}
+	if err == nil {
+		t.Log("this engine has a GPU driver: the device request was honoured")
+	} else if !strings.Contains(err.Error(), "gpu") || !strings.Contains(err.Error(), gpu.Name) {
+		t.Errorf("GPU request on an engine without a GPU driver: err = %v, want one naming the container and gpu", err)
+	}
+
+	arm := instance(fleet, "arm", 1, ref)
+	arm.Spec.Platform = "linux/arm64"
+	if _, err := d.CreateContainer(ctx, arm); err == nil || !strings.Contains(err.Error(), "platform") {
+		t.Errorf("an image for another platform: err = %v, want one naming the platform", err)
+	}
+
+	ann := instance(fleet, "ann", 1, ref)
+	ann.Spec.Annotations = map[string]string{"com.example.team": "shop"}
+	_, err = d.CreateContainer(ctx, ann)
+	if versions.LessThan(cli.ClientVersion(), "1.43") {
+		if err == nil || !strings.Contains(err.Error(), "annotations") || !fault.IsPermanent(err) {
+			t.Errorf("annotations on API %s: err = %v, want a permanent error naming annotations", cli.ClientVersion(), err)
+		}
+	} else if err != nil {
+		t.Errorf("annotations on API %s: %v", cli.ClientVersion(), err)
 	}
 }

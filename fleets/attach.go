@@ -26,6 +26,7 @@ func (c *converter) attachments(s types.ServiceConfig) []NetworkAttachment {
 			a.Aliases = append(a.Aliases, cfg.Aliases...)
 			a.IPv4Address, a.IPv6Address, a.Priority = cfg.Ipv4Address, cfg.Ipv6Address, cfg.Priority
 		}
+		a.Aliases = append(a.Aliases, c.linkAliases(s.Name, key)...)
 		a.Aliases = sortedSet(a.Aliases)
 		list = append(list, keyed{a, a.Priority})
 	}
@@ -38,6 +39,29 @@ func (c *converter) attachments(s types.ServiceConfig) []NetworkAttachment {
 	}
 	if len(out) == 0 {
 		return nil
+	}
+	return out
+}
+
+// linkAliases are the names other services' links give the service on the
+// network key, when the linking service is on that network too. On a
+// user-defined network a Docker link is only a name for the linked
+// container; fleetd gives that name to the linked service as an alias, so
+// it survives the linked service's rollouts (Docker resolves a link once,
+// when the linking container starts). Other services on the network see
+// the alias too.
+func (c *converter) linkAliases(service, key string) []string {
+	var out []string
+	for _, other := range c.project.Services {
+		if _, shares := other.Networks[key]; !shares {
+			continue
+		}
+		for _, link := range other.Links {
+			target, alias, ok := strings.Cut(link, ":")
+			if target == service && ok && alias != service {
+				out = append(out, alias)
+			}
+		}
 	}
 	return out
 }

@@ -23,8 +23,9 @@ import (
 //     problems at once instead of the first;
 //   - env_file and label_file are not read here: checkProjectFiles confines
 //     and size-checks them first, then resolveFiles reads them;
-//   - include is off (reported as unsupported), and every file compose-go
-//     opens by itself (extends.file) passes guard first.
+//   - every file compose-go opens by itself (include, extends.file)
+//     passes guard first, and checkIncludes has confined what include
+//     sections name before this runs.
 func loadProject(ctx context.Context, ft fleetTree, name string, files []*composeFile, env map[string]string, unsupported func([]loader.UnsupportedAttribute), rd *reads) (*types.Project, error) {
 	details := types.ConfigDetails{
 		WorkingDir:  ft.dir,
@@ -38,7 +39,6 @@ func loadProject(ctx context.Context, ft fleetTree, name string, files []*compos
 		o.SkipConsistencyCheck = true
 		o.SkipResolveEnvironment = true
 		o.SkipResolveLabels = true
-		o.SkipInclude = true
 		o.Profiles = nil
 		o.KnownExtensions = map[string]any{extensionKey: xFleetd{}}
 		o.ResourceLoaders = []loader.ResourceLoader{guard{ft: ft, rd: rd}}

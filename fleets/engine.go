@@ -121,6 +121,12 @@ func checkSwarmService(s types.ServiceConfig, r *report) {
 	if s.Build != nil {
 		refuse("build", "every node must run the same image: build and push it, then name it in image")
 	}
+	if len(s.Links) > 0 {
+		refuse("links", "Swarm services reach each other by service name and network aliases")
+	}
+	if s.Platform != "" {
+		refuse("platform", "Swarm picks each node's platform from the image: constrain nodes with deploy.placement.constraints (node.platform.arch)")
+	}
 	if s.ContainerName != "" {
 		refuse("container_name", "Swarm names each task's container itself")
 	}
@@ -146,7 +152,11 @@ func checkSwarmService(s types.ServiceConfig, r *report) {
 		"pid": s.Pid != "", "ipc": s.Ipc != "", "uts": s.Uts != "", "userns_mode": s.UserNSMode != "", "runtime": s.Runtime != "",
 		"cgroup": s.Cgroup != "", "cgroup_parent": s.CgroupParent != "", "cpuset": s.CPUSet != "", "oom_score_adj": s.OomScoreAdj != 0,
 		"oom_kill_disable": s.OomKillDisable, "memswap_limit": s.MemSwapLimit != 0, "storage_opt": len(s.StorageOpt) > 0,
-		"device_cgroup_rules": len(s.DeviceCgroupRules) > 0,
+		"device_cgroup_rules": len(s.DeviceCgroupRules) > 0, "mac_address": s.MacAddress != "", "mem_swappiness": s.MemSwappiness != 0,
+		"cpu_count": s.CPUCount != 0, "cpu_percent": s.CPUPercent != 0, "cpu_period": s.CPUPeriod != 0, "cpu_quota": s.CPUQuota != 0,
+		"cpu_rt_period": s.CPURTPeriod != 0, "cpu_rt_runtime": s.CPURTRuntime != 0, "blkio_config": s.BlkioConfig != nil,
+		"annotations": len(s.Annotations) > 0, "volumes_from": len(s.VolumesFrom) > 0, "gpus": len(s.Gpus) > 0,
+		"deploy.resources.reservations.devices": s.Deploy != nil && s.Deploy.Resources.Reservations != nil && len(s.Deploy.Resources.Reservations.Devices) > 0,
 	} {
 		if set {
 			refuse(field, "not in a Swarm service's container spec")

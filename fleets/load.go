@@ -304,6 +304,10 @@ func loadChecked(ctx context.Context, ft fleetTree, fd fleetDir, host Host, r *r
 		r.fileErr(path.Join(fd.rel, ".env"), 0, err)
 		return nil, false
 	}
+	n := len(r.problems)
+	if checkIncludes(ft, r.files, r, rd); len(r.problems) > n {
+		return nil, false // an included file must be confined before compose-go reads it
+	}
 	var findings []loader.UnsupportedAttribute
 	project, err = loadProject(ctx, ft, fd.name, r.files, env, func(f []loader.UnsupportedAttribute) { findings = f }, rd)
 	if err == nil {

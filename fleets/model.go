@@ -1,6 +1,10 @@
 package fleets
 
-import "time"
+import (
+	"slices"
+	"strings"
+	"time"
+)
 
 // Host is the machine a fleetd agent runs on: its name and its labels. It is
 // the only input placement needs besides the fleet itself.
@@ -302,6 +306,74 @@ type Spec struct {
 	DNSOpt            []string          `json:"dns_opt,omitempty"`
 	StorageOpt        map[string]string `json:"storage_opt,omitempty"`
 	DeviceCgroupRules []string          `json:"device_cgroup_rules,omitempty"` // sorted
+
+	// More of what docker compose passes at create: a change recreates
+	// the container.
+	Platform       string            `json:"platform,omitempty"` // os/arch[/variant]
+	MacAddress     string            `json:"mac_address,omitempty"`
+	MemSwappiness  int64             `json:"mem_swappiness,omitempty"` // 1-100; 0: the engine's default, as compose reads it
+	CPUCount       int64             `json:"cpu_count,omitempty"`
+	CPUPercent     int64             `json:"cpu_percent,omitempty"`
+	CPUPeriod      int64             `json:"cpu_period,omitempty"`
+	CPUQuota       int64             `json:"cpu_quota,omitempty"`
+	CPURTPeriod    int64             `json:"cpu_rt_period,omitempty"`
+	CPURTRuntime   int64             `json:"cpu_rt_runtime,omitempty"`
+	Blkio          *Blkio            `json:"blkio_config,omitempty"`
+	Annotations    map[string]string `json:"annotations,omitempty"`
+	DeviceRequests []DeviceRequest   `json:"device_requests,omitempty"` // gpus, then deploy.resources.reservations.devices
+	// VolumesFrom is "service:<name>[:ro|:rw]" or "container:<name>[:ro|:rw]",
+	// in the file's order. A service: reference here or in NetworkMode, Pid
+	// or Ipc is resolved to a running container of that service when the
+	// container is created (see PeerServices).
+	VolumesFrom []string `json:"volumes_from,omitempty"`
+}
+
+// Blkio is blkio_config: weights and throttles per device path.
+type Blkio struct {
+	Weight          uint16            `json:"weight,omitempty"`
+	WeightDevice    map[string]uint16 `json:"weight_device,omitempty"`
+	DeviceReadBps   map[string]int64  `json:"device_read_bps,omitempty"`
+	DeviceReadIOps  map[string]int64  `json:"device_read_iops,omitempty"`
+	DeviceWriteBps  map[string]int64  `json:"device_write_bps,omitempty"`
+	DeviceWriteIOps map[string]int64  `json:"device_write_iops,omitempty"`
+}
+
+// DeviceRequest asks the engine for devices through a driver (GPUs through
+// the NVIDIA container toolkit): Docker's --gpus.
+type DeviceRequest struct {
+	Driver       string            `json:"driver,omitempty"`
+	Count        int64             `json:"count,omitempty"` // -1: all
+	DeviceIDs    []string          `json:"device_ids,omitempty"`
+	Capabilities []string          `json:"capabilities,omitempty"` // sorted
+	Options      map[string]string `json:"options,omitempty"`
+}
+
+// PeerPrefix starts a reference to another service of the fleet in
+// network_mode, pid, ipc and volumes_from.
+const PeerPrefix = "service:"
+
+// PeerServices returns the services whose containers a spec joins
+// (network_mode, pid, ipc service:<name>) or takes volumes from, sorted and
+// without repeats.
+func (s Spec) PeerServices() []string {
+	var out []string
+	for _, ref := range append([]string{s.NetworkMode, s.Pid, s.Ipc}, s.VolumesFrom...) {
+		if name, ok := PeerName(ref); ok {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// PeerName returns the service a "service:<name>[:mode]" reference names.
+func PeerName(ref string) (string, bool) {
+	rest, ok := strings.CutPrefix(ref, PeerPrefix)
+	if !ok || rest == "" {
+		return "", false
+	}
+	name, _, _ := strings.Cut(rest, ":")
+	return name, true
 }
 
 // Port is one published or unpublished port binding.

@@ -94,8 +94,8 @@ func (c *converter) spec(s types.ServiceConfig) Spec {
 		Logging:         logging(s.Logging),
 		ShmSize:         int64(s.ShmSize),
 
-		Pid:               c.namespace(s.Name, "pid", s.Pid),
-		Ipc:               c.namespace(s.Name, "ipc", s.Ipc),
+		Pid:               s.Pid,
+		Ipc:               s.Ipc,
 		Uts:               s.Uts,
 		UsernsMode:        s.UserNSMode,
 		Runtime:           s.Runtime,
@@ -109,20 +109,98 @@ func (c *converter) spec(s types.ServiceConfig) Spec {
 		DNSOpt:            slices.Clone(s.DNSOpts),
 		StorageOpt:        mapOrNil(s.StorageOpt),
 		DeviceCgroupRules: sortedSet(s.DeviceCgroupRules),
+
+		Platform:       s.Platform,
+		MacAddress:     s.MacAddress,
+		MemSwappiness:  int64(s.MemSwappiness),
+		CPUCount:       s.CPUCount,
+		CPUPercent:     int64(s.CPUPercent),
+		CPUPeriod:      s.CPUPeriod,
+		CPUQuota:       s.CPUQuota,
+		CPURTPeriod:    s.CPURTPeriod,
+		CPURTRuntime:   s.CPURTRuntime,
+		Blkio:          blkio(s.BlkioConfig),
+		Annotations:    mapOrNil(s.Annotations),
+		DeviceRequests: deviceRequests(s),
+		VolumesFrom:    volumesFrom(s.VolumesFrom),
 	}
 	return spec
 }
 
-// namespace checks a pid or ipc mode: a service's namespace
-// (service:<name>) needs the ordering network_mode service:x needs too,
-// which fleetd does not do yet; host, container:<name> and the engine's
-// own modes go through as written.
-func (c *converter) namespace(service, field, mode string) string {
-	if strings.HasPrefix(mode, "service:") {
-		c.r.servicef(service, field, "%s %q is not supported: share a container's namespace with container:<name>, or use host", field, mode)
-		return ""
+// volumesFrom spells each entry with its kind: a bare name is a service
+// (compose's "service_name[:ro|rw]"), container:<name> a container.
+func volumesFrom(in []string) []string {
+	var out []string
+	for _, v := range in {
+		if !strings.HasPrefix(v, "container:") {
+			v = PeerPrefix + v
+		}
+		out = append(out, v)
 	}
-	return mode
+	return out
+}
+
+// deviceRequests converts gpus and deploy.resources.reservations.devices as
+// docker compose does; a request that names neither a count nor devices
+// asks for all of them, as the compose reference says, and gpus always
+// asks for the gpu capability.
+func deviceRequests(s types.ServiceConfig) []DeviceRequest {
+	var out []DeviceRequest
+	add := func(d types.DeviceRequest, capability string) {
+		r := DeviceRequest{Driver: d.Driver, Count: int64(d.Count), DeviceIDs: slices.Clone(d.IDs), Options: mapOrNil(d.Options)}
+		caps := slices.Clone(d.Capabilities)
+		if capability != "" && !slices.Contains(caps, capability) {
+			caps = append(caps, capability)
+		}
+		r.Capabilities = sortedSet(caps)
+		if r.Count == 0 && len(r.DeviceIDs) == 0 {
+			r.Count = -1
+		}
+		out = append(out, r)
+	}
+	for _, d := range s.Gpus {
+		add(d, "gpu")
+	}
+	if s.Deploy != nil && s.Deploy.Resources.Reservations != nil {
+		for _, d := range s.Deploy.Resources.Reservations.Devices {
+			add(d, "")
+		}
+	}
+	return out
+}
+
+func blkio(b *types.BlkioConfig) *Blkio {
+	if b == nil {
+		return nil
+	}
+	throttle := func(in []types.ThrottleDevice) map[string]int64 {
+		if len(in) == 0 {
+			return nil
+		}
+		out := make(map[string]int64, len(in))
+		for _, t := range in {
+			out[t.Path] = int64(t.Rate)
+		}
+		return out
+	}
+	out := &Blkio{
+		Weight:          b.Weight,
+		DeviceReadBps:   throttle(b.DeviceReadBps),
+		DeviceReadIOps:  throttle(b.DeviceReadIOps),
+		DeviceWriteBps:  throttle(b.DeviceWriteBps),
+		DeviceWriteIOps: throttle(b.DeviceWriteIOps),
+	}
+	for _, w := range b.WeightDevice {
+		if out.WeightDevice == nil {
+			out.WeightDevice = map[string]uint16{}
+		}
+		out.WeightDevice[w.Path] = w.Weight
+	}
+	if out.Weight == 0 && out.WeightDevice == nil && out.DeviceReadBps == nil && out.DeviceReadIOps == nil &&
+		out.DeviceWriteBps == nil && out.DeviceWriteIOps == nil {
+		return nil // blkio_config: {} changes nothing
+	}
+	return out
 }
 
 // replicas is deploy.replicas, else scale, else 1.

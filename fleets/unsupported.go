@@ -37,7 +37,6 @@ var unsupportedAttributes = buildUnsupported()
 
 func buildUnsupported() []unsupported {
 	list := []unsupported{
-		{"include", nil, "not supported: put the services in the fleet's compose files, or use extends"},
 		{"jobs", nil, notYet},
 		{"services.*.deploy.mode", notReplicated, "Swarm-only: every host the fleet targets runs deploy.replicas; select hosts with x-fleetd hosts/labels"},
 		{"services.*.deploy.endpoint_mode", nil, "Swarm-only: replicas share the service name as a DNS alias on each network"},
@@ -46,13 +45,9 @@ func buildUnsupported() []unsupported {
 		{"services.*.deploy.labels", nil, "Swarm service labels have no container to go on: use labels"},
 		{"services.*.deploy.restart_policy.delay", nil, "Swarm-only: Docker's restart policy backs off by itself"},
 		{"services.*.deploy.restart_policy.window", nil, "Swarm-only: Docker's restart policy backs off by itself"},
-		{"services.*.deploy.resources.reservations.devices", nil, notYet},
-		{"services.*.deploy.resources.reservations.generic_resources", nil, notYet},
+		{"services.*.deploy.resources.reservations.generic_resources", nil, "Swarm-only: generic resources are advertised by Swarm nodes; on one engine reserve devices with deploy.resources.reservations.devices or gpus"},
 		{"services.*.deploy.resources.reservations.cpus", nil, "Swarm-only scheduling hint: use cpu_shares"},
-		{"services.*.links", nil, "use networks: every service is reachable by its name on the networks it shares"},
-		{"services.*.external_links", nil, "use networks: join an external network instead"},
-		{"services.*.network_mode", isServiceNetworkMode, "network_mode service:<name> is not supported: put both services on a shared network"},
-		{"services.*.volumes_from", nil, "use a named volume shared by both services"},
+		{"services.*.external_links", nil, "an external link names a container fleetd did not create, and fleetd never changes one: put both on an external network (networks: {x: {external: true}})"},
 		{"secrets.*.external", isTrue, "external secrets need Swarm: use file: or environment:"},
 		{"configs.*.external", isTrue, "external configs need Swarm: use file:, content: or environment:"},
 		{"secrets.*.driver", nil, "Swarm-only: use file: or environment:"},
@@ -74,14 +69,23 @@ func buildUnsupported() []unsupported {
 			"fleetd builds with context, dockerfile, args and target only"})
 	}
 	for _, key := range []string{
-		"platform", "mac_address", "gpus", "cpu_count", "cpu_percent", "cpu_period",
-		"cpu_quota", "cpu_rt_period", "cpu_rt_runtime", "mem_swappiness",
-		"blkio_config", "credential_spec", "annotations",
-		"pre_start", "post_start", "pre_stop", "provider", "models", "use_api_socket",
-		"volume_driver", "pull_refresh_after",
+		"pre_start", "post_start", "pre_stop",
 	} {
-		list = append(list, unsupported{"services.*." + key, nil, notYet})
+		list = append(list, unsupported{"services.*." + key, nil, "fleetd runs no lifecycle hooks yet: run the command from the image's entrypoint"})
 	}
+	refusedFor := map[string]string{
+		"umask":              "the Docker Engine API takes no umask: set it in the image's entrypoint",
+		"use_api_socket":     "it hands the container the Docker socket and this host's registry credentials: bind /var/run/docker.sock in volumes if the service must drive Docker",
+		"provider":           "a provider service is run by a docker compose plugin, not by the engine",
+		"models":             "models are served by Docker Model Runner, outside the engine",
+		"pull_refresh_after": "pull_policy refresh is not supported: use pull_policy always, or a new tag",
+		"volume_driver":      "name the driver on the volume (volumes: {x: {driver: …}})",
+	}
+	for _, key := range sortedKeys(refusedFor) {
+		list = append(list, unsupported{"services.*." + key, nil, refusedFor[key]})
+	}
+	list = append(list, unsupported{"services.*.credential_spec", nil,
+		"Windows containers only (a group managed service account); fleetd runs Linux containers"})
 	return list
 }
 
@@ -187,10 +191,5 @@ func unsupportedMessage(path tree.Path, engine string) (string, bool) {
 }
 
 func notReplicated(v any) bool { s, _ := v.(string); return s != "" && s != "replicated" }
-
-func isServiceNetworkMode(v any) bool {
-	s, _ := v.(string)
-	return strings.HasPrefix(s, "service:")
-}
 
 func isTrue(v any) bool { b, _ := v.(bool); return b }

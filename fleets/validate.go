@@ -92,8 +92,35 @@ func checkDependsOn(p *types.Project, s types.ServiceConfig, r *report) {
 			r.servicef(s.Name, "depends_on."+dep, "depends on service %q, which only runs with profiles %v: fleetd activates no profile", dep, d.Profiles)
 			continue
 		}
+		if field := impliedBy(s, dep); field != "" {
+			r.servicef(s.Name, field, "%q is not a service of this fleet", dep)
+			continue
+		}
 		r.servicef(s.Name, "depends_on."+dep, "depends on undefined service %q", dep)
 	}
+}
+
+// impliedBy names the attribute that made compose-go add dep to a
+// service's depends_on (a service: namespace, volumes_from, links), or "".
+func impliedBy(s types.ServiceConfig, dep string) string {
+	for _, f := range []struct{ field, ref string }{
+		{"network_mode", s.NetworkMode}, {"pid", s.Pid}, {"ipc", s.Ipc}, {"uts", s.Uts}, {"cgroup", s.Cgroup},
+	} {
+		if name, ok := PeerName(f.ref); ok && name == dep {
+			return f.field
+		}
+	}
+	for _, v := range s.VolumesFrom {
+		if name, _, _ := strings.Cut(v, ":"); name == dep {
+			return "volumes_from"
+		}
+	}
+	for _, l := range s.Links {
+		if name, _, _ := strings.Cut(l, ":"); name == dep {
+			return "links"
+		}
+	}
+	return ""
 }
 
 // checkCycles reports each depends_on cycle once, at its first service in
@@ -117,7 +144,11 @@ func checkCycles(p *types.Project, r *report) {
 			switch state[dep] {
 			case active:
 				cycle := append(slices.Clone(stack[slices.Index(stack, dep):]), dep)
-				r.servicef(dep, "depends_on", "dependency cycle: %s", strings.Join(cycle, " -> "))
+				field := "depends_on"
+				if f := impliedBy(p.Services[name], dep); f != "" {
+					field = f
+				}
+				r.servicef(dep, field, "dependency cycle: %s", strings.Join(cycle, " -> "))
 			case unvisited:
 				visit(dep)
 			}

@@ -166,6 +166,14 @@ func TestPlanHeal(t *testing.T) {
 					t.Errorf("update action = %+v, spec %+v; want the applied spec, the container ID and Heal", a, a.Spec)
 				}
 			}},
+		{name: "joined a container that is gone: recreate", before: fl(web(2)), desired: fl(web(2)), want: `fleet web
+  1  create  web-api-1-next              modified (peers.db: 0123456789ab gone → a running container of db); it joined a container that is gone, so the container is recreated to join its replacement
+  2  stop    web-api-1                   replaced by web-api-1-next [after 1]
+  3  remove  web-api-1                   replaced by web-api-1-next [after 2]
+  4  rename  web-api-1-next → web-api-1  takes the place of the replaced container [after 3]
+  5  start   web-api-1                   replacement [after 4]
+`,
+			oob: func(t *testing.T, e *enginetest.Fake) { e.SetLabel("web-api-1", fleets.LabelPeers, "db=0123456789abcdef") }},
 		{name: "renamed onto a removed container's name: rename back before create", before: fl(web(2)), desired: fl(web(2)), want: `fleet web
   1  rename  web-api-1 → web-api-2  modified (name: web-api-1 → web-api-2)
   2  create  web-api-1              missing (name held by managed container ID(web-api-1)) [after 1]

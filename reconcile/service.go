@@ -308,8 +308,8 @@ func (b *builder) heal(sc serviceCtx, c containerItems) {
 		return
 	}
 	if it, ok := c.kinds[drift.Modified]; ok {
-		if needsRecreate(it) {
-			b.replace(sc, c, causeOf(it)+"; docker update cannot lift a limit, so the container is recreated")
+		if why := recreateReason(it); why != "" {
+			b.replace(sc, c, causeOf(it)+"; "+why)
 			return
 		}
 		b.healModified(sc, c, it)
@@ -442,14 +442,18 @@ func kindList(c containerItems) string {
 	return strings.Join(ks, ", ")
 }
 
-// needsRecreate reports whether an out-of-band change can only be undone by
-// recreating the container: `docker update` cannot set a limit back to
-// unlimited (0 means "leave unchanged" in the update API).
-func needsRecreate(it drift.Item) bool {
+// recreateReason says why an out-of-band change can only be undone by
+// recreating the container, or is "": `docker update` cannot set a limit
+// back to unlimited (0 means "leave unchanged" in the update API), and a
+// namespace or volumes joined at create cannot be joined again.
+func recreateReason(it drift.Item) string {
 	for _, fd := range it.Fields {
+		if strings.HasPrefix(fd.Field, "peers.") {
+			return "it joined a container that is gone, so the container is recreated to join its replacement"
+		}
 		if strings.HasPrefix(fd.Field, "resources.") && (fd.Want == "0" || fd.Want == "") {
-			return true
+			return "docker update cannot lift a limit, so the container is recreated"
 		}
 	}
-	return false
+	return ""
 }

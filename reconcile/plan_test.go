@@ -173,7 +173,9 @@ func TestPlanHeal(t *testing.T) {
   4  rename  web-api-1-next → web-api-1  takes the place of the replaced container [after 3]
   5  start   web-api-1                   replacement [after 4]
 `,
-			oob: func(t *testing.T, e *enginetest.Fake) { e.SetLabel("web-api-1", fleets.LabelPeers, "db=0123456789abcdef") }},
+			oob: func(t *testing.T, e *enginetest.Fake) {
+				e.SetLabel("web-api-1", fleets.LabelPeers, "db=0123456789abcdef")
+			}},
 		{name: "renamed onto a removed container's name: rename back before create", before: fl(web(2)), desired: fl(web(2)), want: `fleet web
   1  rename  web-api-1 → web-api-2  modified (name: web-api-1 → web-api-2)
   2  create  web-api-1              missing (name held by managed container ID(web-api-1)) [after 1]

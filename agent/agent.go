@@ -80,7 +80,7 @@ type Config struct {
 	Rules Rules
 	// Load loads the fleets of a checked-out revision for this host; an
 	// error that is a fleets.ProblemList comes with the valid fleets.
-	Load func(ctx context.Context, dir string) ([]fleets.Fleet, error)
+	Load func(ctx context.Context, rev reconcile.Revision) ([]fleets.Fleet, error)
 	// Watch subscribes to engine events; Ping checks that the engine
 	// answers. Nil Watch means no events (tests); nil Ping always answers.
 	Watch EngineWatch
@@ -319,7 +319,7 @@ func (sh *shell) fetch(ctx context.Context, e Fetch) Input {
 	in := Fetched{Rev: rev, Changed: changed}
 	if changed || e.Load {
 		in.Loaded = true
-		in.Fleets, in.Problems, in.LoadErr = sh.load(ctx, rev.Dir)
+		in.Fleets, in.Problems, in.LoadErr = sh.load(ctx, rev)
 	}
 	return in
 }
@@ -342,12 +342,12 @@ func (sh *shell) resume(ctx context.Context, e Resume) Input {
 		return in
 	}
 	in.Rev = rev
-	in.Fleets, in.Problems, in.Err = sh.load(ctx, rev.Dir)
+	in.Fleets, in.Problems, in.Err = sh.load(ctx, rev)
 	return in
 }
 
-func (sh *shell) load(ctx context.Context, dir string) ([]fleets.Fleet, []fleets.Problem, string) {
-	loaded, err := sh.cfg.Load(ctx, dir)
+func (sh *shell) load(ctx context.Context, rev reconcile.Revision) ([]fleets.Fleet, []fleets.Problem, string) {
+	loaded, err := sh.cfg.Load(ctx, rev)
 	var problems fleets.ProblemList
 	switch {
 	case err == nil:

@@ -26,7 +26,7 @@ func (sh *shell) apply(ctx context.Context, e Apply) ApplyDone {
 		d.Faults = []Fault{{Class: fault.Retryable, Reason: fault.Failed, Message: "check out revision " + reconcile.ShortHash(e.Revision.Commit) + ": " + err.Error()}}
 		return d
 	}
-	pol := reconcile.Policy{Now: start, Revision: rev.Commit, RepoDir: rev.Dir, AllowMassPrune: sh.cfg.AllowMassPrune,
+	pol := reconcile.Policy{Now: start, Revision: rev.Commit, RepoDir: rev.Dir, CheckoutDir: rev.Root, AllowMassPrune: sh.cfg.AllowMassPrune,
 		Rollouts: sh.rollouts(e.Fleet), Heals: sh.healsOf(e.Fleet), Scope: []string{e.Fleet}}
 	if e.Retry {
 		pol.Rollouts = reconcile.Retry(pol.Rollouts)

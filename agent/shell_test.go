@@ -167,8 +167,8 @@ func start(t *testing.T, revisions map[string][]fleets.Fleet, head string, store
 		h.store = &memStore{}
 	}
 	h.src.push(head)
-	load := func(_ context.Context, dir string) ([]fleets.Fleet, error) {
-		if f, ok := revisions[dir]; ok {
+	load := func(_ context.Context, rev reconcile.Revision) ([]fleets.Fleet, error) {
+		if f, ok := revisions[rev.Dir]; ok {
 			return f, nil
 		}
 		return nil, fleets.ProblemList{{File: "web/compose.yaml", Line: 3, Message: "bad"}}
@@ -329,7 +329,9 @@ func TestAgentDoesNotWaitForASubscription(t *testing.T) {
 	defer close(hung)
 	h.a = agent.New(agent.Config{
 		Rules: agent.Rules{Host: "h1", Poll: func(last time.Time) time.Time { return last.Add(time.Hour) }},
-		Load:  func(context.Context, string) ([]fleets.Fleet, error) { return []fleets.Fleet{web("web", 1)}, nil },
+		Load: func(context.Context, reconcile.Revision) ([]fleets.Fleet, error) {
+			return []fleets.Fleet{web("web", 1)}, nil
+		},
 		Watch: func(ctx context.Context) (<-chan agent.EngineEvent, <-chan error) {
 			select {
 			case <-hung:

@@ -639,3 +639,37 @@ func warningKinds(h review.HostReview) []string {
 	}
 	return kinds
 }
+
+// TestPlanRevisionsFilesOutsideTheFleet: a fleet may read files elsewhere
+// in the repository (`..` inside the checkout). A change to such a file
+// alone changes the fleet, though its directory did not change; a bind of
+// a directory there is a "repo:../…" path that stays the same from one
+// commit to the next.
+func TestPlanRevisionsFilesOutsideTheFleet(t *testing.T) {
+	g := newGitRepo(t)
+	compose := "services:\n  api:\n    image: api:1\n    env_file: ../../shared/app.env\n    volumes: [\"../../shared/conf:/etc/app:ro\"]\n"
+	g.commit(t, "base", "shop reads shared files", map[string]string{
+		"fleets/shop/compose.yaml":  compose,
+		"fleets/other/compose.yaml": "services:\n  web:\n    image: web:1\n",
+		"shared/app.env":            "LEVEL=info\n",
+		"shared/conf/app.conf":      "x=1\n",
+		"README.md":                 "fleets\n",
+	})
+	g.commit(t, "readme", "an unrelated change", map[string]string{"README.md": "fleets, again\n"})
+	g.commit(t, "env", "only the shared env file", map[string]string{"shared/app.env": "LEVEL=debug\n"})
+	g.commit(t, "escape", "a path out of the repository", map[string]string{
+		"fleets/shop/compose.yaml": "services:\n  api:\n    image: api:1\n    env_file: ../../../app.env\n",
+	})
+	host := []string{"--path", "fleets", "--host", "web-1"}
+	if r := plan(t, g.dir, append(host, "--base", "base", "--head", "readme")...); r.code != 0 {
+		t.Errorf("an unrelated commit: exit %d, want 0 (the bind's source is the same repo: path)\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r := plan(t, g.dir, append(host, "--base", "readme", "--head", "env")...)
+	if r.code != 2 || !strings.Contains(r.stdout, "LEVEL") || !strings.Contains(r.stdout, "shop") || strings.Contains(r.stdout, "other") {
+		t.Errorf("a change to ../../shared/app.env: exit %d, want 2 and shop's environment.LEVEL changed, other untouched\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = plan(t, g.dir, append(host, "--base", "env", "--head", "escape")...)
+	if r.code != 1 || !strings.Contains(r.stdout+r.stderr, "resolves outside the repository") {
+		t.Errorf("a path out of the checkout: exit %d, want 1 naming it\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}

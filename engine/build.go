@@ -18,42 +18,106 @@ import (
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
 
+	"github.com/fleetd/fleetd/fault"
 	"github.com/fleetd/fleetd/fleets"
 )
 
-// BuildImage builds b with the classic builder, tags it ref and labels it
-// io.fleetd.managed=true; it returns the image ID. The build context is
-// streamed as a tar that honours .dockerignore. The daemon answers 200 even
-// when the build fails, so the stream's error message is the error.
-func (d *Docker) BuildImage(ctx context.Context, b fleets.Build, ref string) (_ string, err error) {
+// BuildImage builds b, tags it ref and labels it io.fleetd.managed=true
+// (over b's own labels); it returns the image ID. It builds with BuildKit,
+// through a session as `docker build` does (buildKit), when the engine has
+// it, and with the classic builder when the engine lacks it, the session
+// cannot be opened, or DOCKER_BUILDKIT=0 says so; a build that needs
+// BuildKit (secrets, ssh) then fails, naming the field. logf (which may be
+// nil) is handed the build's output line by line, with the contents of b's
+// secrets redacted. The build context is streamed as a tar that honours
+// .dockerignore.
+func (d *Docker) BuildImage(ctx context.Context, b fleets.Build, ref string, logf func(string)) (_ string, err error) {
 	defer classified(&err)
-	dockerfile := cmp.Or(b.Dockerfile, "Dockerfile")
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(tarContext(pw, b.Context, dockerfile)) }()
-	defer pr.Close()
-
-	resp, err := d.cli.ImageBuild(ctx, pr, build.ImageBuildOptions{
-		Tags:        []string{ref},
-		Dockerfile:  filepath.ToSlash(dockerfile),
-		BuildArgs:   buildArgs(b.Args),
-		Target:      b.Target,
-		Labels:      map[string]string{fleets.LabelManaged: "true"},
-		Remove:      true,
-		ForceRemove: true,
-		Version:     build.BuilderV1,
-	})
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("build %s from %s: %w", ref, b.ContextDir, err)
+		}
+	}()
+	secrets, err := readBuildSecrets(b)
 	if err != nil {
-		return "", fmt.Errorf("build %s from %s: %w", ref, b.ContextDir, err)
+		return "", err
+	}
+	logf = redacting(logf, secrets)
+	why, err := d.classicReason(ctx, b)
+	if err != nil {
+		return "", err
+	}
+	if why == "" {
+		id, err := d.buildKit(ctx, b, ref, secrets, logf)
+		if !errors.Is(err, errNoSession) || ctx.Err() != nil {
+			return id, redactErr(err, secrets)
+		}
+		why = err.Error()
+	}
+	if err := needsBuildKit(b, ref, why); err != nil {
+		return "", err
+	}
+	logf("classic builder: " + why)
+	return d.buildClassic(ctx, b, ref, logf)
+}
+
+// needsBuildKit refuses, naming the field, a build the classic builder
+// cannot do.
+func needsBuildKit(b fleets.Build, ref, why string) error {
+	field := ""
+	switch {
+	case len(b.Secrets) > 0:
+		field = "build.secrets"
+	case len(b.SSH) > 0:
+		field = "build.ssh"
+	default:
+		return nil
+	}
+	return fault.New(fault.Permanent, fault.InvalidSpec, ref,
+		fmt.Errorf("%s needs BuildKit, and this build falls back to the classic builder: %s", field, why))
+}
+
+// buildClassic builds b with the classic builder.
+func (d *Docker) buildClassic(ctx context.Context, b fleets.Build, ref string, logf func(string)) (string, error) {
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(tarContext(pw, b.Context, cmp.Or(b.Dockerfile, "Dockerfile"))) }()
+	defer pr.Close()
+	opts := buildOptions(b, ref)
+	opts.Remove, opts.ForceRemove, opts.Version = true, true, build.BuilderV1
+	resp, err := d.cli.ImageBuild(ctx, pr, opts)
+	if err != nil {
+		return "", err
 	}
 	defer resp.Body.Close()
-	res, err := readStream(resp.Body)
+	res, err := readBuildStream(resp.Body, newTraceLog(logf))
 	if err != nil {
-		return "", fmt.Errorf("build %s from %s: %w", ref, b.ContextDir, err)
+		return "", err
 	}
 	if res.ImageID != "" {
 		return res.ImageID, nil
 	}
 	return d.ImageID(ctx, ref)
+}
+
+// buildOptions are the options of b both builders take.
+func buildOptions(b fleets.Build, ref string) build.ImageBuildOptions {
+	labels := maps.Clone(b.Labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[fleets.LabelManaged] = "true"
+	return build.ImageBuildOptions{
+		Tags:        []string{ref},
+		Dockerfile:  filepath.ToSlash(cmp.Or(b.Dockerfile, "Dockerfile")),
+		BuildArgs:   buildArgs(b.Args),
+		Target:      b.Target,
+		Labels:      labels,
+		CacheFrom:   b.CacheFrom,
+		NetworkMode: b.Network,
+		ExtraHosts:  b.ExtraHosts,
+		ShmSize:     b.ShmSize,
+		Platform:    b.Platform,
+	}
 }
 
 func buildArgs(args map[string]string) map[string]*string {

@@ -252,7 +252,7 @@ func hostConfig(inst fleets.Instance) (*container.HostConfig, error) {
 		return nil, err
 	}
 	host.Devices = devices
-	if err := addMounts(host, spec.Mounts, inst.RepoDir); err != nil {
+	if err := addMounts(host, spec.Mounts, inst.RepoDir, inst.CheckoutDir); err != nil {
 		return nil, err
 	}
 	return host, nil
@@ -366,7 +366,7 @@ func isDevicePerms(s string) bool {
 
 // addMounts maps volume and tmpfs mounts to Mounts, and binds to Binds so
 // that a missing host directory is created, as Compose does.
-func addMounts(host *container.HostConfig, mounts []fleets.Mount, repoDir string) error {
+func addMounts(host *container.HostConfig, mounts []fleets.Mount, repoDir, checkoutDir string) error {
 	for _, m := range mounts {
 		switch m.Type {
 		case "volume":
@@ -374,7 +374,7 @@ func addMounts(host *container.HostConfig, mounts []fleets.Mount, repoDir string
 		case "tmpfs":
 			host.Mounts = append(host.Mounts, mount.Mount{Type: mount.TypeTmpfs, Target: m.Target, ReadOnly: m.ReadOnly})
 		case "bind":
-			src, err := bindSource(m.Source, repoDir)
+			src, err := bindSource(m.Source, repoDir, checkoutDir)
 			if err != nil {
 				return err
 			}
@@ -390,7 +390,10 @@ func addMounts(host *container.HostConfig, mounts []fleets.Mount, repoDir string
 	return nil
 }
 
-func bindSource(src, repoDir string) (string, error) {
+// bindSource resolves a "repo:" bind source against repoDir; it may leave
+// repoDir ("repo:../conf") but not checkoutDir, the checkout repoDir is
+// part of (repoDir itself when empty).
+func bindSource(src, repoDir, checkoutDir string) (string, error) {
 	rel, ok := strings.CutPrefix(src, fleets.RepoBindPrefix)
 	if !ok {
 		return src, nil
@@ -398,10 +401,14 @@ func bindSource(src, repoDir string) (string, error) {
 	if repoDir == "" {
 		return "", fmt.Errorf("bind %s: instance has no repository directory", src)
 	}
-	if !filepath.IsLocal(rel) && rel != "." {
+	if filepath.IsAbs(rel) {
 		return "", fmt.Errorf("bind %s: path leaves the repository", src)
 	}
-	return filepath.Join(repoDir, rel), nil
+	abs := filepath.Join(repoDir, rel)
+	if out, err := filepath.Rel(cmp.Or(checkoutDir, repoDir), abs); err != nil || !filepath.IsLocal(out) && out != "." {
+		return "", fmt.Errorf("bind %s: path leaves the repository", src)
+	}
+	return abs, nil
 }
 
 // parseRestart parses Spec.Restart: no | always | unless-stopped |

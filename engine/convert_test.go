@@ -320,3 +320,25 @@ func TestNewestPeer(t *testing.T) {
 	check(t, "newest", newest([]container.Summary{{ID: "a", Created: 5}, {ID: "c", Created: 9}, {ID: "b", Created: 7}}), "c")
 	check(t, "tie by ID", newest([]container.Summary{{ID: "a", Created: 9}, {ID: "b", Created: 9}}), "b")
 }
+
+func TestRepoBindInCheckout(t *testing.T) {
+	for _, tc := range []struct{ src, repo, checkout, want string }{
+		{"repo:conf", "/c/deploy", "/c", "/c/deploy/conf"},
+		{"repo:../conf", "/c/deploy", "/c", "/c/conf"},
+		{"repo:../conf", "/c/deploy", "", ""},     // no checkout: the fleets' path is the boundary
+		{"repo:../../etc", "/c/deploy", "/c", ""}, // leaves the checkout
+		{"repo:/etc", "/c/deploy", "/c", ""},
+		{"/srv/data", "/c/deploy", "/c", "/srv/data"},
+	} {
+		got, err := bindSource(tc.src, tc.repo, tc.checkout)
+		if tc.want == "" {
+			if err == nil || !strings.Contains(err.Error(), "leaves the repository") {
+				t.Errorf("%s in %s (checkout %q): %q, %v; want it refused", tc.src, tc.repo, tc.checkout, got, err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%s in %s (checkout %q): %q, %v; want %s", tc.src, tc.repo, tc.checkout, got, err, tc.want)
+		}
+	}
+}

@@ -7,10 +7,11 @@
 //
 //   - fleetd never changes what it did not create. Every operation that
 //     stops, removes, renames, updates, unpauses, restarts, kills or pauses a
-//     container, or removes a network, first inspects the object and refuses
-//     with ErrNotManaged unless it carries io.fleetd.managed=true. Volumes are
-//     never removed, and containers are removed with RemoveVolumes=false so
-//     that even their anonymous volumes survive.
+//     container, or runs a hook in it (ExecHook), or removes a network,
+//     first inspects the object and refuses with ErrNotManaged unless it
+//     carries io.fleetd.managed=true. Volumes are never removed, and
+//     containers are removed with RemoveVolumes=false so that even their
+//     anonymous volumes survive.
 //   - The engine never pulls implicitly: ContainerCreate of a missing image
 //     fails instead of reaching a public registry. Pulls happen only through
 //     PullImage, which reconcile calls by policy.

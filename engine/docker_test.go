@@ -574,6 +574,7 @@ func TestPullFromLocalRegistry(t *testing.T) {
 
 func TestBuild(t *testing.T) {
 	cli, d := setup(t)
+	pruneBuildCache(t, cli)
 	t.Parallel()
 	ctx := t.Context()
 	dir := t.TempDir()
@@ -582,7 +583,7 @@ func TestBuild(t *testing.T) {
 	writeFile(t, dir, ".dockerignore", "*.log\n")
 	writeFile(t, dir, "big.log", "ignored")
 	ref := dockertest.Name(t, "built") + ":1"
-	id, err := d.BuildImage(ctx, fleets.Build{Context: dir, ContextDir: "app", Args: map[string]string{"GREETING": "hi"}}, ref)
+	id, err := d.BuildImage(ctx, fleets.Build{Context: dir, ContextDir: "app", Args: map[string]string{"GREETING": "hi"}}, ref, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -595,7 +596,7 @@ func TestBuild(t *testing.T) {
 	}
 
 	writeFile(t, dir, "Dockerfile", "FROM scratch\nCOPY big.log /big.log\n")
-	_, err = d.BuildImage(ctx, fleets.Build{Context: dir, ContextDir: "app"}, dockertest.Name(t, "broken")+":1")
+	_, err = d.BuildImage(ctx, fleets.Build{Context: dir, ContextDir: "app"}, dockertest.Name(t, "broken")+":1", nil)
 	if err == nil || !strings.Contains(err.Error(), "big.log") {
 		t.Errorf("build copying an ignored file: err = %v, want the daemon's message naming big.log", err)
 	}

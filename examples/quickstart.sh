@@ -15,7 +15,7 @@ demo=${FLEETD_DEMO_DIR:-$PWD/.demo}
 export FLEETD_INSTANCE=demo FLEETD_STATE_DIR="$demo/state"
 
 # Static: the ingress image is built from this binary.
-CGO_ENABLED=0 go build -o bin/fleetd ./cmd/fleetd
+CGO_ENABLED=0 go build -tags grpcnotrace -o bin/fleetd ./cmd/fleetd
 if [ "${1:-}" = "--down" ]; then
   mkdir -p "$demo/empty"
   exec bin/fleetd apply --repo "$demo/empty" --host demo --allow-mass-prune

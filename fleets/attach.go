@@ -122,14 +122,15 @@ func (c *converter) volumeName(key string) string {
 // relative to it (Mount.Source).
 const RepoBindPrefix = "repo:"
 
-// bindSource maps a bind's host path. A path in the fleet's tree becomes
-// "repo:<path relative to the repository>" so that the spec does not depend
-// on where the revision is checked out; a path elsewhere in the repository
-// is an error (the fleet must stay inside its tree); any other absolute path
-// is a host path and kept.
+// bindSource maps a bind's host path. A path in the repository checkout
+// becomes "repo:<path relative to the repository path>" (with `..` when it
+// lies outside the fleets' path) so that the spec does not depend on where
+// the revision is checked out; any other path is a host path and kept (a
+// relative path that leaves the checkout too, as docker compose takes it:
+// compose-go has made it absolute by now).
 func (c *converter) bindSource(service string, i int, src string) string {
 	field := "volumes." + itoa(int64(i))
-	if !filepath.IsAbs(src) || within(c.ft.dir, src) || within(c.absRoot, src) {
+	if !filepath.IsAbs(src) || within(c.ft.bound, src) {
 		abs, err := c.ft.resolve(src)
 		if err != nil {
 			c.r.servicef(service, field, "bind source %s", err)

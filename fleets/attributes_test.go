@@ -21,7 +21,7 @@ var (
 		domainname entrypoint env_file environment expose extends extra_hosts gpus group_add healthcheck
 		hostname image init ipc isolation label_file labels links logging mac_address mem_limit
 		mem_reservation mem_swappiness memswap_limit network_mode networks oom_kill_disable oom_score_adj
-		pid pids_limit platform ports privileged profiles pull_policy read_only restart runtime scale
+		pid pids_limit platform ports post_start pre_stop privileged profiles pull_policy read_only restart runtime scale
 		secrets security_opt shm_size stdin_open stop_grace_period stop_signal storage_opt sysctls tmpfs
 		tty ulimits user userns_mode uts volumes volumes_from working_dir`)
 	ignored = []string{"attach", "develop"}

@@ -37,6 +37,7 @@ func (c *converter) build(s types.ServiceConfig) *Build {
 		Args:       environment(s.Build.Args),
 		Target:     s.Build.Target,
 	}
+	c.buildOptions(s, b)
 	rel, err := filepath.Rel(c.absRoot, b.Context)
 	if err != nil {
 		c.r.servicef(s.Name, "build.context", "%s", err)
@@ -76,10 +77,11 @@ func imageRepository(image string) string {
 }
 
 // contextHash is the hex sha256 over the Dockerfile name, the build args
-// (sorted), the target and, for every file Docker would send (the
-// .dockerignore honoured with Docker's own pattern matcher), its slash
-// path, mode and contents in path order. The Dockerfile and .dockerignore
-// are always included, as Docker always sends them.
+// (sorted), the target, the options that change the image (hashOptions)
+// and, for every file Docker would send (the .dockerignore honoured with
+// Docker's own pattern matcher), its slash path, mode and contents in path
+// order. The Dockerfile and .dockerignore are always included, as Docker
+// always sends them.
 func contextHash(b *Build) (string, error) {
 	h := sha256.New()
 	field(h, "dockerfile", b.Dockerfile)
@@ -87,6 +89,7 @@ func contextHash(b *Build) (string, error) {
 		field(h, "arg", k+"="+b.Args[k])
 	}
 	field(h, "target", b.Target)
+	hashOptions(h, b)
 	// The Dockerfile may live outside the context; hash it by itself too.
 	if err := hashFile(h, dockerfilePath(b)); err != nil {
 		return "", fmt.Errorf("dockerfile: %w", err)
@@ -102,6 +105,35 @@ func contextHash(b *Build) (string, error) {
 		return "", fmt.Errorf("hash build context: %w", err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// hashOptions hashes the options that change the image. Each is written
+// only when set, so that a build without them keeps the tag it had before
+// fleetd knew them. CacheFrom is left out: it says where cached layers may
+// come from, not what the image holds. A secret counts by its digest, an
+// SSH key by its ID and path.
+func hashOptions(h hash.Hash, b *Build) {
+	for _, k := range sortedKeys(b.Labels) {
+		field(h, "label", k+"="+b.Labels[k])
+	}
+	if b.Network != "" {
+		field(h, "network", b.Network)
+	}
+	if b.Platform != "" {
+		field(h, "platform", b.Platform)
+	}
+	if b.ShmSize != 0 {
+		field(h, "shm_size", itoa(b.ShmSize))
+	}
+	for _, host := range b.ExtraHosts {
+		field(h, "extra_host", host)
+	}
+	for _, s := range b.Secrets {
+		field(h, "secret", s.ID+"="+s.Digest)
+	}
+	for _, s := range b.SSH {
+		field(h, "ssh", s.ID+"="+s.Source)
+	}
 }
 
 type contextWalker struct {

@@ -6,7 +6,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 )
 
 // Size limits for what the loader reads from the repository. They are
@@ -17,18 +19,28 @@ const (
 )
 
 var (
-	errOutside  = errors.New("resolves outside the fleet directory")
+	errOutside  = errors.New("resolves outside the repository")
 	errTooLarge = errors.New("file too large")
 )
 
-// fleetTree is a fleet's directory: everything the fleet reads from the
-// repository must resolve inside it, lexically and after symlinks.
+// fleetTree is a fleet's directory inside its repository checkout: what
+// the fleet reads from the repository must resolve inside the checkout,
+// lexically and after symlinks; relative paths are relative to the fleet's
+// directory, so `..` may reach the rest of the repository. The paths it
+// resolves outside the fleet's own directory are recorded (outside), for
+// the plan of a pull request, which cannot tell such a fleet unchanged by
+// its directory alone.
 type fleetTree struct {
-	dir  string // absolute, clean
-	real string // dir with symlinks resolved
+	dir       string // absolute, clean
+	real      string // dir with symlinks resolved
+	bound     string // the checkout: absolute, clean; dir is inside it
+	boundReal string // bound with symlinks resolved
+	outside   *pathSet
 }
 
-func newFleetTree(dir string) (fleetTree, error) {
+// newFleetTree confines the fleet at dir to the checkout bound (dir
+// itself when bound is empty).
+func newFleetTree(dir, bound string) (fleetTree, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return fleetTree{}, fmt.Errorf("fleet directory: %w", err)
@@ -37,27 +49,66 @@ func newFleetTree(dir string) (fleetTree, error) {
 	if err != nil {
 		return fleetTree{}, fmt.Errorf("fleet directory: %w", err)
 	}
-	return fleetTree{dir: abs, real: real}, nil
+	t := fleetTree{dir: abs, real: real, bound: abs, boundReal: real, outside: &pathSet{}}
+	if bound != "" {
+		if t.bound, err = filepath.Abs(bound); err != nil {
+			return fleetTree{}, fmt.Errorf("repository checkout: %w", err)
+		}
+		if t.boundReal, err = filepath.EvalSymlinks(t.bound); err != nil {
+			return fleetTree{}, fmt.Errorf("repository checkout: %w", err)
+		}
+		if !within(t.bound, abs) {
+			return fleetTree{}, fmt.Errorf("fleet directory %s is not inside the repository checkout %s", abs, t.bound)
+		}
+	}
+	return t, nil
 }
 
 // resolve returns the absolute form of p (relative paths are relative to the
 // fleet directory) or errOutside when p, or the target of a symlink on its
-// way, lies outside the fleet directory. A path that does not exist is
-// checked lexically only.
+// way, lies outside the checkout. A path that does not exist is checked
+// lexically only.
 func (t fleetTree) resolve(p string) (string, error) {
 	abs := p
 	if !filepath.IsAbs(abs) {
 		abs = filepath.Join(t.dir, abs)
 	}
 	abs = filepath.Clean(abs)
-	if !within(t.dir, abs) {
+	if !within(t.bound, abs) {
 		return "", fmt.Errorf("%s: %w", p, errOutside)
 	}
 	real, err := filepath.EvalSymlinks(abs)
-	if err == nil && !within(t.real, real) {
+	if err == nil && !within(t.boundReal, real) {
 		return "", fmt.Errorf("%s: symlink %w", p, errOutside)
 	}
+	if !within(t.dir, abs) || (err == nil && !within(t.real, real)) {
+		t.outside.add(abs)
+	}
 	return abs, nil
+}
+
+// pathSet is a set of paths, safe for concurrent use.
+type pathSet struct {
+	mu    sync.Mutex
+	paths []string
+}
+
+func (s *pathSet) add(p string) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	if !slices.Contains(s.paths, p) {
+		s.paths = append(s.paths, p)
+	}
+	s.mu.Unlock()
+}
+
+// list returns the paths, sorted.
+func (s *pathSet) list() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Sorted(slices.Values(s.paths))
 }
 
 func within(dir, p string) bool {

@@ -148,6 +148,11 @@ func checkSwarmService(s types.ServiceConfig, r *report) {
 	if len(s.SecurityOpt) > 0 {
 		refuse("security_opt", "not in a Swarm container spec")
 	}
+	for field, hooks := range map[string][]types.ServiceHook{"post_start": s.PostStart, "pre_stop": s.PreStop} {
+		if len(hooks) > 0 {
+			refuse(field, "Swarm starts and stops tasks itself and runs no lifecycle hooks: run the command from the image's entrypoint")
+		}
+	}
 	for field, set := range map[string]bool{
 		"pid": s.Pid != "", "ipc": s.Ipc != "", "uts": s.Uts != "", "userns_mode": s.UserNSMode != "", "runtime": s.Runtime != "",
 		"cgroup": s.Cgroup != "", "cgroup_parent": s.CgroupParent != "", "cpuset": s.CPUSet != "", "oom_score_adj": s.OomScoreAdj != 0,

@@ -58,6 +58,8 @@ type Instance struct {
 	Spec    Spec              `json:"spec"`
 	Labels  map[string]string `json:"labels"`
 	// RepoDir is the absolute directory that "repo:" bind sources are
-	// relative to.
-	RepoDir string `json:"-"`
+	// relative to; CheckoutDir the repository checkout it is part of,
+	// which a "repo:../…" source must stay in (RepoDir when empty).
+	RepoDir     string `json:"-"`
+	CheckoutDir string `json:"-"`
 }

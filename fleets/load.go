@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"os"
 	"path"
 	"path/filepath"
 	"runtime"
@@ -33,7 +34,7 @@ func Load(ctx context.Context, root string, host Host, opts ...Option) ([]Fleet,
 	if err != nil {
 		return nil, err
 	}
-	all, err := loadAll(ctx, absRoot, dirs, host)
+	all, err := loadAll(ctx, absRoot, o.checkout, dirs, host)
 	if err != nil {
 		return nil, err
 	}
@@ -91,6 +92,7 @@ type Option func(*options)
 
 type options struct {
 	rootName string
+	checkout string
 }
 
 func newOptions(opts []Option) options {
@@ -109,14 +111,38 @@ func newOptions(opts []Option) options {
 // next.
 func RootName(name string) Option { return func(o *options) { o.rootName = name } }
 
+// Checkout is the repository checkout the loaded directory is part of:
+// what a fleet reads must resolve inside it (`..` may leave the fleet's
+// directory but not the checkout). Without it, the loaded directory is
+// the boundary.
+func Checkout(dir string) Option { return func(o *options) { o.checkout = dir } }
+
+// FindCheckout returns the Git working tree dir is in (the nearest
+// directory up from it holding .git), or dir when there is none: the
+// boundary for a directory of fleets on disk.
+func FindCheckout(dir string) string {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return dir
+	}
+	for d := abs; ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(filepath.Join(d, ".git")); err == nil {
+			return d
+		}
+		if filepath.Dir(d) == d {
+			return dir
+		}
+	}
+}
+
 // loadAll loads the fleet directories in parallel, one worker per CPU;
 // fleets are independent until checkAcross.
-func loadAll(ctx context.Context, absRoot string, dirs []fleetDir, host Host) ([]*loadedFleet, error) {
+func loadAll(ctx context.Context, absRoot, checkout string, dirs []fleetDir, host Host) ([]*loadedFleet, error) {
 	jobs := make([]loadJob, len(dirs))
 	for i, fd := range dirs {
 		jobs[i] = loadJob{fd, host}
 	}
-	return loadJobs(ctx, absRoot, jobs)
+	return loadJobs(ctx, absRoot, checkout, jobs)
 }
 
 // loadJob is one fleet directory to load for one host.
@@ -125,7 +151,7 @@ type loadJob struct {
 	host Host
 }
 
-func loadJobs(ctx context.Context, absRoot string, jobs []loadJob) ([]*loadedFleet, error) {
+func loadJobs(ctx context.Context, absRoot, checkout string, jobs []loadJob) ([]*loadedFleet, error) {
 	out := make([]*loadedFleet, len(jobs))
 	var g errgroup.Group
 	g.SetLimit(runtime.GOMAXPROCS(0))
@@ -134,7 +160,7 @@ func loadJobs(ctx context.Context, absRoot string, jobs []loadJob) ([]*loadedFle
 			if err := ctx.Err(); err != nil {
 				return fmt.Errorf("load fleets: %w", err)
 			}
-			out[i] = loadFleet(ctx, absRoot, j.fd, j.host)
+			out[i] = loadFleet(ctx, absRoot, checkout, j.fd, j.host)
 			return nil
 		})
 	}
@@ -178,7 +204,7 @@ func LoadHosts(ctx context.Context, root string, hosts []Host, opts ...Option) (
 			}
 		}
 	}
-	shared, err := loadJobs(ctx, absRoot, first)
+	shared, err := loadJobs(ctx, absRoot, o.checkout, first)
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +218,7 @@ func LoadHosts(ctx context.Context, root string, hosts []Host, opts ...Option) (
 			}
 		}
 	}
-	own, err := loadJobs(ctx, absRoot, again)
+	own, err := loadJobs(ctx, absRoot, o.checkout, again)
 	if err != nil {
 		return nil, err
 	}
@@ -245,10 +271,10 @@ type loadedFleet struct {
 }
 
 // loadFleet loads one fleet directory.
-func loadFleet(ctx context.Context, absRoot string, fd fleetDir, host Host) *loadedFleet {
+func loadFleet(ctx context.Context, absRoot, checkout string, fd fleetDir, host Host) *loadedFleet {
 	r := &report{fleet: fd.name, dir: fd.rel, absRoot: absRoot}
 	lf := &loadedFleet{r: r}
-	ft, err := newFleetTree(filepath.Join(absRoot, filepath.FromSlash(fd.rel)))
+	ft, err := newFleetTree(filepath.Join(absRoot, filepath.FromSlash(fd.rel)), cmpOr(checkout, absRoot))
 	if err != nil {
 		r.fileErr(fd.rel, 0, err)
 		return lf
@@ -265,6 +291,10 @@ func loadFleet(ctx context.Context, absRoot string, fd fleetDir, host Host) *loa
 	// Converted even when validation found problems, so that conversion's
 	// own problems (constraints, secrets) are reported in the same pass.
 	lf.fleet = convertProject(project, fd, ft, absRoot, host, r)
+	for _, p := range ft.outside.list() {
+		rel, _ := filepath.Rel(absRoot, p)
+		lf.fleet.Outside = append(lf.fleet.Outside, filepath.ToSlash(rel))
+	}
 	return lf
 }
 
@@ -330,7 +360,7 @@ func loadChecked(ctx context.Context, ft fleetTree, fd fleetDir, host Host, r *r
 	if len(r.problems) > before {
 		return nil, false // an unsafe file must not be read
 	}
-	dropHooks(project)
+	dropPreStart(project)
 	hostFree = !rd.hostVar && !refersToHost(project) && !mentionsHost(ft, r.files, append(rd.files, dataFiles(project)...))
 	project, err = resolveFiles(project)
 	if err != nil {
@@ -411,14 +441,14 @@ func mentionsHost(ft fleetTree, files []*composeFile, others []string) bool {
 	return false
 }
 
-// dropHooks removes the lifecycle hooks (pre_start, post_start, pre_stop)
-// from a project: fleetd does not run them (each is reported as
-// unsupported), so neither their env_file nor their label_file, which
-// checkProjectFiles does not confine, may be read.
-func dropHooks(p *types.Project) {
+// dropPreStart removes the pre_start hooks from a project: fleetd does
+// not run them (they are reported as unsupported), so neither their
+// env_file nor their label_file, which checkProjectFiles does not confine,
+// may be read. post_start and pre_stop hooks read no file.
+func dropPreStart(p *types.Project) {
 	for name, s := range p.Services {
-		if s.PreStart != nil || s.PostStart != nil || s.PreStop != nil {
-			s.PreStart, s.PostStart, s.PreStop = nil, nil, nil
+		if s.PreStart != nil {
+			s.PreStart = nil
 			p.Services[name] = s
 		}
 	}

@@ -142,3 +142,49 @@ func checkErrors(t *testing.T, err error, tc loadCase) {
 		}
 	}
 }
+
+// TestLoadInCheckout loads the fleets' path of a repository whose checkout
+// holds more: `..` may leave the fleets' path for the rest of the checkout
+// (a bind there is "repo:../…", relative to the fleets' path), never the
+// checkout.
+func TestLoadInCheckout(t *testing.T) {
+	repo := t.TempDir()
+	for name, data := range map[string]string{
+		".git/HEAD":               "ref: refs/heads/main\n",
+		"conf/app.conf":           "x=1\n",
+		"shared.env":              "A=1\n",
+		"deploy/web/compose.yaml": "services:\n  api:\n    image: x\n    env_file: ../../shared.env\n    volumes: [\"../../conf:/etc/app:ro\"]\n",
+		"deploy/bad/compose.yaml": "services:\n  b:\n    image: x\n    env_file: ../../../escape.env\n",
+	} {
+		p := filepath.Join(repo, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root := filepath.Join(repo, "deploy")
+	if got := FindCheckout(filepath.Join(root, "web")); got != repo {
+		t.Errorf("FindCheckout = %s, want %s", got, repo)
+	}
+	loaded, err := Load(t.Context(), root, Host{Name: "h"}, Checkout(repo))
+	var problems ProblemList
+	if !errors.As(err, &problems) || len(problems) != 1 || !strings.Contains(problems[0].Message, "escape.env: resolves outside the repository") {
+		t.Fatalf("Load: %v; want one problem, bad's escape", err)
+	}
+	if len(loaded) != 1 || loaded[0].Name != "web" {
+		t.Fatalf("loaded %+v, want web", loaded)
+	}
+	web := loaded[0]
+	if m := web.Services[0].Spec.Mounts; len(m) != 1 || m[0].Source != "repo:../conf" {
+		t.Errorf("mounts %+v, want repo:../conf", m)
+	}
+	if web.Services[0].Spec.Environment["A"] != "1" || strings.Join(web.Outside, " ") != "../conf ../shared.env" {
+		t.Errorf("environment %v, outside %v", web.Services[0].Spec.Environment, web.Outside)
+	}
+	// Without the checkout, the fleets' path is the boundary.
+	if _, err := Load(t.Context(), root, Host{Name: "h"}); err == nil || !strings.Contains(err.Error(), "../shared.env: resolves outside the repository") {
+		t.Errorf("Load without Checkout: %v, want shared.env outside", err)
+	}
+}

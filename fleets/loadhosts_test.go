@@ -71,7 +71,7 @@ func TestHostFree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	loaded, err := loadAll(t.Context(), abs, dirs, Host{Name: "h"})
+	loaded, err := loadAll(t.Context(), abs, "", dirs, Host{Name: "h"})
 	if err != nil {
 		t.Fatal(err)
 	}

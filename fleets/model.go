@@ -18,6 +18,10 @@ type Fleet struct {
 	Name  string   `json:"name"`
 	Dir   string   `json:"dir"`   // slash-separated, relative to the repository path
 	Files []string `json:"files"` // compose files that were merged, relative to the repository path
+	// Outside lists what the fleet reads outside its own directory but
+	// inside the repository checkout (`../shared.env`), relative to the
+	// repository path: a change there changes the fleet too.
+	Outside []string `json:"outside,omitempty"`
 
 	// Targets reports whether the fleet's x-fleetd placement selects the
 	// host it was loaded for. Services may narrow it further with
@@ -110,6 +114,12 @@ type Service struct {
 	// PublicEnv lists environment keys whose values may be shown in plans
 	// and messages; every other value is redacted.
 	PublicEnv []string `json:"public_env,omitempty"`
+
+	// PostStart and PreStop are the service's lifecycle hooks, in the
+	// file's order (see Hook). They are not part of Spec, so a changed
+	// hook recreates no container: it is run at the next start or stop.
+	PostStart []Hook `json:"post_start,omitempty"`
+	PreStop   []Hook `json:"pre_stop,omitempty"`
 
 	// Swarm holds the deploy attributes only Swarm honours; set for the
 	// services of a swarm fleet only.
@@ -215,14 +225,25 @@ const (
 
 // Build is a build: section. Context is the absolute directory on disk (inside
 // the fleet's tree); ContextHash is the sha256 of its contents, Dockerfile and
-// args, and the image is tagged with it (Spec.Image).
+// every option that changes the image (all but CacheFrom), and the image is
+// tagged with it (Spec.Image). Secrets and SSH need BuildKit: the engine
+// refuses them when it builds with the classic builder.
 type Build struct {
-	Context     string            `json:"-"`
-	ContextDir  string            `json:"context"` // relative to the repository path
-	Dockerfile  string            `json:"dockerfile"`
-	Args        map[string]string `json:"args,omitempty"`
-	Target      string            `json:"target,omitempty"`
-	ContextHash string            `json:"context_hash"`
+	Context    string            `json:"-"`
+	ContextDir string            `json:"context"` // relative to the repository path
+	Dockerfile string            `json:"dockerfile"`
+	Args       map[string]string `json:"args,omitempty"`
+	Target     string            `json:"target,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	CacheFrom  []string          `json:"cache_from,omitempty"` // in the file's order
+	Network    string            `json:"network,omitempty"`
+	ExtraHosts []string          `json:"extra_hosts,omitempty"` // "host:ip", sorted
+	ShmSize    int64             `json:"shm_size,omitempty"`    // bytes
+	Platform   string            `json:"platform,omitempty"`    // os/arch[/variant]
+	Secrets    []BuildSecret     `json:"secrets,omitempty"`     // sorted by ID
+	SSH        []BuildSSH        `json:"ssh,omitempty"`         // sorted by ID
+	// ContextHash stays last: it is computed from the fields above.
+	ContextHash string `json:"context_hash"`
 }
 
 // Constraint is one deploy.placement.constraints entry in Swarm syntax:

@@ -45,7 +45,7 @@ func LoadNodes(dir string) (Nodes, error) {
 	if _, err := os.Lstat(filepath.Join(dir, NodesFile)); errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
-	ft, err := newFleetTree(dir)
+	ft, err := newFleetTree(dir, "")
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", NodesFile, err)
 	}

@@ -2,6 +2,7 @@ package fleets
 
 import (
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"strings"
 )
@@ -54,7 +55,12 @@ func (r *report) shorten(msg string) string {
 		return msg
 	}
 	msg = strings.ReplaceAll(msg, r.absRoot+"/", "")
-	return strings.ReplaceAll(msg, r.absRoot, ".")
+	msg = strings.ReplaceAll(msg, r.absRoot, ".")
+	if parent := filepath.Dir(r.absRoot); parent != "/" {
+		msg = strings.ReplaceAll(msg, parent+"/", "../") // the rest of the checkout, above the fleets' path
+		msg = strings.ReplaceAll(msg, parent, "..")
+	}
+	return msg
 }
 
 func (r *report) failed() bool { return len(r.problems) > 0 }

@@ -26,6 +26,8 @@ func (c *converter) service(s types.ServiceConfig) Service {
 		Readiness:     durationOr(ext.Readiness, defaultReadiness),
 		HealthTimeout: durationOr(ext.HealthTimeout, defaultHealthTimeout),
 		PublicEnv:     sortedSet(ext.PublicEnv),
+		PostStart:     c.hooks(s.Name, "post_start", s.PostStart),
+		PreStop:       c.hooks(s.Name, "pre_stop", s.PreStop),
 	}
 	checkRollout(s.Name, svc.Update, "deploy.update_config", c.r)
 	checkRollout(s.Name, svc.Rollback, "deploy.rollback_config", c.r)

@@ -33,6 +33,18 @@ var swarmHonours = map[string]bool{
 
 const notYet = "not supported by fleetd"
 
+// buildTakes is what a build: section may hold.
+const buildTakes = "fleetd builds with context, dockerfile, args, target, labels, cache_from, network, extra_hosts, shm_size, one platforms entry, and, with BuildKit, secrets and ssh"
+
+// buildRefused are the build: keys refused for a reason of their own.
+var buildRefused = map[string]string{
+	"additional_contexts": "fleetd sends one context from the fleet's tree: copy what the build needs into it",
+	"tags":                "fleetd tags a built image itself, by its inputs (<image>:ctx-<hash>), and pushes none",
+	"cache_to":            "fleetd keeps the build cache in the engine and exports none",
+	"no_cache":            "fleetd builds only when the context or an option changed, with the engine's cache",
+	"pull":                "fleetd rebuilds only when the context or an option changed: name base images by tag or digest in the Dockerfile",
+}
+
 var unsupportedAttributes = buildUnsupported()
 
 func buildUnsupported() []unsupported {
@@ -60,20 +72,14 @@ func buildUnsupported() []unsupported {
 			list[i].message += " (or run the fleet on Swarm: x-fleetd engine: swarm)"
 		}
 	}
-	for _, key := range []string{
-		"additional_contexts", "ssh", "secrets", "platforms", "tags", "cache_from", "cache_to",
-		"no_cache", "pull", "network", "extra_hosts", "shm_size", "ulimits", "isolation",
-		"privileged", "entitlements", "labels", "provenance", "sbom",
-	} {
-		list = append(list, unsupported{"services.*.build." + key, nil,
-			"fleetd builds with context, dockerfile, args and target only"})
+	for _, key := range []string{"ulimits", "isolation", "privileged", "entitlements", "provenance", "sbom"} {
+		list = append(list, unsupported{"services.*.build." + key, nil, buildTakes})
 	}
-	for _, key := range []string{
-		"pre_start", "post_start", "pre_stop",
-	} {
-		list = append(list, unsupported{"services.*." + key, nil, "fleetd runs no lifecycle hooks yet: run the command from the image's entrypoint"})
+	for _, key := range sortedKeys(buildRefused) {
+		list = append(list, unsupported{"services.*.build." + key, nil, buildRefused[key] + " (" + buildTakes + ")"})
 	}
 	refusedFor := map[string]string{
+		"pre_start":          "a pre_start hook is a one-off container run to completion before the service starts, and fleetd runs none: make it a service the others depend on with condition service_completed_successfully, or run the command from the image's entrypoint",
 		"umask":              "the Docker Engine API takes no umask: set it in the image's entrypoint",
 		"use_api_socket":     "it hands the container the Docker socket and this host's registry credentials: bind /var/run/docker.sock in volumes if the service must drive Docker",
 		"provider":           "a provider service is run by a docker compose plugin, not by the engine",

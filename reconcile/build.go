@@ -232,7 +232,7 @@ func (b *builder) instance(f fleets.Fleet, svc fleets.Service, slot int, name, r
 	}
 	return &fleets.Instance{
 		Name: name, Fleet: f.Name, Service: svc.Name, Slot: slot,
-		Spec: svc.Spec, Labels: labels, RepoDir: b.pol.RepoDir,
+		Spec: svc.Spec, Labels: labels, RepoDir: b.pol.RepoDir, CheckoutDir: b.pol.CheckoutDir,
 	}
 }
 

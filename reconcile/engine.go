@@ -34,8 +34,10 @@ type Engine interface {
 
 	// PullImage pulls ref and returns its image ID.
 	PullImage(ctx context.Context, ref string) (string, error)
-	// BuildImage builds b and tags it ref; it returns the image ID.
-	BuildImage(ctx context.Context, b fleets.Build, ref string) (string, error)
+	// BuildImage builds b and tags it ref; it returns the image ID. It
+	// hands the build's output to logf line by line as it comes (logf may
+	// be nil).
+	BuildImage(ctx context.Context, b fleets.Build, ref string, logf func(line string)) (string, error)
 
 	// CreateContainer creates (does not start) the container and connects
 	// it to every network in its spec with its aliases; it returns its ID.
@@ -67,4 +69,12 @@ type Engine interface {
 	// WaitExit returns when the container has exited with code 0, and an
 	// error when it exits otherwise or the timeout passes first.
 	WaitExit(ctx context.Context, id string, timeout time.Duration) error
+
+	// ExecHook runs a lifecycle hook in the running container id with
+	// exec, as docker compose runs post_start and pre_stop hooks, and
+	// returns once it exited, or the timeout (0: none) passed. An exit
+	// code other than 0 is an error naming the hook (name), the
+	// container, the code and the tail of its output; a container that is
+	// not running is an error wrapping ErrNotRunning.
+	ExecHook(ctx context.Context, id, name string, hook fleets.Hook, timeout time.Duration) error
 }

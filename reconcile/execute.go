@@ -71,6 +71,10 @@ type ExecOptions struct {
 	// Progress, when set, is called after each action finishes (from the
 	// goroutine that ran it; it must be safe for concurrent use).
 	Progress func(Result)
+	// BuildLog, when set, is handed each line of a build action's output
+	// as it comes (from the goroutine running the build; it must be safe
+	// for concurrent use).
+	BuildLog func(a Action, line string)
 	// Router runs the route and drain actions of ingress services; a plan
 	// with one and no Router fails that action (ErrNoRouter).
 	Router Router
@@ -105,7 +109,7 @@ func Execute(ctx context.Context, eng Engine, p ActionPlan, opts ExecOptions) Re
 			if a.Op.waits() {
 				s = waitSem
 			}
-			res := runWhenReady(ctx, eng, opts.Router, a, done, results, &mu, s)
+			res := runWhenReady(ctx, eng, opts, a, done, results, &mu, s)
 			mu.Lock()
 			results[i] = res
 			mu.Unlock()
@@ -119,7 +123,7 @@ func Execute(ctx context.Context, eng Engine, p ActionPlan, opts ExecOptions) Re
 	return Report{Results: results}
 }
 
-func runWhenReady(ctx context.Context, eng Engine, router Router, a Action, done []chan struct{}, results []Result, mu *sync.Mutex, sem chan struct{}) Result {
+func runWhenReady(ctx context.Context, eng Engine, opts ExecOptions, a Action, done []chan struct{}, results []Result, mu *sync.Mutex, sem chan struct{}) Result {
 	for _, dep := range a.After {
 		<-done[dep-1]
 		mu.Lock()
@@ -145,7 +149,7 @@ func runWhenReady(ctx context.Context, eng Engine, router Router, a Action, done
 	}
 	defer func() { <-sem }()
 	start := time.Now()
-	out, err := apply(ctx, eng, router, a)
+	out, err := apply(ctx, eng, opts, a)
 	res := Result{Action: a, Status: Done, Duration: time.Since(start), Output: out}
 	if err != nil {
 		res.Status, res.Err, res.Error = Failed, err, err.Error()
@@ -171,11 +175,12 @@ var errNoEngineCall = errors.New("malformed action")
 
 // apply performs one action with one engine call (two for waits), or one
 // call of the router.
-func apply(ctx context.Context, eng Engine, router Router, a Action) (string, error) {
+func apply(ctx context.Context, eng Engine, opts ExecOptions, a Action) (string, error) {
 	ref := a.ContainerID
 	if ref == "" {
 		ref = a.Target
 	}
+	router := opts.Router
 	switch a.Op {
 	case OpRoute, OpDrain:
 		if router == nil {
@@ -201,7 +206,11 @@ func apply(ctx context.Context, eng Engine, router Router, a Action) (string, er
 		if a.Build == nil {
 			return "", errNoEngineCall
 		}
-		return eng.BuildImage(ctx, *a.Build, a.Target)
+		var logf func(string)
+		if opts.BuildLog != nil {
+			logf = func(line string) { opts.BuildLog(a, line) }
+		}
+		return eng.BuildImage(ctx, *a.Build, a.Target, logf)
 	case OpCreate:
 		if a.Instance == nil {
 			return "", errNoEngineCall
@@ -239,6 +248,15 @@ func apply(ctx context.Context, eng Engine, router Router, a Action) (string, er
 		return "", eng.WaitUp(ctx, ref, a.Readiness, a.Monitor, a.Timeout)
 	case OpWaitExit:
 		return "", eng.WaitExit(ctx, ref, a.Timeout)
+	case OpPostStart, OpPreStop:
+		if a.Hook == nil {
+			return "", errNoEngineCall
+		}
+		err := eng.ExecHook(ctx, ref, a.HookName, *a.Hook, a.Timeout)
+		if a.Op == OpPreStop && errors.Is(err, ErrNotRunning) {
+			return "", nil // stopped meanwhile: its stop has nothing to stop either
+		}
+		return "", err
 	}
 	return "", fmt.Errorf("%w: unknown op %q", errNoEngineCall, a.Op)
 }

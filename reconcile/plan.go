@@ -20,10 +20,20 @@ const (
 	OpBuild         Op = "build"
 	OpCreate        Op = "create"
 	OpStart         Op = "start"
+	// OpPostStart runs one post_start hook (HookName, Hook) in a container
+	// fleetd just started or restarted; what waits for the start (a
+	// health gate, a wait, dependents) waits for its hooks. A failed hook
+	// fails the start, as in docker compose: the container is left running.
+	OpPostStart     Op = "post-start"
 	OpWaitHealthy   Op = "wait-healthy"
 	OpWaitExit      Op = "wait-exit"
 	OpWaitUp        Op = "wait-up" // a rollout's health gate
 	OpWaitRecovered Op = "wait-recovered"
+	// OpPreStop runs one pre_stop hook in a running container before
+	// fleetd stops it. A failed hook fails the stop, as in docker compose
+	// (the container is left running); a container that stopped meanwhile
+	// has nothing to run it in, and its stop goes on.
+	OpPreStop       Op = "pre-stop"
 	OpStop          Op = "stop"
 	OpRemove        Op = "remove"
 	OpRename        Op = "rename"
@@ -62,7 +72,9 @@ type Action struct {
 	Build       *fleets.Build             `json:"-"`                  // build
 	Attachment  *fleets.NetworkAttachment `json:"-"`                  // connect
 	Spec        *fleets.Spec              `json:"-"`                  // update
-	Timeout     time.Duration             `json:"timeout,omitempty"`  // stop, restart, waits
+	Hook        *fleets.Hook              `json:"-"`                  // post-start, pre-stop
+	HookName    string                    `json:"hook,omitempty"`     // post-start, pre-stop: "post_start hook 1/2"
+	Timeout     time.Duration             `json:"timeout,omitempty"`  // stop, restart, waits, hooks
 	Heal        bool                      `json:"heal,omitempty"`
 	Rollout     bool                      `json:"rollout,omitempty"`   // part of a rollout batch (Slot names the replica)
 	Readiness   time.Duration             `json:"readiness,omitempty"` // wait-up
@@ -120,6 +132,9 @@ type Policy struct {
 	Now      time.Time
 	Revision string // Git commit, written to io.fleetd.revision
 	RepoDir  string // absolute repository path, for "repo:" bind sources
+	// CheckoutDir is the repository checkout RepoDir is part of: a
+	// "repo:../…" bind may leave RepoDir, never the checkout.
+	CheckoutDir string
 	// AllowMassPrune lifts the prune guard.
 	AllowMassPrune bool
 	// MassPruneRatio is the share of the host's managed containers a plan

@@ -201,6 +201,7 @@ var knownOps = []reconcile.Op{
 	reconcile.OpCreate, reconcile.OpStart, reconcile.OpWaitHealthy, reconcile.OpWaitExit,
 	reconcile.OpStop, reconcile.OpRemove, reconcile.OpRename, reconcile.OpRestart,
 	reconcile.OpUnpause, reconcile.OpConnect, reconcile.OpUpdate, reconcile.OpRemoveNetwork, reconcile.OpWaitUp, reconcile.OpWaitRecovered,
+	reconcile.OpPostStart, reconcile.OpPreStop,
 }
 
 // checkPlanInvariants: the plan is a DAG in plan order, never touches an

@@ -155,9 +155,25 @@ func (b *builder) planOrphans(desired []fleets.Fleet, items []drift.Item) {
 			b.block(it.Fleet, it.Service, it.Container, "prune is off: orphan left running", false)
 			continue
 		}
-		id := b.removeContainer(it.Fleet, fleets.Service{Name: it.Service}, it.ContainerID, it.Container, causeOf(it), b.running(it.ContainerID))
+		id := b.removeContainer(it.Fleet, orphanService(f, it.Service), it.ContainerID, it.Container, causeOf(it), b.running(it.ContainerID))
 		b.pruned = append(b.pruned, id)
 	}
+}
+
+// orphanService is what removing an orphan of service needs to know of
+// it: its name, and, when the fleet's desired state still describes it
+// (the fleet or service no longer targets this host), its pre_stop hooks
+// and the bound of their run. Of a service that left the spec nothing else
+// is known: its containers are stopped without hooks, as docker compose
+// removes orphans.
+func orphanService(f fleets.Fleet, service string) fleets.Service {
+	out := fleets.Service{Name: service}
+	for _, s := range f.Services {
+		if s.Name == service {
+			out.PreStop, out.HealthTimeout = s.PreStop, s.HealthTimeout
+		}
+	}
+	return out
 }
 
 // planNetworkRemovals removes managed networks that no targeted fleet wants
@@ -266,16 +282,13 @@ func MassPrune(removing, managed, fleetsLeft int, ratio float64, scope, what str
 	return "prune guard: " + reason + "; rerun with --allow-mass-prune if this is intended"
 }
 
-// dropPruned removes the prune actions, their stops, and renumbers the plan.
+// dropPruned removes the prune actions, their stops with what runs
+// before them (pre_stop hooks, drains), and renumbers the plan.
 func (b *builder) dropPruned() {
 	drop := map[int]bool{}
 	for _, id := range b.pruned {
 		drop[id] = true
-		for _, dep := range b.actions[id-1].After {
-			if b.actions[dep-1].Op == OpStop {
-				drop[dep] = true
-			}
-		}
+		b.dropStopChain(id, drop)
 	}
 	renumber := map[int]int{}
 	var kept []Action
@@ -301,4 +314,16 @@ func (b *builder) dropPruned() {
 	}
 	b.actions = kept
 	b.pruned = nil
+}
+
+// dropStopChain marks the stop that action id waits for, and the pre_stop
+// hooks and drain before that stop, for dropping.
+func (b *builder) dropStopChain(id int, drop map[int]bool) {
+	for _, dep := range b.actions[id-1].After {
+		switch b.actions[dep-1].Op {
+		case OpStop, OpPreStop, OpDrain:
+			drop[dep] = true
+			b.dropStopChain(dep, drop)
+		}
+	}
 }

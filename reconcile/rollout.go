@@ -111,6 +111,7 @@ type Revision struct {
 	Author  string    `json:"author,omitempty"`
 	Time    time.Time `json:"time,omitzero"`
 	Dir     string    `json:"-"`
+	Root    string    `json:"-"` // the whole checkout Dir is part of
 }
 
 // Event is one thing that happened that people may want to hear about.

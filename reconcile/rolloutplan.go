@@ -245,7 +245,7 @@ func (b *builder) startFirst(sc serviceCtx, c containerItems, cause string) {
 	create := b.add(Action{Op: OpCreate, Fleet: f.Name, Service: svc.Name, Target: temp, Cause: cause,
 		After: append(slices.Clone(sc.deps), sc.image, b.freedBy[temp]), Instance: inst, ImageFrom: sc.image})
 	start := b.add(Action{Op: OpStart, Fleet: f.Name, Service: svc.Name, Target: temp, Cause: "new replica, start-first", After: []int{create}})
-	gate := b.routed(sc, temp, b.gate(sc, temp, start))
+	gate := b.routed(sc, temp, b.gate(sc, temp, b.postStart(sc, temp, start)))
 	b.handOver(sc, c.id, c.name, temp, b.running(c.id), gate)
 }
 

@@ -168,6 +168,7 @@ func (b *builder) createAndStart(sc serviceCtx, slot int, name, replaces, cause 
 	create := b.add(Action{Op: OpCreate, Fleet: sc.fleet.Name, Service: sc.svc.Name, Target: name, Cause: cause,
 		After: append(slices.Clone(sc.deps), sc.image, b.freedBy[name]), Instance: inst, ImageFrom: sc.image})
 	start := b.add(Action{Op: OpStart, Fleet: sc.fleet.Name, Service: sc.svc.Name, Target: name, Cause: "new container", After: []int{create}})
+	start = b.postStart(sc, name, start)
 	b.markStarted(sc, name, start)
 	return start
 }
@@ -201,12 +202,14 @@ func (b *builder) replaceUnderSlotName(sc serviceCtx, c containerItems, cause st
 	oldName := b.container(c.id).Name
 	if b.running(c.id) {
 		prev = b.drained(f.Name, svc, c.id, oldName, prev)
+		prev = b.preStop(f.Name, svc, c.id, oldName, prev)
 		prev = b.add(Action{Op: OpStop, Fleet: f.Name, Service: svc.Name, Target: oldName, ContainerID: c.id,
 			Cause: "replaced by " + c.name, After: []int{prev}, Timeout: stopTimeout(svc)})
 	}
 	prev = b.add(Action{Op: OpRemove, Fleet: f.Name, Service: svc.Name, Target: oldName, ContainerID: c.id,
 		Cause: "replaced by " + c.name, After: []int{prev}})
 	start := b.add(Action{Op: OpStart, Fleet: f.Name, Service: svc.Name, Target: c.name, Cause: "replacement", After: []int{prev}})
+	start = b.postStart(sc, c.name, start)
 	b.markStarted(sc, c.name, start)
 	return start
 }
@@ -216,6 +219,7 @@ func (b *builder) replaceUnderSlotName(sc serviceCtx, c containerItems, cause st
 func (b *builder) finishReplace(sc serviceCtx, oldID, name, temp string, oldRunning bool, after int) int {
 	rename := b.retire(sc, oldID, name, temp, oldRunning, after)
 	start := b.add(Action{Op: OpStart, Fleet: sc.fleet.Name, Service: sc.svc.Name, Target: name, Cause: "replacement", After: []int{rename}})
+	start = b.postStart(sc, name, start)
 	b.markStarted(sc, name, start)
 	return start
 }
@@ -229,6 +233,7 @@ func (b *builder) retire(sc serviceCtx, oldID, name, temp string, oldRunning boo
 	if oldID != "" {
 		if oldRunning {
 			prev = b.drained(f.Name, svc, oldID, name, prev)
+			prev = b.preStop(f.Name, svc, oldID, name, prev)
 			prev = b.add(Action{Op: OpStop, Fleet: f.Name, Service: svc.Name, Target: name, ContainerID: oldID,
 				Cause: "replaced by " + temp, After: []int{prev}, Timeout: stopTimeout(svc)})
 		}
@@ -293,7 +298,7 @@ func (b *builder) heal(sc serviceCtx, c containerItems) {
 		// the middle of. Finishing it is deploying, not healing, so
 		// neither self_heal nor the heal backoff applies.
 		id := b.add(Action{Op: OpStart, Fleet: f.Name, Service: svc.Name, Target: c.name, ContainerID: c.id, Cause: "created but never started"})
-		b.markStarted(sc, c.name, id)
+		b.markStarted(sc, c.name, b.postStart(sc, c.name, id))
 		return
 	}
 	if !f.Policy.SelfHeal {
@@ -317,7 +322,7 @@ func (b *builder) heal(sc serviceCtx, c containerItems) {
 	switch {
 	case c.has(drift.Stopped):
 		id := b.add(Action{Op: OpStart, Fleet: f.Name, Service: svc.Name, Target: c.name, ContainerID: c.id, Cause: causeOf(c.kinds[drift.Stopped]), Heal: true})
-		b.markStarted(sc, c.name, id)
+		b.markStarted(sc, c.name, b.postStart(sc, c.name, id))
 	case c.has(drift.Paused):
 		id := b.add(Action{Op: OpUnpause, Fleet: f.Name, Service: svc.Name, Target: c.name, ContainerID: c.id, Cause: causeOf(c.kinds[drift.Paused]), Heal: true})
 		// Health checks fail while a container is paused, so Docker calls
@@ -327,7 +332,7 @@ func (b *builder) heal(sc serviceCtx, c containerItems) {
 			Cause: "health checks failed while it was paused", After: []int{id}, Timeout: svc.HealthTimeout})
 	case c.has(drift.Unhealthy):
 		id := b.add(Action{Op: OpRestart, Fleet: f.Name, Service: svc.Name, Target: c.name, ContainerID: c.id, Cause: causeOf(c.kinds[drift.Unhealthy]), Heal: true, Timeout: stopTimeout(svc)})
-		b.markStarted(sc, c.name, id)
+		b.markStarted(sc, c.name, b.postStart(sc, c.name, id))
 	}
 }
 
@@ -364,6 +369,7 @@ func (b *builder) removeContainer(fleet string, svc fleets.Service, id, name, ca
 	prev := 0
 	if running {
 		prev = b.drained(fleet, svc, id, name, 0)
+		prev = b.preStop(fleet, svc, id, name, prev)
 		prev = b.add(Action{Op: OpStop, Fleet: fleet, Service: svc.Name, Target: name, ContainerID: id, Cause: cause, After: []int{prev}, Timeout: stopTimeout(svc)})
 	}
 	rm := b.add(Action{Op: OpRemove, Fleet: fleet, Service: svc.Name, Target: name, ContainerID: id, Cause: cause, After: []int{prev}})

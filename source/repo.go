@@ -18,6 +18,7 @@ type Revision struct {
 	Commit  string    // 40 hex
 	Ref     string    // the ref followed (Config.Ref)
 	Dir     string    // absolute directory of the tree at Config.Path; what fleets.Load reads
+	Root    string    // absolute directory of the whole tree, Dir's checkout
 	Subject string    // first line of the commit message
 	Author  string    // "Name <email>"
 	Time    time.Time // committer time

@@ -119,6 +119,7 @@ func revisionOf(c *object.Commit, ref, root, subPath string) Revision {
 		Commit:  c.Hash.String(),
 		Ref:     ref,
 		Dir:     filepath.Join(root, filepath.FromSlash(subPath)),
+		Root:    root,
 		Subject: subject(c.Message),
 		Author:  fmt.Sprintf("%s <%s>", c.Author.Name, c.Author.Email),
 		Time:    c.Committer.When,

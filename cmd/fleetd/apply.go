@@ -32,7 +32,8 @@ func newApplyCmd() *cobra.Command {
 engine, plans and executes the actions that converge it — changed services
 are rolled out batch by batch behind a health gate, with automatic rollback
 as their update_config says — printing each action with its result and
-duration, each rollout event, then a summary. Then, as docker compose up
+duration, each rollout event, the output of each build (BuildKit's steps,
+or the classic builder's) as it comes, then a summary. Then, as docker compose up
 --wait, it waits until every container of the desired services is healthy
 (or, without a healthcheck, running), each within its service's
 health_timeout (or --wait-timeout), and prints each one that is not with its
@@ -85,7 +86,7 @@ so (exit 1).`,
 			started := time.Now()
 			p := newPrinter(out)
 			outcome, err := reconcile.Converge(cmd.Context(), st.engine, st.desired, pol, reconcile.ConvergeOptions{
-				Exec:       reconcile.ExecOptions{Parallelism: parallelism, Progress: p.result, Router: router},
+				Exec:       reconcile.ExecOptions{Parallelism: parallelism, Progress: p.result, BuildLog: p.build, Router: router},
 				InspectAll: true,
 				OnEvent:    p.event,
 				Save:       saveRollouts,
@@ -160,6 +161,13 @@ func (p *printer) event(e reconcile.Event) {
 		line += " — " + e.Reason
 	}
 	p.println(line)
+}
+
+// build prints a line of a build's output as it comes.
+func (p *printer) build(a reconcile.Action, line string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.println(fmt.Sprintf("%-8s %s/%s: %s", "build", a.Fleet, a.Service, line))
 }
 
 // println prints a line above the progress line.

@@ -107,7 +107,7 @@ func completionFleets(cmd *cobra.Command) []fleets.Fleet {
 	ctx, cancel := context.WithTimeout(cmd.Context(), completionTimeout)
 	defer cancel()
 	// With an invalid fleet, Load still returns the valid ones: complete those.
-	loaded, _ := fleets.Load(ctx, repo, host)
+	loaded, _ := fleets.Load(ctx, repo, host, fleets.Checkout(fleets.FindCheckout(repo)))
 	return loaded
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fleetd/fleetd/fleets"
+	"github.com/fleetd/fleetd/reconcile"
 )
 
 func writeConfig(t *testing.T, text string) string {
@@ -120,7 +121,7 @@ func TestAgentNamesRootFleetAfterRepository(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte("services:\n  web:\n    image: nginx\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		loaded, err := ac.Load(t.Context(), dir)
+		loaded, err := ac.Load(t.Context(), reconcile.Revision{Dir: dir, Root: dir})
 		if err != nil || len(loaded) != 1 || loaded[0].Name != "fleet" {
 			t.Fatalf("root fleet at %s loaded as %+v, %v; want it named fleet", commit, loaded, err)
 		}

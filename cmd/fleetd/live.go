@@ -66,6 +66,7 @@ type liveState struct {
 	scope    []string // --fleet: the docker fleets acted on; nil for all, and the swarm
 	host     fleets.Host
 	repoDir  string
+	checkout string // the Git working tree repoDir is in, or repoDir
 	desired  []fleets.Fleet
 	observed drift.Observed
 	engine   *engine.Docker
@@ -84,7 +85,8 @@ func loadLive(ctx context.Context, l *liveFlags) (*liveState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--repo %s: %w", l.repo, err)
 	}
-	desired, err := fleets.Load(ctx, repoDir, host)
+	checkout := fleets.FindCheckout(repoDir)
+	desired, err := fleets.Load(ctx, repoDir, host, fleets.Checkout(checkout))
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", l.repo, err)
 	}
@@ -96,7 +98,7 @@ func loadLive(ctx context.Context, l *liveFlags) (*liveState, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &liveState{scope: scope, host: host, repoDir: repoDir, desired: desired, engine: eng}, nil
+	return &liveState{scope: scope, host: host, repoDir: repoDir, checkout: checkout, desired: desired, engine: eng}, nil
 }
 
 // inspectSwarm inspects the swarm fleets through the local engine; when it

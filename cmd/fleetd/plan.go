@@ -76,7 +76,7 @@ when head is invalid.`,
 }
 
 func (st *liveState) policy(allowMassPrune bool) reconcile.Policy {
-	return reconcile.Policy{Now: time.Now(), RepoDir: st.repoDir, AllowMassPrune: allowMassPrune, Scope: st.scope}
+	return reconcile.Policy{Now: time.Now(), RepoDir: st.repoDir, CheckoutDir: st.checkout, AllowMassPrune: allowMassPrune, Scope: st.scope}
 }
 
 // livePlan is the JSON schema of `fleetd plan --live --format json`: the

@@ -305,7 +305,7 @@ func loadRevisions(ctx context.Context, snap *source.Snapshot, rf *revFlags, hos
 	}
 	headSide := func(hr *review.HostRevisions) *review.HostLoad { return &hr.Head }
 	baseSide := func(hr *review.HostRevisions) *review.HostLoad { return &hr.Base }
-	if err := loadSide(ctx, head.Dir, all, headSide, opts...); err != nil {
+	if err := loadSide(ctx, head, all, headSide, opts...); err != nil {
 		return base, head, err
 	}
 	changed, err := snap.Changed(ctx, rf.base, rf.head, path.Clean(rf.path))
@@ -330,7 +330,7 @@ func loadRevisions(ctx context.Context, snap *source.Snapshot, rf *revFlags, hos
 		if err != nil {
 			return base, head, err
 		}
-		if err := loadSide(ctx, whole.Dir, moved, baseSide, opts...); err != nil {
+		if err := loadSide(ctx, whole, moved, baseSide, opts...); err != nil {
 			return base, head, err
 		}
 	}
@@ -341,7 +341,7 @@ func loadRevisions(ctx context.Context, snap *source.Snapshot, rf *revFlags, hos
 	if base, err = exportSide(ctx, snap, rf.base, rf.path, filepath.Join(tmp, "base-changed"), skip); err != nil {
 		return base, head, err
 	}
-	if err := loadSide(ctx, base.Dir, kept, baseSide, opts...); err != nil {
+	if err := loadSide(ctx, base, kept, baseSide, opts...); err != nil {
 		return base, head, err
 	}
 	for _, hr := range kept {
@@ -365,12 +365,15 @@ func exportSide(ctx context.Context, snap *source.Snapshot, ref, dir, dest strin
 	return rev, os.MkdirAll(rev.Dir, 0o755)
 }
 
-// loadSide loads dir for one side (base or head) of each host, loading
-// each fleet once for the hosts whose facts it does not read.
-func loadSide(ctx context.Context, dir string, hosts []*review.HostRevisions, side func(*review.HostRevisions) *review.HostLoad, opts ...fleets.Option) error {
+// loadSide loads the revision's fleets for one side (base or head) of
+// each host, loading each fleet once for the hosts whose facts it does
+// not read; what they read is confined to the revision's checkout.
+func loadSide(ctx context.Context, rev source.Revision, hosts []*review.HostRevisions, side func(*review.HostRevisions) *review.HostLoad, opts ...fleets.Option) error {
 	if len(hosts) == 0 {
 		return nil
 	}
+	dir := rev.Dir
+	opts = append(slices.Clip(opts), fleets.Checkout(rev.Root))
 	facts := make([]fleets.Host, len(hosts))
 	for i, hr := range hosts {
 		facts[i] = side(hr).Host
@@ -435,10 +438,22 @@ func sameFacts(a, b fleets.Host) bool {
 // reports changed. A fleet directory above or below another one (all is
 // every fleet directory at head, valid or not) is never among them: base
 // is exported without these directories and everything below them.
+//
+// A fleet may read files outside its directory (`../shared.env`), which a
+// change can change without touching the directory, and which base's
+// export must then hold: when any fleet at head reads outside its
+// directory, or any is invalid at head (what it reads is unknown), none is
+// taken as unchanged.
 func unchangedFleetDirs(hosts []review.HostRevisions, changed []string, fleetsPath string, all []string) map[string]bool {
 	count := map[string]int{}
 	for _, hr := range hosts {
+		if len(hr.Head.Problems) > 0 {
+			return map[string]bool{}
+		}
 		for _, f := range hr.Head.Fleets {
+			if len(f.Outside) > 0 {
+				return map[string]bool{}
+			}
 			count[f.Dir]++
 		}
 	}

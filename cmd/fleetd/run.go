@@ -230,8 +230,9 @@ func agentConfig(cfg daemonConfig, host fleets.Host, log *slog.Logger) (agent.Co
 			Host: host.Name, Version: versionString(), Parallel: cfg.Reconcile.Fleets,
 			Poll: poll, InWindow: inWindow, Resync: resync, Seed: seedOf(host.Name),
 		},
-		Load: func(ctx context.Context, dir string) ([]fleets.Fleet, error) {
-			return fleets.Load(ctx, dir, host, rootName(cfg.Source.Path, source.RepoName(cfg.Source.URL))...)
+		Load: func(ctx context.Context, rev reconcile.Revision) ([]fleets.Fleet, error) {
+			opts := append(rootName(cfg.Source.Path, source.RepoName(cfg.Source.URL)), fleets.Checkout(rev.Root))
+			return fleets.Load(ctx, rev.Dir, host, opts...)
 		},
 		Parallelism: cfg.Reconcile.Parallelism, AllowMassPrune: cfg.Reconcile.AllowMassPrune,
 		Log: log,
@@ -344,7 +345,7 @@ func (g gitSource) Checkout(ctx context.Context, commit string) (reconcile.Revis
 }
 
 func toRevision(rev source.Revision) reconcile.Revision {
-	return reconcile.Revision{Commit: rev.Commit, Subject: rev.Subject, Author: rev.Author, Time: rev.Time, Dir: rev.Dir}
+	return reconcile.Revision{Commit: rev.Commit, Subject: rev.Subject, Author: rev.Author, Time: rev.Time, Dir: rev.Dir, Root: rev.Root}
 }
 
 // engineWatch adapts the engine's event stream to the agent's.

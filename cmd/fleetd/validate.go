@@ -53,7 +53,7 @@ plan --base).`,
 			if err != nil {
 				return err
 			}
-			loaded, loadErr := fleets.Load(cmd.Context(), dir, host)
+			loaded, loadErr := fleets.Load(cmd.Context(), dir, host, fleets.Checkout(fleets.FindCheckout(dir)))
 			problems, err := splitProblems(loadErr)
 			if err != nil {
 				return err
@@ -134,7 +134,7 @@ func loadAtRevision(ctx context.Context, dir, ref string, host fleets.Host) (val
 	if _, err := os.Stat(rev.Dir); errors.Is(err, fs.ErrNotExist) {
 		return b, nil, nil
 	}
-	_, loadErr := fleets.Load(ctx, rev.Dir, host, fleets.RootName(name))
+	_, loadErr := fleets.Load(ctx, rev.Dir, host, fleets.RootName(name), fleets.Checkout(rev.Root))
 	problems, err := splitProblems(loadErr)
 	return b, problems, err
 }

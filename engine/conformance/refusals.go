@@ -42,6 +42,9 @@ func testContainerNotManaged(t *testing.T, h Harness) {
 		{"rename", func() error { return e.RenameContainer(ctx, id, name+"-renamed") }},
 		{"unpause", func() error { return e.UnpauseContainer(ctx, id) }},
 		{"update", func() error { return e.UpdateResources(ctx, id, fleets.Spec{Restart: "always"}) }},
+		{"hook", func() error {
+			return e.ExecHook(ctx, id, "post_start hook 1/1", fleets.Hook{Command: []string{"true"}}, time.Second)
+		}},
 		{"connect", func() error {
 			return e.ConnectNetwork(ctx, id, fleets.NetworkAttachment{Network: "bridge"}, name)
 		}},

@@ -30,6 +30,8 @@
 //
 // Tests change state out of band with the helpers in oob.go (Stop, Kill,
 // Pause, SetHealth, Rename, Disconnect, SetResources, AddUnmanaged,
-// HoldPort, …), inject failures with FailOn, FailOnce and SetDown, and read
-// the operations applied with Calls. It must not import the Docker SDK.
+// HoldPort, …), inject failures with FailOn, FailOnce and SetDown (a
+// failing lifecycle hook: FailOn("ExecHook", container, err)), and read
+// the operations applied with Calls and the hooks run with HookRuns. It
+// must not import the Docker SDK.
 package enginetest

@@ -54,6 +54,7 @@ type Fake struct {
 	onStart    func(c *drift.Container)
 	heldPorts  map[string]bool // host addresses held out of band (HoldPort)
 	down       bool            // SetDown
+	hookRuns   []HookRun       // ExecHook
 }
 
 // ctr is one container: its list entry plus what only an inspect shows.

@@ -235,12 +235,12 @@ func TestDockerRules(t *testing.T) {
 
 func TestBuildIsDeterministic(t *testing.T) {
 	b := fleets.Build{ContextHash: "abc", Dockerfile: "Dockerfile", Args: map[string]string{"V": "1"}}
-	id1, err := enginetest.New(t).BuildImage(t.Context(), b, "web-api:abc")
+	id1, err := enginetest.New(t).BuildImage(t.Context(), b, "web-api:abc", nil)
 	must(t, err)
-	id2, err := enginetest.New(t).BuildImage(t.Context(), b, "web-api:abc")
+	id2, err := enginetest.New(t).BuildImage(t.Context(), b, "web-api:abc", nil)
 	must(t, err)
 	b.Args["V"] = "2"
-	id3, err := enginetest.New(t).BuildImage(t.Context(), b, "web-api:abc")
+	id3, err := enginetest.New(t).BuildImage(t.Context(), b, "web-api:abc", nil)
 	must(t, err)
 	if id1 != id2 || id1 == id3 || !strings.HasPrefix(id1, "sha256:") {
 		t.Errorf("build IDs %s %s %s", id1, id2, id3)

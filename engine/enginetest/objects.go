@@ -116,8 +116,17 @@ func (f *Fake) PullImage(ctx context.Context, ref string) (string, error) {
 }
 
 // BuildImage tags ref with an ID derived from the build's inputs, so the
-// same build always yields the same ID.
-func (f *Fake) BuildImage(ctx context.Context, b fleets.Build, ref string) (string, error) {
+// same build always yields the same ID, and hands logf one line naming
+// ref (outside the fake's lock: logf may call the fake).
+func (f *Fake) BuildImage(ctx context.Context, b fleets.Build, ref string, logf func(string)) (string, error) {
+	id, err := f.build(ctx, b, ref)
+	if err == nil && logf != nil {
+		logf("fake build of " + ref)
+	}
+	return id, err
+}
+
+func (f *Fake) build(ctx context.Context, b fleets.Build, ref string) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.call(ctx, "BuildImage", ref); err != nil {

@@ -12,6 +12,14 @@
 //
 // "testapp -health" is the image's exec-form HEALTHCHECK; "testapp -version"
 // prints the baked-in version. SIGTERM and SIGINT exit 0 at once.
+//
+// "testapp -hook" is a lifecycle hook for exec, also set by environment:
+//
+//	HOOK_FILE     write HOOK_CONTENT and " uid=<its uid>" to this file
+//	              (relative to its working directory)
+//	HOOK_SLEEP    then sleep this long
+//	HOOK_EXIT     then exit with this code (default 0), printing
+//	              "hook failing with <code>" to stderr first
 package main
 
 import (
@@ -37,12 +45,18 @@ const crashCode = 3
 func main() {
 	health := flag.Bool("health", false, "probe /healthz and exit 0 if healthy, 1 otherwise")
 	version := flag.Bool("version", false, "print the built-in version and exit")
+	hook := flag.Bool("hook", false, "run as a lifecycle hook (HOOK_* variables)")
 	flag.Parse()
 
 	port := env("PORT", "8080")
 	switch {
 	case *version:
 		fmt.Println(buildVersion)
+	case *hook:
+		if err := runHook(); err != nil {
+			fmt.Fprintln(os.Stderr, "hook:", err)
+			os.Exit(1)
+		}
 	case *health:
 		if err := probe(port); err != nil {
 			fmt.Fprintln(os.Stderr, "unhealthy:", err)
@@ -54,6 +68,27 @@ func main() {
 			os.Exit(1)
 		}
 	}
+}
+
+func runHook() error {
+	fmt.Println("hook: started")
+	if file := os.Getenv("HOOK_FILE"); file != "" {
+		content := fmt.Sprintf("%s uid=%d", os.Getenv("HOOK_CONTENT"), os.Getuid())
+		if err := os.WriteFile(file, []byte(content), 0o644); err != nil {
+			return err
+		}
+		fmt.Println("hook: wrote", file)
+	}
+	sleep, err := durationEnv("HOOK_SLEEP")
+	if err != nil {
+		return err
+	}
+	time.Sleep(sleep)
+	if code, _ := strconv.Atoi(os.Getenv("HOOK_EXIT")); code != 0 {
+		fmt.Fprintln(os.Stderr, "hook failing with", code)
+		os.Exit(code)
+	}
+	return nil
 }
 
 func probe(port string) error {

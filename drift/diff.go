@@ -255,7 +255,7 @@ func (d *differ) checkContainer(base Item, svc *fleets.Service, c *Container) {
 	if it, ok := stateDrift(base, c); ok {
 		d.add(it)
 	}
-	if fs := append(modifiedFields(base.Container, applied, c), d.peerFields(c)...); len(fs) > 0 {
+	if fs := append(modifiedFields(base.Container, applied, c), d.peerFields(svc, c)...); len(fs) > 0 {
 		it := with(base, Modified, "changed out of band")
 		it.Fields = fs
 		d.add(it)
@@ -266,10 +266,10 @@ func (d *differ) checkContainer(base Item, svc *fleets.Service, c *Container) {
 // io.fleetd.peers label) that are no longer running: the network, pid or
 // ipc namespace it shares, or the volumes it took, went with them, and
 // only a new container joins the peer's replacement.
-func (d *differ) peerFields(c *Container) []Field {
+func (d *differ) peerFields(svc *fleets.Service, c *Container) []Field {
 	raw := c.Labels[fleets.LabelPeers]
-	if raw == "" {
-		return nil
+	if raw == "" || len(svc.Spec.PeerServices()) == 0 {
+		return nil // an image's label is no record of fleetd's
 	}
 	var fs []Field
 	for _, p := range strings.Split(raw, ",") {

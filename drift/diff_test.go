@@ -13,6 +13,9 @@ func TestDiff(t *testing.T) {
 	db := service("db", 1)
 	web := fleet("web", api, db)
 	desired := []fleets.Fleet{web}
+	joined := []fleets.Fleet{fleet("web", service("api", 2, func(s *fleets.Service) {
+		s.Spec.NetworkMode = "service:db"
+	}), db)}
 	hostNet := []fleets.Fleet{fleet("web", api, service("db", 1, func(s *fleets.Service) {
 		s.Spec.NetworkMode = "host"
 	}))}
@@ -150,15 +153,26 @@ func TestDiff(t *testing.T) {
 			want:   "web/db#1 web-db-1 modified [name: mydb→web-db-1] (changed out of band)\n",
 		},
 		{
-			name: "joined a running peer",
+			name:    "joined a running peer",
+			desired: joined,
 			mutate: func(obs *drift.Observed) {
+				*obs = snapshot(joined)
 				find(obs, "web-api-1").Labels[fleets.LabelPeers] = "db=" + find(obs, "web-db-1").ID
 			},
 			want: "",
 		},
 		{
-			name: "joined a peer that is gone or stopped",
+			name: "a peers label on a service that joins nothing (an image's) is no record",
 			mutate: func(obs *drift.Observed) {
+				find(obs, "web-api-1").Labels[fleets.LabelPeers] = "db=0123456789abcdef"
+			},
+			want: "",
+		},
+		{
+			name:    "joined a peer that is gone or stopped",
+			desired: joined,
+			mutate: func(obs *drift.Observed) {
+				*obs = snapshot(joined)
 				find(obs, "web-api-1").Labels[fleets.LabelPeers] = "db=0123456789abcdef"
 				find(obs, "web-api-2").Labels[fleets.LabelPeers] = "db=" + find(obs, "web-db-1").ID
 				find(obs, "web-db-1").State, find(obs, "web-db-1").Status = "exited", "Exited (1) 3 seconds ago"

@@ -490,8 +490,8 @@ func TestValidateBase(t *testing.T) {
 	svc := func(extra string) string {
 		return "services:\n  web:\n    image: shop:1\n    pull_policy: never\n" + extra
 	}
-	g.commit(t, "base", "shop with platform", map[string]string{
-		"fleets/shop/compose.yaml":  svc("    platform: linux/amd64\n"),
+	g.commit(t, "base", "shop with umask", map[string]string{
+		"fleets/shop/compose.yaml":  svc("    umask: \"0022\"\n"),
 		"fleets/hello/compose.yaml": svc(""),
 	})
 	fleetsDir := filepath.Join(g.dir, "fleets")
@@ -501,7 +501,7 @@ func TestValidateBase(t *testing.T) {
 
 	// The base's own problem: reported, not new, exit 0.
 	r := validate("--base", "base")
-	if r.code != 0 || !strings.Contains(r.stdout, "platform: not supported by fleetd  (already at base)") || !strings.Contains(r.stdout, "1 problems, 0 new since base ") || !strings.HasSuffix(r.stdout, " (base)\n") {
+	if r.code != 0 || !strings.Contains(r.stdout, "umask: the Docker Engine API takes no umask: set it in the image's entrypoint  (already at base)") || !strings.Contains(r.stdout, "1 problems, 0 new since base ") || !strings.HasSuffix(r.stdout, " (base)\n") {
 		t.Errorf("unchanged tree: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if r := validate(); r.code != 1 {
@@ -510,10 +510,10 @@ func TestValidateBase(t *testing.T) {
 
 	// A new problem in the working tree (uncommitted) fails; lines moved
 	// above the old one do not make it new.
-	g.write(t, "fleets/shop/compose.yaml", "# moved down\n"+svc("    platform: linux/amd64\n    links: [hello]\n"))
+	g.write(t, "fleets/shop/compose.yaml", "# moved down\n"+svc("    umask: \"0022\"\n    use_api_socket: true\n"))
 	r = validate("--base", "base")
-	if r.code != 1 || !strings.Contains(r.stdout, "links: use networks") || !strings.Contains(r.stdout, "(new)") ||
-		!strings.Contains(r.stdout, "platform: not supported by fleetd  (already at base)") {
+	if r.code != 1 || !strings.Contains(r.stdout, "use_api_socket: it hands the container") || !strings.Contains(r.stdout, "(new)") ||
+		!strings.Contains(r.stdout, "umask: the Docker Engine API takes no umask: set it in the image's entrypoint  (already at base)") {
 		t.Errorf("new problem: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	var rep struct {
@@ -532,7 +532,7 @@ func TestValidateBase(t *testing.T) {
 		t.Errorf("json report %+v", rep)
 	}
 	for _, p := range rep.Base.NewProblems {
-		if p.Field == "platform" {
+		if p.Field == "umask" {
 			t.Errorf("the base's problem is reported new: %+v", p)
 		}
 	}
@@ -554,7 +554,7 @@ func TestValidateBase(t *testing.T) {
 	// The repository's root as DIR (its fleet named after the directory
 	// on both sides), and DIR reached through a symlink.
 	g.commit(t, "root", "a fleet at the root", map[string]string{
-		"compose.yaml": svc("    platform: linux/amd64\n"),
+		"compose.yaml": svc("    umask: \"0022\"\n"),
 	})
 	r = runNoDocker(t, "validate", g.dir, "--host", "h1", "--base", "root")
 	if r.code != 0 || strings.Contains(r.stdout, "(new)") || !strings.Contains(r.stdout, "(already at base)") {

@@ -8,6 +8,8 @@ import (
 
 	controlapi "github.com/moby/buildkit/api/services/control"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/fleetd/fleetd/fleets"
 )
 
 // traceMessage is a moby.buildkit.trace message as the engine streams it:
@@ -121,3 +123,11 @@ func TestRedacting(t *testing.T) {
 type errorString string
 
 func (e errorString) Error() string { return string(e) }
+
+func TestHookOutputRedacted(t *testing.T) {
+	h := fleets.Hook{Environment: map[string]string{"DB_PASSWORD": "hunter2", "PORT": "8080"}}
+	got := redact("login with hunter2 on 8080 failed", secretWords(hookSecrets(h)))
+	if got != "login with [redacted] on 8080 failed" {
+		t.Errorf("hook output %q: want the password blanked, the port kept", got)
+	}
+}

@@ -69,6 +69,7 @@ func (d *Docker) peers(ctx context.Context, fleet string, services []string) (ma
 	out := map[string]string{}
 	for _, name := range services {
 		list, err := d.cli.ContainerList(ctx, container.ListOptions{Filters: filters.NewArgs(
+			filters.Arg("label", fleets.LabelManaged+"=true"),
 			filters.Arg("label", fleets.LabelFleet+"="+fleet),
 			filters.Arg("label", fleets.LabelService+"="+name),
 			filters.Arg("label", fleets.LabelInstance+"="+d.instance),

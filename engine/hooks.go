@@ -10,6 +10,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/pkg/stdcopy"
 
+	"github.com/fleetd/fleetd/drift"
 	"github.com/fleetd/fleetd/fleets"
 	"github.com/fleetd/fleetd/reconcile"
 )
@@ -48,6 +49,7 @@ func (d *Docker) ExecHook(ctx context.Context, id, name string, hook fleets.Hook
 			defer cancel()
 		}
 		code, output, err := d.runExec(hookCtx, id, hook)
+		output = redact(output, secretWords(hookSecrets(hook)))
 		switch {
 		case err != nil && ctx.Err() == nil && hookCtx.Err() != nil:
 			return fmt.Errorf("%s: %w after %s (Docker cannot end an exec: it may still run)", name, ErrWaitTimeout, timeout)
@@ -60,6 +62,19 @@ func (d *Docker) ExecHook(ctx context.Context, id, name string, hook fleets.Hook
 		}
 		return nil
 	})
+}
+
+// hookSecrets are the values of the hook's environment variables whose
+// names look secret, as plans hide them: a hook that prints one must not
+// put it in an error, a log or a notification.
+func hookSecrets(h fleets.Hook) map[string][]byte {
+	out := map[string][]byte{}
+	for k, v := range h.Environment {
+		if drift.LooksSecret(k) {
+			out[k] = []byte(v)
+		}
+	}
+	return out
 }
 
 // runExec runs hook in container id and returns its exit code and the

@@ -25,6 +25,11 @@ var (
 		secrets security_opt shm_size stdin_open stop_grace_period stop_signal storage_opt sysctls tmpfs
 		tty ulimits user userns_mode uts volumes volumes_from working_dir`)
 	ignored = []string{"attach", "develop"}
+
+	// buildHonoured are the build: keys a docker fleet models; every other
+	// key of the schema's build must be refused with a reason.
+	buildHonoured = strings.Fields(`context dockerfile args target labels cache_from network extra_hosts
+		shm_size platforms secrets ssh`)
 )
 
 func TestServiceAttributesAccounted(t *testing.T) {
@@ -64,4 +69,48 @@ func TestServiceAttributesAccounted(t *testing.T) {
 	if len(honoured)+len(ignored)+len(refused) != len(all) {
 		t.Errorf("honoured and ignored list attributes the schema does not have")
 	}
+}
+
+func TestBuildAttributesAccounted(t *testing.T) {
+	var doc struct {
+		Defs map[string]struct {
+			Properties map[string]struct {
+				OneOf []struct {
+					Properties map[string]json.RawMessage `json:"properties"`
+				} `json:"oneOf"`
+			} `json:"properties"`
+		} `json:"$defs"`
+	}
+	if err := json.Unmarshal([]byte(schema.Schema), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var all []string
+	for _, def := range []string{"service", "container_spec", "workload_spec"} {
+		for _, alt := range doc.Defs[def].Properties["build"].OneOf {
+			for name := range alt.Properties {
+				all = append(all, name)
+			}
+		}
+	}
+	if len(all) == 0 {
+		t.Fatal("the schema's build has no properties: the test reads it wrong")
+	}
+	slices.Sort(all)
+	all = slices.Compact(all)
+	var refused []string
+	for _, name := range all {
+		inRefused := slices.ContainsFunc(unsupportedAttributes, func(u unsupported) bool {
+			return u.path == "services.*.build."+name && u.message != notYet
+		})
+		switch {
+		case slices.Contains(buildHonoured, name) && inRefused:
+			t.Errorf("build.%s is both honoured and refused", name)
+		case slices.Contains(buildHonoured, name):
+		case inRefused:
+			refused = append(refused, name)
+		default:
+			t.Errorf("Compose build attribute %s is neither modelled nor refused with a reason", name)
+		}
+	}
+	t.Logf("Compose build attributes: %d; honoured %d, refused with a reason %d: %s", len(all), len(buildHonoured), len(refused), strings.Join(refused, ", "))
 }

@@ -51,14 +51,19 @@ func newFleetTree(dir, bound string) (fleetTree, error) {
 	}
 	t := fleetTree{dir: abs, real: real, bound: abs, boundReal: real, outside: &pathSet{}}
 	if bound != "" {
-		if t.bound, err = filepath.Abs(bound); err != nil {
+		if t.boundReal, err = filepath.EvalSymlinks(bound); err != nil {
 			return fleetTree{}, fmt.Errorf("repository checkout: %w", err)
 		}
-		if t.boundReal, err = filepath.EvalSymlinks(t.bound); err != nil {
-			return fleetTree{}, fmt.Errorf("repository checkout: %w", err)
+		if !within(t.boundReal, real) {
+			return fleetTree{}, fmt.Errorf("fleet directory %s is not inside the repository checkout %s", real, t.boundReal)
 		}
-		if !within(t.bound, abs) {
-			return fleetTree{}, fmt.Errorf("fleet directory %s is not inside the repository checkout %s", abs, t.bound)
+		// Paths are built from dir, which the loader has resolved: check
+		// them against the resolved checkout too.
+		t.bound = t.boundReal
+		if abs != real {
+			if t.bound, err = filepath.Abs(bound); err != nil {
+				return fleetTree{}, fmt.Errorf("repository checkout: %w", err)
+			}
 		}
 	}
 	return t, nil

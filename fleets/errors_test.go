@@ -26,3 +26,18 @@ func TestNewSince(t *testing.T) {
 		t.Errorf("a clean head has no new problems: %v", got)
 	}
 }
+
+func TestReplacePath(t *testing.T) {
+	for _, tc := range []struct{ msg, dir, rel, want string }{
+		{"/srv/fleets/web/x.env: too large", "/srv/fleets", "", "web/x.env: too large"},
+		{"open /srv/fleets: denied", "/srv/fleets", "", "open .: denied"},
+		{"/srv/fleets2/x and /srv/fleets/y", "/srv/fleets", "", "/srv/fleets2/x and y"},
+		{"/srv/shared.env: outside", "/srv", "..", "../shared.env: outside"},
+		{"/srv2/data: outside", "/srv", "..", "/srv2/data: outside"},
+		{"context /srv: outside", "/srv", "..", "context ..: outside"},
+	} {
+		if got := replacePath(tc.msg, tc.dir, tc.rel); got != tc.want {
+			t.Errorf("replacePath(%q, %q, %q) = %q, want %q", tc.msg, tc.dir, tc.rel, got, tc.want)
+		}
+	}
+}

@@ -1,6 +1,9 @@
 package fleets
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"slices"
 
 	"github.com/compose-spec/compose-go/v2/types"
@@ -21,6 +24,21 @@ type Hook struct {
 	// Environment is added to the container's for the command. Its values
 	// are shown nowhere (plans, diffs, messages), like the service's.
 	Environment map[string]string `json:"environment,omitempty"`
+}
+
+// HooksDigest is the hex sha256 of hooks (their JSON), "" for none: the
+// io.fleetd.pre-stop label, which says which pre_stop hooks a container
+// was created with without showing them.
+func HooksDigest(hooks []Hook) string {
+	if len(hooks) == 0 {
+		return ""
+	}
+	b, err := json.Marshal(hooks)
+	if err != nil {
+		return "" // a Hook holds nothing encoding/json rejects
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // hooks converts a service's post_start or pre_stop hooks (field names

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -32,25 +33,30 @@ type includeEntry struct {
 // checked in turn, to a depth of maxIncludeDepth), its project_directory,
 // env_file and .env, and the extends files of its services. A problem is
 // reported in r; the files read are recorded in rd for change detection.
-// Paths follow compose: relative to the including project's directory.
+//
+// Paths are resolved as compose-go v2 resolves them: an entry's path,
+// env_file and project_directory from the including project's directory;
+// the include and extends paths inside the entry's files from the entry's
+// project directory (project_directory, else the directory of its first
+// path). In a nested include compose-go takes env_file and
+// project_directory from the process's working directory, so there they
+// are refused.
 func checkIncludes(ft fleetTree, files []*composeFile, r *report, rd *reads) {
 	for _, f := range files {
-		var top struct {
-			Include any `yaml:"include"`
+		node, _ := child(f.root, "include") // the file is parsed already: decode this key only
+		var include any
+		if node == nil || node.Decode(&include) != nil || include == nil {
+			continue // a bad include is reported by the load
 		}
-		if err := yaml.Unmarshal(f.data, &top); err != nil || top.Include == nil {
-			continue // a syntax error is reported by the load
-		}
-		c := includeCheck{ft: ft, r: r, rd: rd, seen: map[string]bool{f.abs: true}}
-		c.section(f.rel, ft.dir, top.Include, 0)
+		c := includeCheck{ft: ft, r: r, rd: rd}
+		c.section(f.rel, ft.dir, include, []string{f.abs})
 	}
 }
 
 type includeCheck struct {
-	ft   fleetTree
-	r    *report
-	rd   *reads
-	seen map[string]bool
+	ft fleetTree
+	r  *report
+	rd *reads
 }
 
 func (c includeCheck) fail(file, field string, err error) {
@@ -58,16 +64,23 @@ func (c includeCheck) fail(file, field string, err error) {
 }
 
 // section checks one include section of the file rel, whose relative
-// paths are relative to dir.
-func (c includeCheck) section(rel, dir string, raw any, depth int) {
+// paths are relative to dir; chain is the files that include it, itself
+// last (a file in it again is a cycle; one included twice elsewhere is
+// not, as in compose).
+func (c includeCheck) section(rel, dir string, raw any, chain []string) {
 	entries, err := includeEntries(raw)
 	if err != nil {
 		c.fail(rel, "include", err)
 		return
 	}
+	nested := len(chain) > 1
 	for i, e := range entries {
 		field := fmt.Sprintf("include.%d", i)
 		abs := func(p string) string { return joinDir(dir, p) }
+		if nested && (e.ProjectDirectory != "" || len(e.EnvFile) > 0) {
+			c.fail(rel, field, errors.New("project_directory and env_file are not supported in an included file's own include: compose-go takes them from the process's working directory there; set them in the fleet's compose file"))
+			continue
+		}
 		projectDir := ""
 		if e.ProjectDirectory != "" {
 			p, err := c.ft.resolve(abs(e.ProjectDirectory))
@@ -83,6 +96,7 @@ func (c includeCheck) section(rel, dir string, raw any, depth int) {
 			}
 			c.dataFile(rel, field+".env_file", abs(ef))
 		}
+		paths := make([]string, 0, len(e.Path))
 		for j, p := range e.Path {
 			path, err := c.ft.resolve(abs(p))
 			if err != nil {
@@ -92,9 +106,15 @@ func (c includeCheck) section(rel, dir string, raw any, depth int) {
 			if j == 0 && projectDir == "" {
 				projectDir = filepath.Dir(path)
 			}
-			c.file(rel, fmt.Sprintf("%s.path.%d", field, j), path, depth)
+			paths = append(paths, path)
 		}
-		if len(e.EnvFile) == 0 && projectDir != "" {
+		if len(paths) < len(e.Path) {
+			continue
+		}
+		for j, path := range paths {
+			c.file(rel, fmt.Sprintf("%s.path.%d", field, j), path, projectDir, chain)
+		}
+		if len(e.EnvFile) == 0 {
 			if _, err := os.Lstat(filepath.Join(projectDir, ".env")); err == nil {
 				c.dataFile(rel, field+" (.env of "+c.relative(projectDir)+")", filepath.Join(projectDir, ".env"))
 			}
@@ -103,17 +123,16 @@ func (c includeCheck) section(rel, dir string, raw any, depth int) {
 }
 
 // file reads an included compose file and checks its own include section
-// and extends files.
-func (c includeCheck) file(rel, field, path string, depth int) {
-	if c.seen[path] {
-		c.fail(rel, field, fmt.Errorf("include cycle: %s is already included", c.relative(path)))
+// and extends files, whose paths are relative to projectDir.
+func (c includeCheck) file(rel, field, path, projectDir string, chain []string) {
+	if slices.Contains(chain, path) {
+		c.fail(rel, field, fmt.Errorf("include cycle: %s includes itself", c.relative(path)))
 		return
 	}
-	if depth >= maxIncludeDepth {
+	if len(chain) > maxIncludeDepth {
 		c.fail(rel, field, fmt.Errorf("includes nest deeper than %d files", maxIncludeDepth))
 		return
 	}
-	c.seen[path] = true
 	c.rd.file(path)
 	data, err := readFile(path, maxComposeFileSize)
 	if err != nil {
@@ -131,20 +150,19 @@ func (c includeCheck) file(rel, field, path string, depth int) {
 		c.fail(inner, "yaml", err)
 		return
 	}
-	dir := filepath.Dir(path)
-	for name, s := range doc.Services {
-		if m, ok := s.Extends.(map[string]any); ok {
+	for _, name := range sortedKeys(doc.Services) {
+		if m, ok := doc.Services[name].Extends.(map[string]any); ok {
 			if f, ok := m["file"].(string); ok {
 				if strings.Contains(f, "$") {
 					c.fail(inner, "services."+name+".extends.file", errIncludeVariable)
-				} else if _, err := c.ft.resolve(joinDir(dir, f)); err != nil {
+				} else if _, err := c.ft.resolve(joinDir(projectDir, f)); err != nil {
 					c.fail(inner, "services."+name+".extends.file", err)
 				}
 			}
 		}
 	}
 	if doc.Include != nil {
-		c.section(inner, dir, doc.Include, depth+1)
+		c.section(inner, projectDir, doc.Include, append(slices.Clip(chain), path))
 	}
 }
 

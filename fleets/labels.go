@@ -16,6 +16,7 @@ const (
 	LabelReplaces    = "io.fleetd.replaces"     // name of the container a mid-rollout container replaces
 	LabelInstance    = "io.fleetd.instance"     // the fleetd agent that owns the object (see DefaultInstance)
 	LabelPeers       = "io.fleetd.peers"        // containers joined at create, "service=<id>,…" (network_mode, pid, ipc service:, volumes_from)
+	LabelPreStop     = "io.fleetd.pre-stop"     // HooksDigest of the pre_stop hooks the container was created with
 	LabelEngine      = "io.fleetd.engine"       // "swarm" on the objects of swarm fleets (services, overlay networks, secrets, configs, volumes); "ingress" on the ingress container
 
 	// Compose's own labels, so that `docker compose ls/ps` show fleetd's

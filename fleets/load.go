@@ -118,8 +118,8 @@ func RootName(name string) Option { return func(o *options) { o.rootName = name 
 func Checkout(dir string) Option { return func(o *options) { o.checkout = dir } }
 
 // FindCheckout returns the Git working tree dir is in (the nearest
-// directory up from it holding .git), or dir when there is none: the
-// boundary for a directory of fleets on disk.
+// directory up from it holding .git), or dir itself (made absolute) when
+// there is none: the boundary for a directory of fleets on disk.
 func FindCheckout(dir string) string {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -130,7 +130,7 @@ func FindCheckout(dir string) string {
 			return d
 		}
 		if filepath.Dir(d) == d {
-			return dir
+			return abs
 		}
 	}
 }

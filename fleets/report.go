@@ -54,13 +54,42 @@ func (r *report) shorten(msg string) string {
 	if r.absRoot == "" {
 		return msg
 	}
-	msg = strings.ReplaceAll(msg, r.absRoot+"/", "")
-	msg = strings.ReplaceAll(msg, r.absRoot, ".")
+	msg = replacePath(msg, r.absRoot, "")
 	if parent := filepath.Dir(r.absRoot); parent != "/" {
-		msg = strings.ReplaceAll(msg, parent+"/", "../") // the rest of the checkout, above the fleets' path
-		msg = strings.ReplaceAll(msg, parent, "..")
+		msg = replacePath(msg, parent, "..") // the rest of the checkout, above the fleets' path
 	}
 	return msg
+}
+
+// replacePath replaces the directory dir in msg, where it is a whole path
+// or a path's leading directories, by rel ("" for none: "dir/x" becomes
+// "x", "dir" itself "."). "/srv/fleets2" is not inside "/srv/fleets".
+func replacePath(msg, dir, rel string) string {
+	var b strings.Builder
+	for {
+		i := strings.Index(msg, dir)
+		if i < 0 {
+			b.WriteString(msg)
+			return b.String()
+		}
+		b.WriteString(msg[:i])
+		rest := msg[i+len(dir):]
+		switch {
+		case strings.HasPrefix(rest, "/") && rel == "":
+			rest = rest[1:]
+		case strings.HasPrefix(rest, "/"):
+			b.WriteString(rel)
+		case rest == "" || !isPathByte(rest[0]):
+			b.WriteString(cmpOr(rel, "."))
+		default:
+			b.WriteString(dir) // another name that starts the same
+		}
+		msg = rest
+	}
+}
+
+func isPathByte(c byte) bool {
+	return c == '-' || c == '_' || c == '.' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
 
 func (r *report) failed() bool { return len(r.problems) > 0 }

@@ -38,10 +38,11 @@ const buildTakes = "fleetd builds with context, dockerfile, args, target, labels
 
 // buildRefused are the build: keys refused for a reason of their own.
 var buildRefused = map[string]string{
-	"additional_contexts": "fleetd sends one context from the fleet's tree: copy what the build needs into it",
+	"additional_contexts": "fleetd sends one context from the repository: copy what the build needs into it",
 	"tags":                "fleetd tags a built image itself, by its inputs (<image>:ctx-<hash>), and pushes none",
 	"cache_to":            "fleetd keeps the build cache in the engine and exports none",
 	"no_cache":            "fleetd builds only when the context or an option changed, with the engine's cache",
+	"no_cache_filter":     "fleetd builds only when the context or an option changed, with the engine's cache",
 	"pull":                "fleetd rebuilds only when the context or an option changed: name base images by tag or digest in the Dockerfile",
 }
 
@@ -49,7 +50,7 @@ var unsupportedAttributes = buildUnsupported()
 
 func buildUnsupported() []unsupported {
 	list := []unsupported{
-		{"jobs", nil, notYet},
+		{"jobs", nil, "jobs are containers run to completion on triggers, which fleetd does not run: a service with restart: no and depends_on service_completed_successfully runs once per deploy"},
 		{"services.*.deploy.mode", notReplicated, "Swarm-only: every host the fleet targets runs deploy.replicas; select hosts with x-fleetd hosts/labels"},
 		{"services.*.deploy.endpoint_mode", nil, "Swarm-only: replicas share the service name as a DNS alias on each network"},
 		{"services.*.deploy.placement.preferences", nil, "Swarm-only: select hosts with constraints or x-fleetd hosts/labels"},

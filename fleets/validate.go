@@ -39,6 +39,8 @@ func validateService(p *types.Project, s types.ServiceConfig, engine string, r *
 	}
 	checkReferences(p, s, r)
 	checkDependsOn(p, s, r)
+	checkLinks(p, s, r)
+	checkOwnLabels(s, r)
 	checkReplicas(s, engine, r)
 	checkRestart(s, r)
 	if engine == EngineSwarm {
@@ -97,6 +99,35 @@ func checkDependsOn(p *types.Project, s types.ServiceConfig, r *report) {
 			continue
 		}
 		r.servicef(s.Name, "depends_on."+dep, "depends on undefined service %q", dep)
+	}
+}
+
+// checkOwnLabels refuses io.fleetd. labels on a service or its image: fleetd
+// reads them as its own records on the containers it creates.
+func checkOwnLabels(s types.ServiceConfig, r *report) {
+	for _, key := range sortedKeys(s.Labels) {
+		if strings.HasPrefix(key, LabelPrefix) {
+			r.servicef(s.Name, "labels."+key, "%s labels are fleetd's own records: use another prefix", LabelPrefix)
+		}
+	}
+	if s.Build != nil {
+		for _, key := range sortedKeys(s.Build.Labels) {
+			if strings.HasPrefix(key, LabelPrefix) {
+				r.servicef(s.Name, "build.labels."+key, "%s labels are fleetd's own records: use another prefix", LabelPrefix)
+			}
+		}
+	}
+}
+
+// checkLinks refuses a link alias that names another service: fleetd
+// makes the alias a network alias of the linked service, which every
+// service on the network resolves, so it would answer for both.
+func checkLinks(p *types.Project, s types.ServiceConfig, r *report) {
+	for i, l := range s.Links {
+		target, alias, ok := strings.Cut(l, ":")
+		if _, other := p.Services[alias]; ok && alias != target && other {
+			r.servicef(s.Name, fmt.Sprintf("links.%d", i), "alias %q is the name of service %s: as a network alias of %s it would answer for both", alias, alias, target)
+		}
 	}
 }
 

@@ -224,6 +224,9 @@ func (b *builder) instance(f fleets.Fleet, svc fleets.Service, slot int, name, r
 	if b.pol.Revision != "" {
 		labels[fleets.LabelRevision] = b.pol.Revision
 	}
+	if d := fleets.HooksDigest(svc.PreStop); d != "" {
+		labels[fleets.LabelPreStop] = d
+	}
 	if replaces != "" {
 		labels[fleets.LabelReplaces] = replaces
 	}

@@ -41,7 +41,14 @@ func (b *builder) postStart(sc serviceCtx, name string, after int) int {
 
 // preStop adds the service's pre_stop hooks for the running container id
 // (name) after action after, and returns the action its stop waits for.
+// The hooks run only in a container created with the same ones (its
+// io.fleetd.pre-stop label): a hook a new revision adds or changes may
+// need what only the new image has, and compose runs no pre_stop on a
+// recreate either, so a container of older hooks is stopped without them.
 func (b *builder) preStop(fleet string, svc fleets.Service, id, name string, after int) int {
+	if c := b.container(id); c == nil || c.Labels[fleets.LabelPreStop] != fleets.HooksDigest(svc.PreStop) {
+		return after
+	}
 	return b.hooks(fleet, svc, OpPreStop, "pre_stop", svc.PreStop, id, name, after)
 }
 

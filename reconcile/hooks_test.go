@@ -98,6 +98,17 @@ func TestPlanHooks(t *testing.T) {
   9   post-start  web-api-1                   post_start hook 2/2: /app -warm "hello world" [after 8]
   10  wait-up     web-api-1                   health gate: up within 5s, then monitored 0s [after 9]
 `},
+		{name: "a rollout that adds pre_stop with the new image: the old container, created without it, is stopped without it", before: fl(web(1)), desired: fl(v2), want: `fleet web
+  1  pull        app:v2                      image not present
+  2  create      web-api-1-next              spec (image: app:v1 → app:v2); rollout 1/1, stop-first [after 1]
+  3  stop        web-api-1                   replaced by web-api-1-next [after 2]
+  4  remove      web-api-1                   replaced by web-api-1-next [after 3]
+  5  rename      web-api-1-next → web-api-1  takes the place of the replaced container [after 4]
+  6  start       web-api-1                   replacement [after 5]
+  7  post-start  web-api-1                   post_start hook 1/2: chown -R 1001 /data (user root) [after 6]
+  8  post-start  web-api-1                   post_start hook 2/2: /app -warm "hello world" [after 7]
+  9  wait-up     web-api-1                   health gate: up within 5s, then monitored 0s [after 8]
+`},
 		{name: "start-first rollout: the new one's post_start before its gate, the old one's pre_stop before its stop", before: fl(one), desired: fl(v2StartFirst), want: `fleet web
   1   pull        app:v2                      image not present
   2   create      web-api-1-next              spec (image: app:v1 → app:v2); rollout 1/1, start-first [after 1]

@@ -131,6 +131,7 @@ func TestPlanHeal(t *testing.T) {
 	noHeal.Policy.SelfHeal = false
 	suspended := withService(web(2), "api", func(s *fleets.Service) { s.Spec.Environment["LOG_LEVEL"] = "debug" })
 	suspended.Policy.Suspend = true
+	joins := withService(web(2), "api", func(s *fleets.Service) { s.Spec.Ipc = "service:db" })
 	runPlanCases(t, []planCase{
 		{name: "stopped: start", before: fl(web(2)), desired: fl(web(2)), want: `fleet web
   1  start  web-api-1  stopped (Exited (137))
@@ -166,7 +167,7 @@ func TestPlanHeal(t *testing.T) {
 					t.Errorf("update action = %+v, spec %+v; want the applied spec, the container ID and Heal", a, a.Spec)
 				}
 			}},
-		{name: "joined a container that is gone: recreate", before: fl(web(2)), desired: fl(web(2)), want: `fleet web
+		{name: "joined a container that is gone: recreate", before: fl(joins), desired: fl(joins), want: `fleet web
   1  create  web-api-1-next              modified (peers.db: 0123456789ab gone → a running container of db); it joined a container that is gone, so the container is recreated to join its replacement
   2  stop    web-api-1                   replaced by web-api-1-next [after 1]
   3  remove  web-api-1                   replaced by web-api-1-next [after 2]

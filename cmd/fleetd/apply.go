@@ -99,7 +99,7 @@ so (exit 1).`,
 			if err := summarize(out, outcome, time.Since(started)); err != nil || noWait {
 				return errors.Join(err, sw.run(cmd.Context(), out, st))
 			}
-			return errors.Join(waitHealthy(cmd.Context(), out, st.engine, st.desired, waitTimeout, outcome), sw.run(cmd.Context(), out, st))
+			return errors.Join(waitHealthy(cmd.Context(), out, st.engine, st.inScope(), waitTimeout, outcome), sw.run(cmd.Context(), out, st))
 		},
 	}
 	l.register(cmd)

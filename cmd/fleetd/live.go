@@ -101,6 +101,14 @@ func loadLive(ctx context.Context, l *liveFlags) (*liveState, error) {
 	return &liveState{scope: scope, host: host, repoDir: repoDir, checkout: checkout, desired: desired, engine: eng}, nil
 }
 
+// inScope is the desired fleets --fleet names, or all of them.
+func (st *liveState) inScope() []fleets.Fleet {
+	if st.scope == nil {
+		return st.desired
+	}
+	return slices.DeleteFunc(slices.Clone(st.desired), func(f fleets.Fleet) bool { return !slices.Contains(st.scope, f.Name) })
+}
+
 // inspectSwarm inspects the swarm fleets through the local engine; when it
 // is no manager, it says so on w and inspects nothing.
 func (st *liveState) inspectSwarm(ctx context.Context, w io.Writer) (swarm.Inspection, error) {
@@ -157,15 +165,17 @@ By default every managed container is inspected, so that limits changed with
 				return err
 			}
 			defer st.engine.Close()
-			items := slices.DeleteFunc(drift.Diff(st.desired, st.observed), func(it drift.Item) bool {
-				return (st.scope != nil && !slices.Contains(st.scope, it.Fleet)) ||
-					(services != nil && !slices.Contains(services, it.Service))
-			})
+			if err := checkServices(services, st.inScope()); err != nil {
+				return err
+			}
 			sw, err := st.inspectSwarm(cmd.Context(), cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
-			items = append(items, sw.Drift()...)
+			items := slices.DeleteFunc(append(drift.Diff(st.desired, st.observed), sw.Drift()...), func(it drift.Item) bool {
+				return (st.scope != nil && !slices.Contains(st.scope, it.Fleet)) ||
+					(services != nil && !slices.Contains(services, it.Service))
+			})
 			if err := writeDiff(cmd.OutOrStdout(), l.format, st.host, items); err != nil {
 				return err
 			}
@@ -179,6 +189,19 @@ By default every managed container is inspected, so that limits changed with
 	cmd.Flags().BoolVar(&cheap, "cheap", false, "list calls only: skip inspecting in-sync containers")
 	cmd.Flags().StringArrayVar(&services, "service", nil, "show this service's drift only (repeat for more)")
 	return cmd
+}
+
+// checkServices refuses a --service no fleet in desired has: a misspelled
+// name would otherwise show a clean diff.
+func checkServices(names []string, desired []fleets.Fleet) error {
+	for _, name := range names {
+		if !slices.ContainsFunc(desired, func(f fleets.Fleet) bool {
+			return slices.ContainsFunc(f.Services, func(s fleets.Service) bool { return s.Name == name })
+		}) {
+			return usageError("--service %s: no fleet here has such a service", name)
+		}
+	}
+	return nil
 }
 
 // diffReport is the JSON schema of `fleetd diff --format json`.

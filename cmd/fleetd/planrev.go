@@ -344,6 +344,20 @@ func loadRevisions(ctx context.Context, snap *source.Snapshot, rf *revFlags, hos
 	if err := loadSide(ctx, base, kept, baseSide, opts...); err != nil {
 		return base, head, err
 	}
+	if len(skip) > 0 && slices.ContainsFunc(kept, func(hr *review.HostRevisions) bool { return readsAround(hr.Base) }) {
+		// A fleet at base reads outside its directory, maybe from one left
+		// out of this export: load base whole instead.
+		if base, err = exportSide(ctx, snap, rf.base, rf.path, filepath.Join(tmp, "base-whole"), nil); err != nil {
+			return base, head, err
+		}
+		for _, hr := range kept {
+			hr.Base.Fleets, hr.Base.Problems = nil, nil
+		}
+		if err := loadSide(ctx, base, kept, baseSide, opts...); err != nil {
+			return base, head, err
+		}
+		same = nil
+	}
 	for _, hr := range kept {
 		for _, f := range hr.Head.Fleets {
 			if same[f.Dir] {
@@ -353,6 +367,13 @@ func loadRevisions(ctx context.Context, snap *source.Snapshot, rf *revFlags, hos
 		slices.SortFunc(hr.Base.Fleets, func(a, b fleets.Fleet) int { return strings.Compare(a.Name, b.Name) })
 	}
 	return base, head, nil
+}
+
+// readsAround reports whether one host's load of a revision has a fleet
+// that reads outside its directory, or an invalid one (what it reads is
+// unknown).
+func readsAround(hl review.HostLoad) bool {
+	return len(hl.Problems) > 0 || slices.ContainsFunc(hl.Fleets, func(f fleets.Fleet) bool { return len(f.Outside) > 0 })
 }
 
 // exportSide exports one revision, leaving out the directories in skip;
@@ -445,15 +466,12 @@ func sameFacts(a, b fleets.Host) bool {
 // directory, or any is invalid at head (what it reads is unknown), none is
 // taken as unchanged.
 func unchangedFleetDirs(hosts []review.HostRevisions, changed []string, fleetsPath string, all []string) map[string]bool {
+	if slices.ContainsFunc(hosts, func(hr review.HostRevisions) bool { return readsAround(hr.Head) }) {
+		return map[string]bool{}
+	}
 	count := map[string]int{}
 	for _, hr := range hosts {
-		if len(hr.Head.Problems) > 0 {
-			return map[string]bool{}
-		}
 		for _, f := range hr.Head.Fleets {
-			if len(f.Outside) > 0 {
-				return map[string]bool{}
-			}
 			count[f.Dir]++
 		}
 	}

@@ -668,6 +668,21 @@ func TestPlanRevisionsFilesOutsideTheFleet(t *testing.T) {
 	if r.code != 2 || !strings.Contains(r.stdout, "LEVEL") || !strings.Contains(r.stdout, "shop") || strings.Contains(r.stdout, "other") {
 		t.Errorf("a change to ../../shared/app.env: exit %d, want 2 and shop's environment.LEVEL changed, other untouched\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	// A fleet that read another's directory at base only: that directory
+	// (unchanged) must still be in base's export.
+	g.commit(t, "reads-a", "b reads a's file", map[string]string{
+		"fleets/shop": "", // no fleet at head reads outside its directory
+		"fleets/a/compose.yaml": "services:\n  x:\n    image: x:1\n",
+		"fleets/a/common.env":   "LEVEL=info\n",
+		"fleets/b/compose.yaml": "services:\n  y:\n    image: y:1\n    env_file: ../a/common.env\n",
+	})
+	g.commit(t, "inline", "b inlines it", map[string]string{
+		"fleets/b/compose.yaml": "services:\n  y:\n    image: y:1\n    environment: {LEVEL: info}\n",
+	})
+	r = plan(t, g.dir, append(host, "--base", "reads-a", "--head", "inline")...)
+	if r.code != 0 || strings.Contains(r.stdout, "invalid") {
+		t.Errorf("b stops reading a's file, same environment: exit %d, want 0 and no invalid base\n%s%s", r.code, r.stdout, r.stderr)
+	}
 	r = plan(t, g.dir, append(host, "--base", "env", "--head", "escape")...)
 	if r.code != 1 || !strings.Contains(r.stdout+r.stderr, "resolves outside the repository") {
 		t.Errorf("a path out of the checkout: exit %d, want 1 naming it\n%s%s", r.code, r.stdout, r.stderr)

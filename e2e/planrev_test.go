@@ -671,7 +671,7 @@ func TestPlanRevisionsFilesOutsideTheFleet(t *testing.T) {
 	// A fleet that read another's directory at base only: that directory
 	// (unchanged) must still be in base's export.
 	g.commit(t, "reads-a", "b reads a's file", map[string]string{
-		"fleets/shop": "", // no fleet at head reads outside its directory
+		"fleets/shop":           "", // no fleet at head reads outside its directory
 		"fleets/a/compose.yaml": "services:\n  x:\n    image: x:1\n",
 		"fleets/a/common.env":   "LEVEL=info\n",
 		"fleets/b/compose.yaml": "services:\n  y:\n    image: y:1\n    env_file: ../a/common.env\n",

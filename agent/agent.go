@@ -312,6 +312,11 @@ func (sh *shell) async(ctx context.Context, work func() Input) {
 func (sh *shell) fetch(ctx context.Context, e Fetch) Input {
 	start := time.Now()
 	rev, changed, err := sh.src.Sync(ctx)
+	var refused *RefusedError
+	if errors.As(err, &refused) {
+		sh.metric(func(m Metrics) { m.ObserveFetch(time.Since(start), nil) }) // fetched; not taken
+		return FetchRefused{Commit: refused.Commit, Reason: refused.Reason, Why: refused.Why}
+	}
 	sh.metric(func(m Metrics) { m.ObserveFetch(time.Since(start), err) })
 	if err != nil {
 		return FetchFailed{Err: err.Error()}

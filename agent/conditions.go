@@ -40,7 +40,7 @@ const (
 // those that did not change.
 func (m *machine) refresh() {
 	for name, f := range m.s.Fleets {
-		next := conditionsOf(f, m.s.Engine, m.now)
+		next := conditionsOf(f, m.s.Engine, m.s.Refused, m.now)
 		for i := range next {
 			next[i].Since = m.now
 			if prev, ok := findCondition(f.Conditions, next[i].Type); ok && prev.Status == next[i].Status && prev.Reason == next[i].Reason {
@@ -62,8 +62,8 @@ func findCondition(cs []Condition, typ string) (Condition, bool) {
 }
 
 // conditionsOf derives a fleet's conditions from its state.
-func conditionsOf(f Fleet, eng EngineState, now time.Time) []Condition {
-	stalled := stalledCondition(f)
+func conditionsOf(f Fleet, eng EngineState, refused *Refusal, now time.Time) []Condition {
+	stalled := stalledCondition(f, refused)
 	degraded := degradedCondition(f, eng, now)
 	progressing := progressingCondition(f, eng)
 	ready := Condition{Type: Ready, Status: condTrue, Reason: "Converged", Message: "applied " + reconcile.ShortHash(f.Applied) + ", in sync"}
@@ -86,8 +86,10 @@ func conditionsOf(f Fleet, eng EngineState, now time.Time) []Condition {
 	return []Condition{ready, progressing, degraded, stalled}
 }
 
-func stalledCondition(f Fleet) Condition {
+func stalledCondition(f Fleet, refused *Refusal) Condition {
 	switch {
+	case refused != nil:
+		return refusedCondition(f, *refused)
 	case f.Invalid != "":
 		return Condition{Type: Stalled, Status: condTrue, Reason: string(fault.InvalidSpec),
 			Message: "the newest revision is invalid for this fleet; it keeps revision " + reconcile.ShortHash(f.Rev.Commit) + ": " + f.Invalid}

@@ -165,6 +165,7 @@ func (in Fetched) apply(m *machine) {
 	src := &m.s.Source
 	src.Fetching, src.Ready, src.Fetched = false, true, m.now
 	src.Failures, src.RetryAt = 0, time.Time{}
+	m.s.Refused = nil // the head was taken (FetchRefused sets it again)
 	if src.Err != "" {
 		src.Err, src.Since = "", time.Time{}
 		m.tell(reconcile.Event{Kind: reconcile.EventSourceRecovered, Message: "the fleet repository is reachable again"})

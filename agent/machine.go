@@ -24,6 +24,9 @@ type State struct {
 	// invalidCommit is the last revision told as invalid, so that it is
 	// told once.
 	InvalidCommit string
+	// Refused is the head the source refused (untrusted, a rewind) while
+	// it is the head: every fleet keeps what it has and is Stalled.
+	Refused *Refusal
 
 	Source SourceState
 	Engine EngineState
@@ -275,13 +278,14 @@ func (m *machine) wakeAll(w Wake, full, retry bool) {
 	}
 }
 
-// tell emits a notification, routed by the fleet's policy.
+// tell emits a notification, routed by the fleet's policy, redacted
+// with every fleet's known secret values.
 func (m *machine) tell(e reconcile.Event) {
 	e.Time, e.Host = m.now, m.r.Host
 	if f, ok := m.s.Fleets[e.Fleet]; ok && f.Model != nil {
 		e.SlackChannel = f.Model.Policy.Notify.SlackChannel
 	}
-	m.emit(Notify{Event: e})
+	m.emit(Notify{Event: redactEvent(e, redactorOf(m.s))})
 }
 
 // persist emits the state worth keeping across restarts.

@@ -54,10 +54,14 @@ func (f FleetStatus) Condition(typ string) Condition {
 	return c
 }
 
-// StatusOf renders the state for people. It is pure.
+// StatusOf renders the state for people, redacted (redactStatus). It is
+// pure.
 func StatusOf(s State, host string, now time.Time) Status {
 	st := Status{Host: host, Revision: s.Revision, Fetched: s.Source.Fetched, Ready: s.Source.Ready, Invalid: s.Invalid,
 		Engine: EngineStatus{Up: s.Engine.Up, Error: s.Engine.Err, Since: s.Engine.Since}, DriftKind: map[string]int{}, Fleets: []FleetStatus{}}
+	if s.Refused != nil {
+		st.Invalid = s.Refused.message()
+	}
 	switch {
 	case s.Engine.Err != "":
 		st.Error = s.Engine.Err
@@ -75,7 +79,7 @@ func StatusOf(s State, host string, now time.Time) Status {
 		st.Fleets = append(st.Fleets, fleetStatus(f))
 	}
 	slices.SortFunc(st.Fleets, func(a, b FleetStatus) int { return cmp.Compare(a.Name, b.Name) })
-	return st
+	return redactStatus(st, redactorOf(s))
 }
 
 func fleetStatus(f Fleet) FleetStatus {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fleetd/fleetd/fleets"
+	"github.com/fleetd/fleetd/redact"
 )
 
 // SpecFields names every field in which have (the spec a container was
@@ -16,17 +17,28 @@ import (
 // "networks.<name>.aliases", "ports". Lists are rendered as compact JSON;
 // absent values are "". Values are shown with the redaction rules of
 // present: environment values only for keys in svc.PublicEnv, secret
-// digests never, and any other value whose key looks secret never.
+// digests never, any other value whose key looks secret never, and the
+// rest through redact (the service's known secret values, URL passwords,
+// secret-looking flags and pairs in command lines and text).
 func SpecFields(svc fleets.Service, have fleets.Spec) []Field {
 	var fs []Field
+	red := redact.New(secretValues(svc)...)
 	walk(nil, tree(svc.Spec), tree(have), func(path []string, want, have any) {
 		fs = append(fs, Field{
 			Field: strings.Join(path, "."),
-			Want:  present(svc, path, want),
-			Have:  present(svc, path, have),
+			Want:  present(svc, red, path, want),
+			Have:  present(svc, red, path, have),
 		})
 	})
 	return fs
+}
+
+func secretValues(svc fleets.Service) []string {
+	out := make([]string, len(svc.Secrets))
+	for i, v := range svc.Secrets {
+		out[i] = string(v)
+	}
+	return out
 }
 
 // keyedLists are the spec lists whose elements have an identity; they are
@@ -134,8 +146,10 @@ var durationFields = []string{"stop_grace_period", "interval", "timeout", "start
 
 // present renders one side of a changed leaf for people, applying
 // redaction. An absent value stays "", so "added" and "removed" remain
-// visible even when the value is redacted.
-func present(svc fleets.Service, path []string, v any) string {
+// visible even when the value is redacted. A value under a secret name is
+// Redacted whole; a list of words (command, entrypoint, healthcheck.test)
+// word by word (redact.Args); any other value as text (red.String).
+func present(svc fleets.Service, red *redact.Redactor, path []string, v any) string {
 	if v == nil {
 		return ""
 	}
@@ -145,11 +159,11 @@ func present(svc fleets.Service, path []string, v any) string {
 		if !slices.Contains(svc.PublicEnv, last) {
 			return Redacted
 		}
-	case path[0] == "secrets" && last == "digest":
+	case path[0] == "secrets" && last == "digest", path[0] == "secret_env": // SOPS env values: always
 		return Redacted
 	case path[0] == "configs" && last == "digest":
 		return shortDigest(render(v))
-	case LooksSecret(last) || listLooksSecret(v):
+	case LooksSecret(last):
 		return Redacted
 	}
 	if n, ok := v.(json.Number); ok && slices.Contains(durationFields, last) {
@@ -157,7 +171,10 @@ func present(svc fleets.Service, path []string, v any) string {
 			return time.Duration(ns).String()
 		}
 	}
-	return render(v)
+	if words, ok := stringList(v); ok {
+		return render(red.Args(words))
+	}
+	return red.String(render(v))
 }
 
 func shortDigest(d string) string {
@@ -171,33 +188,22 @@ func shortDigest(d string) string {
 	return algo + ":" + hex
 }
 
-// secretWords are the name fragments that mark a value as secret.
-var secretWords = []string{"PASS", "SECRET", "TOKEN", "KEY", "CREDENTIAL", "PRIVATE", "AUTH"}
+// LooksSecret is redact.LooksSecret, the one judgement of a secret name.
+func LooksSecret(name string) bool { return redact.LooksSecret(name) }
 
-// LooksSecret reports whether a key or word names a secret (PASSWORD,
-// API_KEY, auth_token, …), case-insensitively.
-func LooksSecret(name string) bool {
-	up := strings.ToUpper(name)
-	for _, w := range secretWords {
-		if strings.Contains(up, w) {
-			return true
-		}
-	}
-	return false
-}
-
-// listLooksSecret catches secrets passed in a command line
-// (["--db-password", "hunter2"]): a list with a secret-looking element is
-// redacted whole.
-func listLooksSecret(v any) bool {
+// stringList returns a list of strings as one (a command line).
+func stringList(v any) ([]string, bool) {
 	l, ok := v.([]any)
 	if !ok {
-		return false
+		return nil, false
 	}
-	for _, e := range l {
-		if s, ok := e.(string); ok && LooksSecret(s) {
-			return true
+	words := make([]string, len(l))
+	for i, e := range l {
+		w, ok := e.(string)
+		if !ok {
+			return nil, false
 		}
+		words[i] = w
 	}
-	return false
+	return words, true
 }

@@ -40,7 +40,7 @@ func TestSpecFields(t *testing.T) {
 	for _, f := range drift.SpecFields(svc, have) {
 		got.WriteString(f.Field + ": " + f.Have + " → " + f.Want + "\n")
 	}
-	const expect = `command: ["serve","--port","80"] → <redacted>
+	const expect = `command: ["serve","--port","80"] → ["serve","--password","***"]
 configs.conf.digest: sha256:bbbbbbbbbbbb → sha256:dddddddddddd
 environment.API_TOKEN: t1 → t2
 environment.PLAIN: <redacted> → <redacted>
@@ -69,6 +69,36 @@ func TestLooksSecret(t *testing.T) {
 	} {
 		if got := drift.LooksSecret(name); got != want {
 			t.Errorf("LooksSecret(%q) = %v", name, got)
+		}
+	}
+}
+
+// TestSpecFieldsRedaction: no secret value reaches a field, whether it is
+// under a secret-looking key, after a secret-looking flag, in a URL's
+// password or only known to be secret (svc.Secrets).
+func TestSpecFieldsRedaction(t *testing.T) {
+	want := fleets.Spec{
+		Image:       "app:v2",
+		Command:     []string{"serve", "--db-password", "cmd-flag-secret", "--api-token=cmd-eq-secret", "DB_PASS=cmd-env-secret"},
+		Environment: map[string]string{"DATABASE_URL": "postgres://app:url-secret@db/app"},
+		Labels:      map[string]string{"com.example.auth": "label-secret", "com.example.note": "known-secret-value"},
+		Logging:     &fleets.Logging{Driver: "splunk", Options: map[string]string{"splunk-token": "logging-secret", "splunk-url": "https://u:logurl-secret@splunk"}},
+		Healthcheck: &fleets.Healthcheck{Test: []string{"CMD-SHELL", "curl -fsS -H 'Authorization: Bearer hc-secret' http://x/ && check --token hc2-secret"}},
+	}
+	svc := fleets.Service{Name: "api", Spec: want, PublicEnv: []string{"DATABASE_URL"}, Secrets: []fleets.SecretBytes{fleets.SecretBytes("known-secret-value")}}
+	fs := drift.SpecFields(svc, fleets.Spec{Image: "app:v1"})
+	var got strings.Builder
+	for _, f := range fs {
+		got.WriteString(f.Field + ": " + f.Have + " → " + f.Want + "\n")
+	}
+	for _, secret := range []string{"cmd-flag-secret", "cmd-eq-secret", "cmd-env-secret", "url-secret", "label-secret", "known-secret-value", "logging-secret", "logurl-secret", "hc-secret", "hc2-secret"} {
+		if strings.Contains(got.String(), secret) {
+			t.Errorf("%s leaks:\n%s", secret, got.String())
+		}
+	}
+	for _, shown := range []string{"--db-password", "--api-token=***", "postgres://app:***@db/app", "splunk-url", "CMD-SHELL"} {
+		if !strings.Contains(got.String(), shown) {
+			t.Errorf("lost %q:\n%s", shown, got.String())
 		}
 	}
 }

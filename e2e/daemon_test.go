@@ -168,6 +168,7 @@ type daemonOpts struct {
 	proxy    *dockerProxy
 	docker   string // DOCKER_HOST when there is no proxy (default: the environment's)
 	extra    string // appended to the configuration file
+	source   string // more keys of source, in flow style ("verify: {…}")
 }
 
 // daemon is one `fleetd run` subprocess and its configuration; restart
@@ -202,7 +203,10 @@ func startDaemon(t testing.TB, o daemonOpts) *daemon {
 	}
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, "host: {name: %s}\n", d.host)
-	fmt.Fprintf(&cfg, "source: {url: %q, ref: main, path: ., interval: %s}\n", o.url, o.interval)
+	if o.source != "" {
+		o.source = ", " + o.source
+	}
+	fmt.Fprintf(&cfg, "source: {url: %q, ref: main, path: ., interval: %s%s}\n", o.url, o.interval, o.source)
 	if o.webhook {
 		fmt.Fprintf(&cfg, "webhook: {secret_file: %s}\n", secretFile)
 	}

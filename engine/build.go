@@ -2,6 +2,7 @@ package engine
 
 import (
 	"archive/tar"
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/client"
@@ -162,8 +164,15 @@ func tarContext(w io.Writer, dir, dockerfile string) error {
 	return tw.Close()
 }
 
+// maxDockerignore bounds the .dockerignore read, as the loader does.
+const maxDockerignore = 1 << 20
+
+// readDockerignore reads dir's .dockerignore. The loader confined it to
+// the repository and checked it is a regular file; it is checked again
+// here, as the build reads the tree later, and never read past its bound.
 func readDockerignore(dir string) (*patternmatcher.PatternMatcher, error) {
-	f, err := os.Open(filepath.Join(dir, ".dockerignore"))
+	p := filepath.Join(dir, ".dockerignore")
+	f, err := openRegular(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return patternmatcher.New(nil)
 	}
@@ -171,7 +180,14 @@ func readDockerignore(dir string) (*patternmatcher.PatternMatcher, error) {
 		return nil, fmt.Errorf("read .dockerignore: %w", err)
 	}
 	defer f.Close()
-	patterns, err := ignorefile.ReadAll(f)
+	data, err := io.ReadAll(io.LimitReader(f, maxDockerignore+1))
+	if err == nil && len(data) > maxDockerignore {
+		err = fmt.Errorf("%s: larger than %d bytes", p, maxDockerignore)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read .dockerignore: %w", err)
+	}
+	patterns, err := ignorefile.ReadAll(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("read .dockerignore: %w", err)
 	}
@@ -191,10 +207,15 @@ func addToTar(tw *tar.Writer, path, rel string, entry fs.DirEntry) error {
 		return err
 	}
 	var link string
-	if info.Mode()&fs.ModeSymlink != 0 {
+	switch m := info.Mode(); {
+	case m&fs.ModeSymlink != 0:
 		if link, err = os.Readlink(path); err != nil {
 			return err
 		}
+	case !m.IsRegular() && !m.IsDir():
+		// Nothing a build needs is a pipe, socket or device, and
+		// reading one hangs: refused, as the loader refuses it.
+		return fmt.Errorf("%s: not a regular file, directory or symlink (mode %s): leave it out of the build context with a .dockerignore", rel, m)
 	}
 	hdr, err := tar.FileInfoHeader(info, link)
 	if err != nil {
@@ -211,17 +232,37 @@ func addToTar(tw *tar.Writer, path, rel string, entry fs.DirEntry) error {
 	if !info.Mode().IsRegular() {
 		return nil
 	}
-	return copyFile(tw, path)
+	return copyFile(tw, path, hdr.Size)
 }
 
-func copyFile(w io.Writer, path string) error {
-	f, err := os.Open(path)
+// copyFile copies the first size bytes of the regular file path: what the
+// tar header announced, even if the file changed since.
+func copyFile(w io.Writer, path string, size int64) error {
+	f, err := openRegular(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	_, err = io.Copy(w, f)
+	_, err = io.CopyN(w, f, size)
 	return err
+}
+
+// openRegular opens path for reading if it is a regular file, without
+// blocking on a named pipe swapped in for it.
+func openRegular(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	info, err := f.Stat()
+	if err == nil && !info.Mode().IsRegular() {
+		err = fmt.Errorf("%s: not a regular file (mode %s)", path, info.Mode())
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // BuildFiles builds an image tagged ref from files held in memory (a

@@ -45,6 +45,9 @@ func (d *Docker) CreateContainer(ctx context.Context, inst fleets.Instance) (_ s
 		return "", fmt.Errorf("create container %s: %w", inst.Name, err)
 	}
 	if inst.Spec.ReadOnly {
+		if err := checkBinds(inst.Spec); err != nil {
+			return "", fault.New(fault.Permanent, fault.InvalidSpec, inst.Name, fmt.Errorf("create container %s: %w", inst.Name, err))
+		}
 		// Docker refuses to copy into a read-only rootfs: bind the files.
 		cc.Host.Binds = append(cc.Host.Binds, fileBinds(inst.Spec)...)
 		files = nil

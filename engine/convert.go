@@ -127,11 +127,15 @@ func PeersLabel(peers map[string]string) string {
 
 func containerConfig(inst fleets.Instance, apiVersion string) (*container.Config, error) {
 	spec := inst.Spec
+	env, err := spec.ContainerEnv() // with the plaintext of SOPS env files
+	if err != nil {
+		return nil, err
+	}
 	cfg := &container.Config{
 		Image:      spec.Image,
 		Cmd:        strslice.StrSlice(spec.Command),
 		Entrypoint: strslice.StrSlice(spec.Entrypoint),
-		Env:        EnvList(spec.Environment),
+		Env:        EnvList(env),
 		Labels:     mergeLabels(spec.Labels, inst.Labels),
 		User:       spec.User,
 		WorkingDir: spec.WorkingDir,

@@ -694,6 +694,7 @@ func TestCreatePeersAndDevices(t *testing.T) {
 
 	side := instance(fleet, "side", 1, ref)
 	side.Spec.NetworkMode, side.Spec.Pid, side.Spec.VolumesFrom = "service:db", "service:db", []string{"service:db:ro"}
+	side.Spec.Environment = map[string]string{"PORT": "9090"} // db listens on 8080 in the same namespace
 	sideID := createStarted(t, d, side)
 	ins, err := cli.ContainerInspect(ctx, sideID)
 	if err != nil {

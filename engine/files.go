@@ -51,7 +51,7 @@ func FileContents(ref fleets.FileRef) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", ref.Name, err)
 		}
-		return data, nil
+		return decrypted(ref, data)
 	case ref.Content != nil:
 		return ref.Content, nil
 	}
@@ -66,6 +66,17 @@ func fileBinds(spec fleets.Spec) []string {
 		out = append(out, ref.Source+":"+ref.Target+":ro")
 	}
 	return out
+}
+
+// checkBinds refuses to bind a SOPS-encrypted file: the container would
+// see the ciphertext, and its plaintext must not be written to disk.
+func checkBinds(spec fleets.Spec) error {
+	for _, ref := range slices.Concat(spec.Secrets, spec.Configs) {
+		if encryptedRef(ref) {
+			return fmt.Errorf("%s: a SOPS-encrypted file cannot be given to a container with read_only: true (it would be bound, and fleetd writes no plaintext to disk)", ref.Name)
+		}
+	}
+	return nil
 }
 
 // tarFiles archives files at their absolute targets, relative to "/". It

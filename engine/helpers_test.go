@@ -11,7 +11,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/docker/docker/api/types/container"
 
@@ -242,5 +244,34 @@ esac
 	}
 	if got := decoded("ghcr.io"); got != "" {
 		t.Errorf("a registry the store does not know: %s, want no auth", got)
+	}
+}
+
+// A named pipe in the build context, or as its .dockerignore, is refused
+// with its name rather than hanging the archive (issue 17 W5).
+func TestTarContextRefusesNamedPipes(t *testing.T) {
+	for name, fifo := range map[string]string{"in the context": "sub/pipe", "as .dockerignore": ".dockerignore"} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.MkdirAll(filepath.Join(dir, "sub"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := syscall.Mkfifo(filepath.Join(dir, fifo), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- tarContext(io.Discard, dir, "Dockerfile") }()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), filepath.Base(fifo)) {
+					t.Fatalf("tarContext = %v, want an error naming %s", err, fifo)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("tarContext hangs on a named pipe")
+			}
+		})
 	}
 }

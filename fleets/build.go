@@ -193,12 +193,17 @@ func (w *contextWalker) add(p, slash string, d fs.DirEntry) error {
 			return fmt.Errorf("more than %d bytes: add a .dockerignore", maxContextBytes)
 		}
 		return hashFile(w.h, p)
+	case !info.IsDir():
+		// A named pipe, socket or device: Docker would send it as what
+		// it is, but nothing a build needs is one, and reading one hangs.
+		return fmt.Errorf("%s: %s cannot be in a build context: leave it out with a .dockerignore", slash, fileKind(info.Mode()))
 	}
 	return nil
 }
 
+// hashFile hashes p's size and contents; p must be a regular file.
 func hashFile(h hash.Hash, p string) error {
-	f, err := os.Open(p)
+	f, err := openRegular(p)
 	if err != nil {
 		return err
 	}

@@ -61,6 +61,9 @@ func loadProject(ctx context.Context, ft fleetTree, name string, files []*compos
 // resolveFiles reads env_file and label_file into each service's
 // environment and labels. It must run only after checkProjectFiles.
 func resolveFiles(project *types.Project) (*types.Project, error) {
+	if err := resolveSopsEnv(project); err != nil {
+		return nil, err
+	}
 	project, err := project.WithServicesEnvironmentResolved(true)
 	if err != nil {
 		return nil, fmt.Errorf("env_file: %w", err)

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 // Size limits for what the loader reads from the repository. They are
@@ -128,7 +129,7 @@ func within(dir, p string) bool {
 // file no larger than limit. The limit is enforced on the read too, so a
 // file that grows after the size check cannot exhaust memory.
 func readFile(p string, limit int64) ([]byte, error) {
-	f, err := os.Open(p)
+	f, err := openRegular(p)
 	if err != nil {
 		return nil, err
 	}
@@ -136,9 +137,6 @@ func readFile(p string, limit int64) ([]byte, error) {
 	info, err := f.Stat()
 	if err != nil {
 		return nil, err
-	}
-	if !info.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", filepath.Base(p))
 	}
 	if info.Size() > limit {
 		return nil, fmt.Errorf("%s: %w (%d bytes, limit %d)", filepath.Base(p), errTooLarge, info.Size(), limit)
@@ -151,4 +149,61 @@ func readFile(p string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %w (limit %d)", filepath.Base(p), errTooLarge, limit)
 	}
 	return b, nil
+}
+
+// openRegular opens p for reading if it is a regular file (symlinks
+// followed). A named pipe or a device in a checkout must not hang the
+// loader, which opening it for reading would (a FIFO blocks until a
+// writer comes): p is checked before it is opened, and opened
+// non-blocking and checked again, in case it was swapped in between.
+func openRegular(p string) (*os.File, error) {
+	if err := regular(p, os.Stat); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := regular(p, func(string) (os.FileInfo, error) { return f.Stat() }); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// regular returns an error naming p and its kind unless stat says p is a
+// regular file.
+func regular(p string, stat func(string) (os.FileInfo, error)) error {
+	info, err := stat(p)
+	if err != nil {
+		return err
+	}
+	if k := fileKind(info.Mode()); k != "" {
+		return fmt.Errorf("%s: %w (%s)", filepath.Base(p), errNotRegular, k)
+	}
+	return nil
+}
+
+var errNotRegular = errors.New("not a regular file")
+
+// fileKind names what a mode that is not a regular file is: "" for a
+// regular file.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsRegular():
+		return ""
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeSymlink != 0:
+		return "a symlink"
+	case m&os.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeCharDevice != 0:
+		return "a character device"
+	case m&os.ModeDevice != 0:
+		return "a device"
+	}
+	return "an irregular file"
 }

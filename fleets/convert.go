@@ -29,6 +29,8 @@ type converter struct {
 	host    Host
 	fleet   *Fleet
 	r       *report
+	// secretData are the contents of the secrets read so far.
+	secretData []SecretBytes
 }
 
 // convertProject converts a validated project. Problems found on the way
@@ -53,6 +55,10 @@ func convertProject(p *types.Project, fd fleetDir, ft fleetTree, absRoot string,
 		fleet.Services = append(fleet.Services, c.service(p.Services[name]))
 	}
 	slices.SortFunc(fleet.Services, func(a, b Service) int { return cmp.Compare(a.Name, b.Name) })
+	known := c.knownSecrets(fleet.Services)
+	for i := range fleet.Services {
+		fleet.Services[i].Secrets = known
+	}
 	return fleet
 }
 

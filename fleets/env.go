@@ -69,6 +69,9 @@ func readDotEnv(ft fleetTree, hostVars map[string]string, rd *reads) (map[string
 	if err != nil {
 		return nil, err
 	}
+	if err := refuseSopsDotEnv(data); err != nil {
+		return nil, err
+	}
 	env, err := dotenv.UnmarshalBytesWithLookup(data, func(k string) (string, bool) {
 		if rd != nil {
 			rd.lookup(k)

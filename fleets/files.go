@@ -81,6 +81,11 @@ func checkBuild(ft fleetTree, s types.ServiceConfig, r *report) {
 		dockerfile = filepath.Join(abs, dockerfile)
 	}
 	checkDataFile(ft, dockerfile, false, func(msg string) { r.servicef(s.Name, "build.dockerfile", "%s", msg) })
+	// The context's .dockerignore is read to hash the context: it is
+	// confined like any file the fleet reads.
+	if _, err := os.Lstat(filepath.Join(abs, ".dockerignore")); err == nil {
+		checkDataFile(ft, filepath.Join(ctx, ".dockerignore"), false, func(msg string) { r.servicef(s.Name, "build.context", "%s", msg) })
+	}
 }
 
 func isRemote(ctx string) bool {

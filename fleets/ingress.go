@@ -196,6 +196,10 @@ func (c *converter) ingressTLS(name, field string, v any) *IngressTLS {
 			return nil
 		}
 		refs[i] = c.fileRef(fileObject{"secrets", secret, types.FileObjectConfig(obj)}, "", nil)
+		if isSopsDigest(refs[i].Digest) {
+			c.r.servicef(name, field+"."+k, "secret %q is SOPS-encrypted: the ingress reads its TLS files from its state directory, where fleetd writes no plaintext", secret)
+			return nil
+		}
 	}
 	for k := range m {
 		if k != "cert" && k != "key" {

@@ -18,6 +18,8 @@ import (
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/fleetd/fleetd/sopsfile"
 )
 
 // Load discovers the fleets under root and loads each for host. It returns
@@ -38,14 +40,17 @@ func Load(ctx context.Context, root string, host Host, opts ...Option) ([]Fleet,
 	if err != nil {
 		return nil, err
 	}
-	return finish(all, problems)
+	return finish(all, problems, o.hostPolicy)
 }
 
 // finish runs the checks across a host's fleets and returns the valid
 // ones, sorted by name, with every problem.
-func finish(all []*loadedFleet, problems ProblemList) ([]Fleet, error) {
+func finish(all []*loadedFleet, problems ProblemList, policy *HostPolicy) ([]Fleet, error) {
 	var loaded []*loadedFleet
 	for _, lf := range all {
+		if policy != nil && len(lf.fleet.Services) > 0 {
+			checkHostPolicy(lf.fleet, *policy, lf.bindIndex, lf.r)
+		}
 		problems = append(problems, lf.r.problems...)
 		if !lf.r.failed() {
 			loaded = append(loaded, lf)
@@ -91,8 +96,9 @@ func prepare(root string, opts []Option) (string, options, error) {
 type Option func(*options)
 
 type options struct {
-	rootName string
-	checkout string
+	rootName   string
+	checkout   string
+	hostPolicy *HostPolicy // nil: grants are not checked
 }
 
 func newOptions(opts []Option) options {
@@ -233,7 +239,7 @@ func LoadHosts(ctx context.Context, root string, hosts []Host, opts ...Option) (
 			}
 			all = append(all, shared[j].placedFor(h))
 		}
-		out[i].Fleets, out[i].Err = finish(all, slices.Clone(problems[i]))
+		out[i].Fleets, out[i].Err = finish(all, slices.Clone(problems[i]), o.hostPolicy)
 	}
 	return out, nil
 }
@@ -249,7 +255,7 @@ func sameHost(a, b Host) bool { return a.Name == b.Name && maps.Equal(a.Labels, 
 func (lf *loadedFleet) placedFor(host Host) *loadedFleet {
 	r := *lf.r
 	r.problems = slices.Clone(lf.r.problems)
-	out := &loadedFleet{fleet: lf.fleet, r: &r, hostFree: lf.hostFree}
+	out := &loadedFleet{fleet: lf.fleet, r: &r, hostFree: lf.hostFree, bindIndex: lf.bindIndex}
 	out.fleet.Services = slices.Clone(lf.fleet.Services)
 	out.fleet.Targets = out.fleet.targets(host)
 	for i := range out.fleet.Services {
@@ -268,6 +274,9 @@ type loadedFleet struct {
 	// FLEETD_HOST: it loads the same for every host with the same compose
 	// files, but for its placement (see placedFor).
 	hostFree bool
+	// bindIndex is the index in its service's volumes of each bind, by
+	// service and target: where a denied bind is reported.
+	bindIndex map[[2]string]int
 }
 
 // loadFleet loads one fleet directory.
@@ -288,6 +297,7 @@ func loadFleet(ctx context.Context, absRoot, checkout string, fd fleetDir, host 
 		return lf
 	}
 	lf.hostFree = hostFree
+	lf.bindIndex = bindIndexes(project)
 	// Converted even when validation found problems, so that conversion's
 	// own problems (constraints, secrets) are reported in the same pass.
 	lf.fleet = convertProject(project, fd, ft, absRoot, host, r)
@@ -334,6 +344,7 @@ func loadChecked(ctx context.Context, ft fleetTree, fd fleetDir, host Host, r *r
 		r.fileErr(path.Join(fd.rel, ".env"), 0, err)
 		return nil, false
 	}
+	r.knowSecrets(env)
 	n := len(r.problems)
 	if checkIncludes(ft, r.files, r, rd); len(r.problems) > n {
 		return nil, false // an included file must be confined before compose-go reads it
@@ -434,7 +445,7 @@ func mentionsHost(ft fleetTree, files []*composeFile, others []string) bool {
 		case errors.Is(err, fs.ErrNotExist): // nothing to mention (a required one was reported)
 		case err != nil:
 			return true
-		case bytes.Contains(data, []byte(hostVarPrefix)):
+		case bytes.Contains(data, []byte(hostVarPrefix)), sopsfile.Encrypted(abs, data): // encrypted values may mention it
 			return true
 		}
 	}

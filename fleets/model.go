@@ -114,6 +114,12 @@ type Service struct {
 	// PublicEnv lists environment keys whose values may be shown in plans
 	// and messages; every other value is redacted.
 	PublicEnv []string `json:"public_env,omitempty"`
+	// Secrets are the values of the fleet known to be secret: its
+	// secrets' contents and the values under secret-looking keys
+	// (environment but PublicEnv, labels, logging options, .env). They
+	// never enter JSON or a log (SecretBytes); every output redacts them
+	// (drift.SpecFields, redact.New).
+	Secrets []SecretBytes `json:"-"`
 
 	// PostStart and PreStop are the service's lifecycle hooks, in the
 	// file's order (see Hook). They are not part of Spec, so a changed
@@ -274,6 +280,10 @@ type Spec struct {
 	WorkingDir    string            `json:"working_dir,omitempty"`
 	Hostname      string            `json:"hostname,omitempty"`
 	Domainname    string            `json:"domainname,omitempty"`
+
+	// SecretEnv are the values of SOPS-encrypted env files: only their
+	// keyed digests are encoded (see SecretValue, ContainerEnv).
+	SecretEnv map[string]SecretValue `json:"secret_env,omitempty"`
 
 	Ports       []Port              `json:"ports,omitempty"`  // sorted
 	Expose      []string            `json:"expose,omitempty"` // sorted

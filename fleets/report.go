@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/fleetd/fleetd/redact"
 )
 
 // report collects the problems of one fleet and places each at the file
@@ -15,6 +17,22 @@ type report struct {
 	absRoot  string // the repository path, absolute, to shorten paths in messages
 	files    []*composeFile
 	problems ProblemList
+	// red redacts every message: compose-go's echo the values they
+	// reject, which may be the fleet's secrets (see redactQuoted).
+	red *redact.Redactor
+}
+
+// knowSecrets makes the report redact the values under secret-looking
+// keys of the interpolation environment (.env), wherever a message
+// echoes them.
+func (r *report) knowSecrets(env map[string]string) {
+	var known []string
+	for k, v := range env {
+		if redact.LooksSecret(k) {
+			known = append(known, v)
+		}
+	}
+	r.red = redact.New(known...)
 }
 
 // fleetf reports a fleet-level problem; field is a dotted path from the top
@@ -32,7 +50,7 @@ func (r *report) servicef(service, field, format string, args ...any) {
 
 // fileErr reports a problem that concerns one file rather than a field.
 func (r *report) fileErr(rel string, line int, err error) {
-	r.problems = append(r.problems, Problem{File: rel, Line: line, Fleet: r.fleet, Message: r.shorten(err.Error())})
+	r.problems = append(r.problems, Problem{File: rel, Line: line, Fleet: r.fleet, Message: r.red.String(r.shorten(err.Error()))})
 }
 
 func (r *report) add(service, field string, path []string, msg string) {
@@ -42,7 +60,7 @@ func (r *report) add(service, field string, path []string, msg string) {
 	}
 	r.problems = append(r.problems, Problem{
 		File: file, Line: line, Fleet: r.fleet, Service: service, Field: field,
-		Message: r.shorten(msg),
+		Message: r.red.String(r.shorten(msg)),
 	})
 }
 
@@ -137,7 +155,7 @@ func plainCast(msg string) string {
 func (r *report) composeErr(err error) {
 	msg := err.Error()
 	if m := schemaError.FindStringSubmatch(msg); m != nil {
-		detail := m[3]
+		detail := redactQuoted(m[2], m[3])
 		if detail == "false schema" {
 			detail = unknownKey(m[2])
 		}
@@ -145,7 +163,7 @@ func (r *report) composeErr(err error) {
 		return
 	}
 	if m := interpError.FindStringSubmatch(msg); m != nil {
-		r.atPath(m[1], "invalid value after interpolation: "+plainCast(m[2]))
+		r.atPath(m[1], "invalid value after interpolation: "+redactQuoted(m[1], plainCast(m[2])))
 		return
 	}
 	if msg == "project name must not be empty" {
@@ -153,10 +171,26 @@ func (r *report) composeErr(err error) {
 		return
 	}
 	if m := pathError.FindStringSubmatch(msg); m != nil {
-		r.atPath(m[1], m[2])
+		r.atPath(m[1], redactQuoted(m[1], m[2]))
 		return
 	}
 	r.add("", "", nil, msg)
+}
+
+// quoted is a double-quoted value in a compose-go message.
+var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+
+// redactQuoted masks the quoted values of a compose-go message about a
+// field whose path looks secret (services.db.environment.DB_PASSWORD,
+// labels.api-token): compose-go echoes the value it rejects, and there the
+// value is the secret. Values elsewhere are left to the report's known
+// values, since a message without its value ("want a number, not
+// \"2O\"") is hard to act on.
+func redactQuoted(path, msg string) string {
+	if !redact.LooksSecret(path) {
+		return msg
+	}
+	return quoted.ReplaceAllString(msg, `"`+redact.Mask+`"`)
 }
 
 // atPath reports msg at a dotted compose path, as a service problem when the

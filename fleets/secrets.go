@@ -65,12 +65,12 @@ func (c *converter) fileRef(obj fileObject, target string, mode *types.FileMode)
 		ref.External = cmp.Or(cfg.Name, obj.key)
 		return ref
 	case cfg.File != "":
-		data, err := readFile(cfg.File, maxDataFileSize)
+		data, digest, err := readDataFile(obj.kind, cfg.File)
 		if err != nil {
 			c.r.fleetf(obj.kind+"."+obj.key+".file", "%s", err)
 			return ref
 		}
-		contents, ref.Source = data, cfg.File
+		contents, ref.Source, ref.Digest = data, cfg.File, digest
 	case cfg.Environment != "":
 		v, ok := c.project.Environment[cfg.Environment]
 		if !ok {
@@ -86,8 +86,13 @@ func (c *converter) fileRef(obj fileObject, target string, mode *types.FileMode)
 		c.r.fleetf(obj.kind+"."+obj.key, "needs file:, environment: or content:")
 		return ref
 	}
-	sum := sha256.Sum256(contents)
-	ref.Digest = "sha256:" + hex.EncodeToString(sum[:])
+	if obj.kind == "secrets" {
+		c.secretData = append(c.secretData, SecretBytes(contents))
+	}
+	if ref.Digest == "" { // else the keyed digest of a SOPS file's plaintext
+		sum := sha256.Sum256(contents)
+		ref.Digest = "sha256:" + hex.EncodeToString(sum[:])
+	}
 	return ref
 }
 

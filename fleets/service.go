@@ -29,6 +29,7 @@ func (c *converter) service(s types.ServiceConfig) Service {
 		PostStart:     c.hooks(s.Name, "post_start", s.PostStart),
 		PreStop:       c.hooks(s.Name, "pre_stop", s.PreStop),
 	}
+	c.withSopsEnv(&svc, s)
 	checkRollout(s.Name, svc.Update, "deploy.update_config", c.r)
 	checkRollout(s.Name, svc.Rollback, "deploy.rollback_config", c.r)
 	if s.Build != nil {

@@ -82,7 +82,7 @@ func buildUnsupported() []unsupported {
 	refusedFor := map[string]string{
 		"pre_start":          "a pre_start hook is a one-off container run to completion before the service starts, and fleetd runs none: make it a service the others depend on with condition service_completed_successfully, or run the command from the image's entrypoint",
 		"umask":              "the Docker Engine API takes no umask: set it in the image's entrypoint",
-		"use_api_socket":     "it hands the container the Docker socket and this host's registry credentials: bind /var/run/docker.sock in volumes if the service must drive Docker",
+		"use_api_socket":     "it hands the container the Docker socket and this host's registry credentials: bind /var/run/docker.sock in volumes if the service must drive Docker (and allow it in the host's policy.deny_binds)",
 		"provider":           "a provider service is run by a docker compose plugin, not by the engine",
 		"models":             "models are served by Docker Model Runner, outside the engine",
 		"pull_refresh_after": "pull_policy refresh is not supported: use pull_policy always, or a new tag",

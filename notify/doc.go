@@ -15,12 +15,13 @@
 //     if its alert was. For one key, alerts are at least a quiet period
 //     apart and each resolution answers a reported alert: over a span T at
 //     most 2·(⌊T/quiet⌋+1) messages. See docs/notifications.md.
-//   - Never leaks: every string of a message passes the Scrubber (configured
-//     secret values, credentials in URLs, KEY=value pairs whose key looks
+//   - Never leaks: every string of a message passes the Scrubber, that is
+//     fleetd's one redaction (package redact: configured secret values,
+//     credentials in URLs, KEY=value pairs and flags whose key looks
 //     secret, bearer tokens) before any sink sees it, and so do the errors
 //     this package logs or returns.
 //
-// notify is an adapter: it may import reconcile, drift and fleets, never
+// notify is an adapter: it may import reconcile, drift, fleets and redact, never
 // engine, source or server. It reads no files; cmd/fleetd reads the secret
 // files and passes their values in.
 package notify

@@ -220,6 +220,7 @@ func withSources(prev, cur fleets.Spec) fleets.Spec {
 		return out
 	}
 	prev.Secrets, prev.Configs = fill(prev.Secrets), fill(prev.Configs)
+	prev.SecretEnv = fleets.RestoreSecretEnv(prev.SecretEnv, cur.SecretEnv)
 	return prev
 }
 

@@ -3,6 +3,7 @@ package review
 import (
 	"fmt"
 	"strings"
+	"unicode"
 
 	"github.com/fleetd/fleetd/reconcile"
 )
@@ -15,6 +16,7 @@ import (
 func (rv Report) String() string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "fleetd plan: %s → %s\n", revString(rv.Base), revString(rv.Head))
+	writeAccessText(&sb, rv.HostAccess)
 	if !rv.Valid {
 		sb.WriteString("\nhead is INVALID: a host applies none of it while a fleet fails to load (hosts keep running base)\n")
 		for _, p := range rv.Problems {
@@ -175,7 +177,7 @@ func writeServiceText(sb *strings.Builder, s ServiceReview) {
 		for _, f := range rc.Build {
 			fmt.Fprintf(sb, "            %s\n", fieldText(f))
 		}
-		fmt.Fprintf(sb, "          rollout: %s\n", rolloutText(rc.Rollout, rc.Containers))
+		fmt.Fprintf(sb, "          rollout: %s\n", rolloutText(rc.Rollout, rc.Containers, plain))
 	}
 	if s.Replicas.From != s.Replicas.To {
 		fmt.Fprintf(sb, "          scale: %d → %d\n", s.Replicas.From, s.Replicas.To)
@@ -206,19 +208,19 @@ func fieldText(f FieldChange) string {
 }
 
 // rolloutText describes the rolling update: batches, order and why it was
-// forced, failure action, delay and monitor.
-func rolloutText(r RolloutReview, containers int) string {
+// forced, failure action, delay and monitor; esc writes each value.
+func rolloutText(r RolloutReview, containers int, esc func(string) string) string {
 	batch := fmt.Sprintf("%d %s of %d", r.Batches, reconcile.Plural(r.Batches, "batch", "batches"), r.Parallelism)
 	if r.Parallelism == 0 || r.Parallelism >= containers {
 		batch = fmt.Sprintf("1 batch of %d", containers)
 	}
-	order := r.Order
+	order := esc(r.Order)
 	if r.Forced != "" {
-		order += " (forced: " + r.Forced + "; " + r.RequestedOrder + " requested)"
+		order += " (forced: " + esc(r.Forced) + "; " + esc(r.RequestedOrder) + " requested)"
 	}
-	s := fmt.Sprintf("%s, %s, failure_action %s, monitor %s", batch, order, r.FailureAction, r.Monitor)
+	s := fmt.Sprintf("%s, %s, %s %s, monitor %s", batch, order, esc("failure_action"), esc(r.FailureAction), esc(r.Monitor))
 	if r.Delay != "0s" {
-		s += ", delay " + r.Delay
+		s += ", delay " + esc(r.Delay)
 	}
 	return s
 }
@@ -228,6 +230,7 @@ func rolloutText(r RolloutReview, containers int) string {
 func (rv Report) Markdown() string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "### fleetd plan: %s → %s\n\n", revMarkdown(rv.Base), revMarkdown(rv.Head))
+	writeAccessMarkdown(&sb, rv.HostAccess)
 	if !rv.Valid {
 		sb.WriteString("> [!CAUTION]\n> **The head is invalid.** A host applies none of it while a fleet fails to load; hosts keep running the base.\n>\n")
 		for _, p := range rv.Problems {
@@ -257,27 +260,80 @@ func revMarkdown(r RevisionRef) string {
 	return s
 }
 
-// code is s as a Markdown code span, whatever backticks it holds.
+// Every value the Markdown rendering writes goes through code (a code
+// span), text (Markdown text) or htmlText (inside HTML): values come from
+// the repository, and a value must not break out of its place — end a
+// list item or a table cell, open an HTML comment that hides the rest of
+// the comment, run a script, start emphasis or a link. None of them keeps
+// a line break: oneLine shows it as ␤.
+
+// oneLine shows the line breaks in s (CR, LF, CRLF) as ␤, and NUL as
+// U+FFFD, as Markdown renders it: a value stays on its line.
+func oneLine(s string) string {
+	return strings.NewReplacer("\r\n", "␤", "\n", "␤", "\r", "␤", "\x00", "\uFFFD").Replace(s)
+}
+
+// code is s as a Markdown code span, whatever backticks it holds. Inside
+// a code span nothing is markup (HTML included); only a line break or a
+// backtick could end it, and neither can.
 func code(s string) string {
 	if s == "" {
 		return "*(none)*"
 	}
+	s = oneLine(s)
 	fence := "`"
 	for strings.Contains(s, fence) {
 		fence += "`"
 	}
-	if strings.HasPrefix(s, "`") || strings.HasSuffix(s, "`") {
+	// A space is stripped from each end of a span that has both, and a
+	// backtick at an end would lengthen the fence: pad with one more.
+	if strings.HasPrefix(s, "`") || strings.HasSuffix(s, "`") ||
+		strings.HasPrefix(s, " ") && strings.HasSuffix(s, " ") && strings.Trim(s, " ") != "" {
 		return fence + " " + s + " " + fence
 	}
 	return fence + s + fence
 }
 
-// cell escapes text for a table cell.
-func cell(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
+// text is s as Markdown text on one line: HTML's special characters as
+// entities, Markdown's inline punctuation backslash-escaped, so that it
+// renders as written. An _ between two letters or digits is left as it
+// is (it cannot start or end emphasis there: allow_mass_prune). (A line's
+// first characters — #, -, >, digits — are never a value's: every line
+// starts with the rendering's own markup.)
+func text(s string) string {
+	rs := []rune(oneLine(s))
+	var b strings.Builder
+	for i, r := range rs {
+		switch {
+		case r == '&':
+			b.WriteString("&amp;")
+		case r == '<':
+			b.WriteString("&lt;")
+		case r == '>':
+			b.WriteString("&gt;")
+		case r == '_' && i > 0 && i < len(rs)-1 && isWordRune(rs[i-1]) && isWordRune(rs[i+1]):
+			b.WriteRune(r)
+		case strings.ContainsRune("\\`*_[]|~$!#", r):
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func isWordRune(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
+
+func plain(s string) string { return s }
+
+// htmlText is s inside an HTML block (the <summary> of a host), where
+// Markdown is not interpreted: HTML's special characters as entities.
+func htmlText(s string) string { return htmlEscape(oneLine(s)) }
 
 func writeSummaryRow(sb *strings.Builder, h HostReview) {
 	c := h.Counts
-	name := cell(h.Host.Name)
+	name := text(h.Host.Name)
 	if len(h.Blocked) > 0 {
 		name += " ⛔ blocked"
 	}
@@ -319,7 +375,7 @@ func count(n int) string {
 }
 
 func writeHostMarkdown(sb *strings.Builder, h HostReview) {
-	fmt.Fprintf(sb, "\n<details><summary><b>%s</b>%s</summary>\n\n", htmlEscape(h.Host.Name), htmlEscape(strings.TrimPrefix(hostTitle(h), h.Host.Name)))
+	fmt.Fprintf(sb, "\n<details><summary><b>%s</b>%s</summary>\n\n", htmlText(h.Host.Name), htmlText(strings.TrimPrefix(hostTitle(h), h.Host.Name)))
 	if len(h.Blocked) > 0 {
 		fmt.Fprintf(sb, "⛔ **Blocked**: %s invalid at head; this host applies nothing of the head until fixed.\n\n", codeList(h.Blocked))
 	}
@@ -329,12 +385,12 @@ func writeHostMarkdown(sb *strings.Builder, h HostReview) {
 			if where != "" {
 				where = code(where) + " "
 			}
-			fmt.Fprintf(sb, "- ⚠️ %s**%s**: %s\n", where, w.Kind, w.Message)
+			fmt.Fprintf(sb, "- ⚠️ %s**%s**: %s\n", where, text(w.Kind), text(w.Message))
 		}
 		sb.WriteString("\n")
 	}
 	for _, f := range h.Fleets {
-		fmt.Fprintf(sb, "**%s fleet %s**%s\n\n", changeWord(f.Change), code(f.Name), reasonSuffix(f.Reason))
+		fmt.Fprintf(sb, "**%s fleet %s**%s\n\n", changeWord(f.Change), code(f.Name), reasonSuffix(text(f.Reason)))
 		for _, u := range f.Updates {
 			fmt.Fprintf(sb, "- %s (no recreate)\n", fieldMarkdown(u))
 		}
@@ -349,7 +405,7 @@ func writeHostMarkdown(sb *strings.Builder, h HostReview) {
 }
 
 func htmlEscape(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;").Replace(s)
 }
 
 func codeList(names []string) string {
@@ -390,7 +446,7 @@ func writeServiceMarkdown(sb *strings.Builder, s ServiceReview) {
 		for _, f := range rc.Build {
 			fmt.Fprintf(sb, "    - %s\n", fieldMarkdown(f))
 		}
-		fmt.Fprintf(sb, "  - rollout: %s\n", rolloutText(rc.Rollout, rc.Containers))
+		fmt.Fprintf(sb, "  - rollout: %s\n", rolloutText(rc.Rollout, rc.Containers, text))
 	}
 	if s.Replicas.From != s.Replicas.To {
 		fmt.Fprintf(sb, "  - **scale** %d → %d\n", s.Replicas.From, s.Replicas.To)
@@ -405,7 +461,7 @@ func writeServiceMarkdown(sb *strings.Builder, s ServiceReview) {
 
 func replicasReason(s ServiceReview) string {
 	n := shownReplicas(s)
-	return fmt.Sprintf(", %d %s%s", n, reconcile.Plural(n, "replica", "replicas"), parenthesized(s.Reason))
+	return fmt.Sprintf(", %d %s%s", n, reconcile.Plural(n, "replica", "replicas"), parenthesized(text(s.Reason)))
 }
 
 func fieldMarkdown(f FieldChange) string {

@@ -83,7 +83,10 @@ type Report struct {
 	// BaseProblems are the base's; fleets invalid at base are compared as
 	// absent there.
 	BaseProblems []fleets.Problem `json:"base_problems"`
-	Hosts        []HostReview     `json:"hosts"` // sorted by name
+	// HostAccess lists every grant of host access the head adds or
+	// changes, over every host (hostaccess.go).
+	HostAccess []AccessChange `json:"host_access"`
+	Hosts      []HostReview   `json:"hosts"` // sorted by name
 }
 
 // HostReview is what the head changes on one host.
@@ -187,10 +190,11 @@ type Warning struct {
 	Message string `json:"message"`
 }
 
-// Compare reviews the change from base to head on every host. It is
-// pure: hosts hold what fleets.Load returned for each side.
+// Compare reviews the change from base to head on every host, redacted
+// (redactReport). It is pure: hosts hold what fleets.Load returned for
+// each side.
 func Compare(base, head RevisionRef, hosts []HostRevisions) Report {
-	rv := Report{Base: base, Head: head, Valid: true, Problems: []fleets.Problem{}, BaseProblems: []fleets.Problem{}, Hosts: []HostReview{}}
+	rv := Report{Base: base, Head: head, Valid: true, Problems: []fleets.Problem{}, BaseProblems: []fleets.Problem{}, HostAccess: []AccessChange{}, Hosts: []HostReview{}}
 	sw, hasSwarm := swarmRevisions(hosts)
 	for i, hr := range append(slices.Clone(hosts), sw) {
 		if i == len(hosts) && !hasSwarm {
@@ -201,6 +205,7 @@ func Compare(base, head RevisionRef, hosts []HostRevisions) Report {
 			rv.BaseProblems = append(rv.BaseProblems, hr.Base.Problems...)
 		}
 		h := reviewHost(hr)
+		rv.HostAccess = mergeAccess(rv.HostAccess, accessChanges(hr))
 		if len(h.Blocked) > 0 {
 			rv.Valid = false
 		}
@@ -215,7 +220,7 @@ func Compare(base, head RevisionRef, hosts []HostRevisions) Report {
 	rv.Problems = sortedProblems(rv.Problems)
 	rv.BaseProblems = sortedProblems(rv.BaseProblems)
 	slices.SortFunc(rv.Hosts, func(a, b HostReview) int { return cmp.Compare(a.Host.Name, b.Host.Name) })
-	return rv
+	return redactReport(rv, redactorOf(hosts))
 }
 
 func sortedProblems(ps []fleets.Problem) []fleets.Problem {

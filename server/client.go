@@ -13,9 +13,10 @@ import (
 const maxStatusBytes = 16 << 20
 
 // FetchStatus returns the JSON of GET /v1/status from the daemon at addr
-// ("127.0.0.1:9750" or a URL such as "http://host:9750").
-func FetchStatus(ctx context.Context, addr string) ([]byte, error) {
-	body, err := call(ctx, http.MethodGet, baseURL(addr)+"/v1/status", "")
+// ("127.0.0.1:9750" or a URL such as "http://host:9750"). token is the
+// read or API token when the daemon asks for one; "" sends none.
+func FetchStatus(ctx context.Context, addr, token string) ([]byte, error) {
+	body, err := call(ctx, http.MethodGet, baseURL(addr)+"/v1/status", token)
 	if err != nil {
 		return nil, fmt.Errorf("status: %w", err)
 	}

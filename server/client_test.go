@@ -13,7 +13,7 @@ func TestClient(t *testing.T) {
 	addr := strings.TrimPrefix(ts.URL, "http://")
 
 	for _, a := range []string{addr, ts.URL, ts.URL + "/"} {
-		b, err := FetchStatus(t.Context(), a)
+		b, err := FetchStatus(t.Context(), a, "")
 		if err != nil || strings.TrimSpace(string(b)) != `{"fleets":["web"]}` {
 			t.Fatalf("FetchStatus(%q) = %q, %v", a, b, err)
 		}
@@ -30,8 +30,22 @@ func TestClient(t *testing.T) {
 	spy.none(t, srv)
 
 	ts.Close()
-	if _, err := FetchStatus(t.Context(), addr); err == nil || !strings.HasPrefix(err.Error(), "status: ") {
+	if _, err := FetchStatus(t.Context(), addr, ""); err == nil || !strings.HasPrefix(err.Error(), "status: ") {
 		t.Fatalf("daemon down: %v", err)
+	}
+}
+
+func TestClientReadToken(t *testing.T) {
+	srv, _ := newTestServer(t, func(c *Config) { c.ReadToken = "rd" })
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	if _, err := FetchStatus(t.Context(), ts.URL, ""); err == nil || err.Error() != "status: 401 Unauthorized: missing or wrong bearer token" {
+		t.Fatalf("no token: %v", err)
+	}
+	for _, tok := range []string{"rd", "tok"} {
+		if _, err := FetchStatus(t.Context(), ts.URL, tok); err != nil {
+			t.Errorf("token %q: %v", tok, err)
+		}
 	}
 }
 

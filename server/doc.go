@@ -7,6 +7,16 @@
 // reconcile loop. The caller hands it funcs (Ready, Status, Sync) and a
 // Metrics value, and wires it in cmd/fleetd.
 //
+// Exposure is decided by two pure functions: accessOf (who may call an
+// endpoint: open probes, reads behind an optional read token, sync behind
+// the API token, webhooks behind their signature) and placement (which
+// listener serves it: with Config.WebhookAddr, /hooks/* and /healthz on
+// the webhook listener, everything else on Addr only).
+//
+// A webhook delivery that triggered a sync is remembered by its forge's
+// delivery ID (replayCache: a TTL and a size bound, the time passed in);
+// the same ID again is answered 200 "duplicate delivery, ignored".
+//
 // Every handler returns an error; errorStatus maps errors to a status code
 // and a JSON body {"error": "..."} in one place, and serveError logs each
 // failed request once.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -30,8 +31,15 @@ type Config struct {
 	// Addr is the listen address; "" means DefaultAddr.
 	Addr string
 	// APIToken is the bearer token for POST /v1/sync; "" disables the
-	// endpoint (403).
+	// endpoint (403). It is accepted for reads too.
 	APIToken string
+	// ReadToken is the bearer token for GET /v1/* and /metrics; "" leaves
+	// them open to whoever reaches Addr (loopback by default).
+	ReadToken string
+	// WebhookAddr, when set, is a second listener serving /hooks/* and
+	// /healthz only; Addr then serves no /hooks/*. "" serves webhooks on
+	// Addr.
+	WebhookAddr string
 	// WebhookSecret is the shared secret of /hooks/*; "" disables them (403).
 	WebhookSecret string
 	// Branch is the branch fleetd follows ("main" or "refs/heads/main").
@@ -52,6 +60,8 @@ type Config struct {
 	// Logger receives one line per failed request and per accepted trigger;
 	// nil discards.
 	Logger *slog.Logger
+	// Now is the clock of the webhook replay cache; nil means time.Now.
+	Now func() time.Time
 }
 
 // Server serves fleetd's HTTP API.
@@ -60,7 +70,11 @@ type Server struct {
 	metrics *Metrics
 	log     *slog.Logger
 	trigger *trigger
-	handler http.Handler
+	handler http.Handler // the API listener's
+	hooks   http.Handler // the webhook listener's; nil without WebhookAddr
+
+	replayMu sync.Mutex
+	replay   *replayCache
 }
 
 // New returns a server for cfg. metrics may be nil; the server then keeps a
@@ -76,57 +90,117 @@ func New(cfg Config, metrics *Metrics) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, metrics: metrics, log: log, trigger: newTrigger(cfg.Sync)}
-	s.handler = s.routes()
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Server{cfg: cfg, metrics: metrics, log: log, trigger: newTrigger(cfg.Sync),
+		replay: newReplayCache(ReplayTTL, ReplayMaxEntries)}
+	s.handler, s.hooks = s.routes()
 	return s
 }
 
-// Handler returns the API's handler, for tests or another server.
+// Handler returns the API listener's handler, for tests or another server.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// ListenAndServe listens on cfg.Addr and serves until ctx ends, then shuts
-// down gracefully within ShutdownTimeout.
+// WebhookHandler returns the webhook listener's handler, nil when
+// cfg.WebhookAddr is not set (the API listener serves webhooks then).
+func (s *Server) WebhookHandler() http.Handler { return s.hooks }
+
+// ListenAndServe listens on cfg.Addr, and on cfg.WebhookAddr when set, and
+// serves until ctx ends, then shuts down gracefully within
+// ShutdownTimeout.
 func (s *Server) ListenAndServe(ctx context.Context) error {
 	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	return s.Serve(ctx, ln)
+	if s.cfg.WebhookAddr == "" {
+		return s.Serve(ctx, ln)
+	}
+	hookLn, err := net.Listen("tcp", s.cfg.WebhookAddr)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("listen (webhooks): %w", err)
+	}
+	return s.ServeListeners(ctx, ln, hookLn)
 }
 
-// Serve serves on ln until ctx ends, then shuts down gracefully within
-// ShutdownTimeout: no new connections, running requests finish, a running
-// Sync call is waited for. It returns nil after a clean shutdown.
+// Serve serves the API on ln until ctx ends, then shuts down gracefully
+// within ShutdownTimeout: no new connections, running requests finish, a
+// running Sync call is waited for. It returns nil after a clean shutdown.
+// With cfg.WebhookAddr set, use ServeListeners.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           s.handler,
+	return s.ServeListeners(ctx, ln, nil)
+}
+
+// ServeListeners is Serve with the webhook listener too: hookLn must be
+// non-nil exactly when cfg.WebhookAddr is set. When one listener fails,
+// both are shut down.
+func (s *Server) ServeListeners(ctx context.Context, ln, hookLn net.Listener) error {
+	if (hookLn != nil) != (s.hooks != nil) {
+		closeAll(ln, hookLn)
+		return errors.New("serve: a webhook listener is needed exactly when WebhookAddr is set")
+	}
+	srvs := []*http.Server{s.httpServer(s.handler)}
+	lns := []net.Listener{ln}
+	if hookLn != nil {
+		srvs, lns = append(srvs, s.httpServer(s.hooks)), append(lns, hookLn)
+	}
+	served := make(chan error, len(srvs))
+	for i, srv := range srvs {
+		go func() { served <- srv.Serve(lns[i]) }()
+	}
+	var err error
+	running := len(srvs)
+	select {
+	case serr := <-served:
+		err, running = fmt.Errorf("serve: %w", serr), running-1
+	case <-ctx.Done():
+	}
+	if serr := s.shutdown(srvs, served, running); err == nil {
+		err = serr
+	}
+	return err
+}
+
+func closeAll(lns ...net.Listener) {
+	for _, ln := range lns {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+}
+
+// httpServer serves h with fleetd's timeouts.
+func (s *Server) httpServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	select {
-	case err := <-served:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
-	}
-	return s.shutdown(srv, served)
 }
 
-// shutdown stops srv within ShutdownTimeout.
-func (s *Server) shutdown(srv *http.Server, served <-chan error) error {
+// shutdown stops srvs within ShutdownTimeout; running of them have yet to
+// report on served.
+func (s *Server) shutdown(srvs []*http.Server, served <-chan error, running int) error {
 	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
-	err := srv.Shutdown(sctx)
-	if err != nil {
-		_ = srv.Close()
-		err = fmt.Errorf("shutdown: %w", err)
+	var err error
+	for _, srv := range srvs {
+		if serr := srv.Shutdown(sctx); serr != nil {
+			_ = srv.Close()
+			if err == nil {
+				err = fmt.Errorf("shutdown: %w", serr)
+			}
+		}
 	}
-	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) && err == nil {
-		err = fmt.Errorf("serve: %w", serr)
+	for range running {
+		if serr := <-served; !errors.Is(serr, http.ErrServerClosed) && err == nil {
+			err = fmt.Errorf("serve: %w", serr)
+		}
 	}
 	if !s.trigger.wait(sctx) && err == nil {
 		err = errors.New("shutdown: sync still running")
@@ -134,17 +208,49 @@ func (s *Server) shutdown(srv *http.Server, served <-chan error) error {
 	return err
 }
 
-// routes registers every endpoint. Methods are part of the patterns, so a
-// wrong method gets 405 from the mux.
-func (s *Server) routes() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("GET /healthz", s.handle(s.healthz))
-	mux.Handle("GET /readyz", s.handle(s.readyz))
-	mux.Handle("GET /metrics", s.metrics.handler(s.log))
-	mux.Handle("GET /v1/status", s.handle(s.status))
-	mux.Handle("POST /v1/sync", s.handle(s.sync))
-	for _, p := range providers {
-		mux.Handle("POST /hooks/"+p.name, s.handle(s.hook(p)))
+// routes registers every endpoint on the listeners placement puts it on,
+// guarding reads as accessOf says; it returns the webhook listener's
+// handler only when cfg.WebhookAddr is set. Methods are part of the
+// patterns, so a wrong method gets 405 from the mux.
+func (s *Server) routes() (api, hooks http.Handler) {
+	endpoints := map[string]http.Handler{
+		"GET /healthz":   s.handle(s.healthz),
+		"GET /readyz":    s.handle(s.readyz),
+		"GET /metrics":   s.metrics.handler(s.log),
+		"GET /v1/status": s.handle(s.status),
+		"POST /v1/sync":  s.handle(s.sync),
 	}
-	return mux
+	for _, p := range providers {
+		endpoints["POST /hooks/"+p.name] = s.handle(s.hook(p))
+	}
+	split := s.cfg.WebhookAddr != ""
+	apiMux, hookMux := http.NewServeMux(), http.NewServeMux()
+	for pattern, h := range endpoints {
+		if accessOf(pattern) == read {
+			h = s.guardRead(h)
+		}
+		onAPI, onHooks := placement(pattern, split)
+		if onAPI {
+			apiMux.Handle(pattern, h)
+		}
+		if onHooks {
+			hookMux.Handle(pattern, h)
+		}
+	}
+	if !split {
+		return apiMux, nil
+	}
+	return apiMux, hookMux
+}
+
+// guardRead lets a read through when readAllowed says so, else answers 401.
+func (s *Server) guardRead(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if readAllowed(r.Header.Get("Authorization"), s.cfg.ReadToken, s.cfg.APIToken) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="fleetd"`)
+		s.serveError(w, r, errorf(http.StatusUnauthorized, "missing or wrong bearer token"))
+	})
 }

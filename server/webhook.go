@@ -19,6 +19,9 @@ type provider struct {
 	// event returns the event kind: "push", "ping", another name, or ""
 	// when the sender did not say.
 	event func(h http.Header) string
+	// delivery returns the ID the sender gives a delivery, which a
+	// redelivery or a replay of it carries again; "" when it sends none.
+	delivery func(h http.Header) string
 	// refOptional: a payload without a ref (or no payload) means "sync".
 	refOptional bool
 }
@@ -29,7 +32,8 @@ var providers = []provider{
 		verify: func(secret, body []byte, h http.Header) error {
 			return VerifyGitHub(secret, body, h.Get("X-Hub-Signature-256"))
 		},
-		event: func(h http.Header) string { return h.Get("X-GitHub-Event") },
+		event:    func(h http.Header) string { return h.Get("X-GitHub-Event") },
+		delivery: func(h http.Header) string { return h.Get("X-GitHub-Delivery") },
 	},
 	{
 		name: "gitlab",
@@ -37,6 +41,9 @@ var providers = []provider{
 			return VerifyGitLab(secret, h.Get("X-Gitlab-Token"))
 		},
 		event: gitlabEvent,
+		// Idempotency-Key (GitLab 17.4+) stays the same across retries of
+		// a delivery; X-Gitlab-Event-UUID names the event.
+		delivery: func(h http.Header) string { return firstHeader(h, "Idempotency-Key", "X-Gitlab-Event-UUID") },
 	},
 	{
 		name: "gitea",
@@ -44,6 +51,9 @@ var providers = []provider{
 			return VerifyGitea(secret, body, firstHeader(h, "X-Gitea-Signature", "X-Forgejo-Signature"))
 		},
 		event: func(h http.Header) string { return firstHeader(h, "X-Gitea-Event", "X-Forgejo-Event", "X-Gogs-Event") },
+		delivery: func(h http.Header) string {
+			return firstHeader(h, "X-Gitea-Delivery", "X-Forgejo-Delivery", "X-Gogs-Delivery")
+		},
 	},
 	{
 		name: "generic",
@@ -51,6 +61,7 @@ var providers = []provider{
 			return VerifyGeneric(secret, body, h.Get("X-Fleetd-Signature"))
 		},
 		event:       func(http.Header) string { return "push" },
+		delivery:    func(http.Header) string { return "" }, // fleetd's format carries no ID
 		refOptional: true,
 	},
 }
@@ -78,7 +89,7 @@ func firstHeader(h http.Header, names ...string) string {
 // reply is a webhook's successful answer.
 type reply struct {
 	status int
-	result string // the metric label: accepted, ignored, pong
+	result string // the metric label: accepted, ignored, pong, duplicate
 	msg    string
 }
 
@@ -132,6 +143,13 @@ func (s *Server) push(p provider, r *http.Request, body []byte) (reply, error) {
 	}
 	if ev.Ref != "" && !refMatches(ev.Ref, s.cfg.Branch) {
 		return reply{http.StatusAccepted, "ignored", "ignored: push to " + strings.TrimPrefix(ev.Ref, "refs/heads/")}, nil
+	}
+	// Checked last, so that only a delivery that triggers a sync is
+	// remembered: one refused or ignored may come again and be answered
+	// the same way.
+	if s.duplicate(p.name, p.delivery(r.Header)) {
+		s.log.Info("webhook duplicate ignored", "provider", p.name, "ref", ev.Ref, "after", ev.After)
+		return reply{http.StatusOK, "duplicate", "duplicate delivery, ignored"}, nil
 	}
 	reason := pushReason(p.name, ev.After)
 	coalesced := s.trigger.fire(reason)

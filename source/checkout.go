@@ -42,7 +42,10 @@ func (r *Repo) checkout(ctx context.Context, h plumbing.Hash) (Revision, error) 
 
 // materialize returns the directory holding c's tree, writing it under a
 // temporary name and renaming it when complete: a tree directory is either
-// whole or absent, even if fleetd is killed mid-write.
+// whole or absent, even if fleetd is killed mid-write. A tree over
+// Config.Limits is not written (ErrTooLarge). What it holds but fleetd does
+// not fetch (submodules, LFS pointers) goes to Config.Warn when it is
+// written.
 func (r *Repo) materialize(ctx context.Context, c *object.Commit) (string, error) {
 	dir := filepath.Join(r.cfg.Dir, treesDir, c.Hash.String())
 	if _, err := os.Stat(dir); err == nil {
@@ -57,7 +60,8 @@ func (r *Repo) materialize(ctx context.Context, c *object.Commit) (string, error
 	if err != nil {
 		return "", r.red.wrap(err, r.what("checkout"))
 	}
-	if err := writeTree(ctx, tree, tmp, nil); err != nil {
+	warnings, err := writeTree(ctx, tree, tmp, nil, r.cfg.Limits)
+	if err != nil {
 		os.RemoveAll(tmp)
 		return "", r.red.wrap(err, r.what("checkout "+c.Hash.String()))
 	}
@@ -65,6 +69,7 @@ func (r *Repo) materialize(ctx context.Context, c *object.Commit) (string, error
 		os.RemoveAll(tmp)
 		return "", r.red.wrap(err, r.what("checkout"))
 	}
+	warn(r.cfg.Warn, c.Hash.String(), warnings)
 	return dir, nil
 }
 

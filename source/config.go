@@ -36,6 +36,17 @@ type Config struct {
 	// least 1); older ones are removed after a checkout.
 	Keep int
 	Auth Auth
+	// Limits bound a checked-out tree (zero fields: DefaultLimits).
+	Limits Limits
+	// Warn, when set, is told, once per tree written, each submodule and
+	// Git LFS pointer file of the commit: fleetd fetches neither, so a
+	// fleet reading them gets an empty directory or the pointer's text.
+	Warn func(commit, warning string)
+	// Trust, when set, is who must have signed a head for it to be taken
+	// (LoadTrust); AllowRewind takes heads that do not descend from the
+	// current revision (force-pushes to older or unrelated commits).
+	Trust       *Trust
+	AllowRewind bool
 }
 
 // DefaultRef is the ref followed when Config.Ref is empty.
@@ -90,6 +101,9 @@ func (cfg Config) validate(ep *transport.Endpoint) error {
 	}
 	if cfg.Keep < 1 {
 		return configError("keep", "must be at least 1, not %d", cfg.Keep)
+	}
+	if err := cfg.Limits.validate(); err != nil {
+		return err
 	}
 	return cfg.Auth.validate(ep)
 }

@@ -30,6 +30,11 @@ type Snapshot struct {
 	g    *git.Repository
 	repo string
 	red  redactor
+	// Limits bound an exported tree (zero fields: DefaultLimits).
+	Limits Limits
+	// Warn, when set, is told what an exported tree holds that fleetd
+	// does not fetch (see Config.Warn).
+	Warn func(commit, warning string)
 }
 
 // OpenSnapshot opens repo (a local path or file:// URL, or a remote URL).
@@ -82,8 +87,9 @@ func (s *Snapshot) ExportExcept(ctx context.Context, ref, path, dest string, ski
 		return Revision{}, red.wrap(err, what)
 	}
 	tree, err := c.Tree()
+	var warnings []string
 	if err == nil {
-		err = writeTree(ctx, tree, dest, skip)
+		warnings, err = writeTree(ctx, tree, dest, skip, s.Limits)
 	}
 	if err != nil {
 		return Revision{}, red.wrap(err, what)
@@ -92,6 +98,7 @@ func (s *Snapshot) ExportExcept(ctx context.Context, ref, path, dest string, ski
 	if err != nil {
 		return Revision{}, red.wrap(err, what)
 	}
+	warn(s.Warn, c.Hash.String(), warnings)
 	return revisionOf(c, ref, abs, path), nil
 }
 

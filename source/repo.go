@@ -53,6 +53,11 @@ func Open(ctx context.Context, cfg Config) (*Repo, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, dir := range []string{cfg.Dir, filepath.Join(cfg.Dir, "git")} {
+		if err := private(dir); err != nil {
+			return nil, red.wrap(err, "create source dir")
+		}
+	}
 	if err := os.MkdirAll(filepath.Join(cfg.Dir, "trees"), 0o755); err != nil {
 		return nil, red.wrap(err, "create source dir")
 	}
@@ -86,8 +91,11 @@ func (r *Repo) Head(ctx context.Context) (string, error) {
 // Sync brings the checkout to the remote's head of the ref. When the head
 // is the commit already checked out it returns (Current, false, nil) having
 // listed the remote's refs only, with no fetch. Otherwise it fetches (with
-// force, following rewritten history), writes the commit's tree and makes it
-// current. On error the previous revision stays current.
+// force, following rewritten history), checks the head (admitHead: its
+// signature with Config.Trust, and that it descends from the current
+// revision unless Config.AllowRewind; a *RefusedError otherwise), writes the
+// commit's tree and makes it current. On error the previous revision stays
+// current.
 func (r *Repo) Sync(ctx context.Context) (Revision, bool, error) {
 	r.syncMu.Lock()
 	defer r.syncMu.Unlock()
@@ -106,7 +114,13 @@ func (r *Repo) Sync(ctx context.Context) (Revision, bool, error) {
 	if ok && cur.Commit == h.String() {
 		return cur, false, nil
 	}
+	if err := r.admitHead(ctx, h); err != nil {
+		return Revision{}, false, err
+	}
 	rev, err := r.checkout(ctx, h)
+	if le := (*limitError)(nil); errors.As(err, &le) { // no retry takes this commit: refused as untrusted ones are
+		return Revision{}, false, &RefusedError{Commit: h.String(), Reason: ReasonTooLarge, Why: le.msg}
+	}
 	if err != nil {
 		return Revision{}, false, err
 	}

@@ -139,7 +139,7 @@ func TestSyncFollowsForcePush(t *testing.T) {
 	first := u.commit("one", map[string]string{"compose.yaml": composeV1})
 	u.commit("two", map[string]string{"compose.yaml": "services: {two: {image: x}}\n"})
 	srv := serveHTTP(t, u, "", "")
-	r := open(t, source.Config{URL: srv.repoURL()})
+	r := open(t, source.Config{URL: srv.repoURL(), AllowRewind: true}) // rewinds are refused by default (TestRewindRefused)
 	mustSync(t, r, true)
 
 	u.run("reset", "-q", "--hard", first)

@@ -14,16 +14,23 @@ import (
 )
 
 // writeTree writes every file of tree under dest: regular files with their
-// executable bit, symlinks as symlinks; submodules are left out. All writes
-// go through an os.Root, so a crafted tree (an entry named "..", a file
-// under a symlinked directory) cannot write outside dest.
-func writeTree(ctx context.Context, tree *object.Tree, dest string, skip map[string]bool) error {
+// executable bit, symlinks as symlinks; submodules are left out. The tree
+// is checked against lim first (survey), so a tree over the limits writes
+// nothing; the warnings name the submodules and Git LFS pointer files
+// written as they are. All writes go through an os.Root, so a crafted tree
+// (an entry named "..", a file under a symlinked directory) cannot write
+// outside dest.
+func writeTree(ctx context.Context, tree *object.Tree, dest string, skip map[string]bool, lim Limits) ([]string, error) {
+	warnings, err := survey(ctx, tree, skip, lim.withDefaults())
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(dest, 0o755); err != nil {
-		return err
+		return nil, err
 	}
 	root, err := os.OpenRoot(dest)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer root.Close()
 	made := map[string]bool{".": true} // directories created so far
@@ -32,19 +39,19 @@ func writeTree(ctx context.Context, tree *object.Tree, dest string, skip map[str
 	for {
 		f, err := files.Next()
 		if errors.Is(err, io.EOF) {
-			return nil
+			return warnings, nil
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if err := ctx.Err(); err != nil {
-			return err
+			return nil, err
 		}
 		if len(skip) > 0 && skipped(f.Name, skip) {
 			continue
 		}
 		if err := writeFile(root, f, made); err != nil {
-			return fmt.Errorf("write %s: %w", f.Name, err)
+			return nil, fmt.Errorf("write %s: %w", f.Name, err)
 		}
 	}
 }
@@ -96,7 +103,7 @@ func copyBlob(root *os.Root, name string, f *object.File, perm os.FileMode) erro
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(dst, src); err != nil {
+	if _, err := io.CopyN(dst, src, f.Size); err != nil { // the size survey admitted
 		dst.Close()
 		return err
 	}

@@ -31,6 +31,7 @@ type daemonConfig struct {
 	Swarm     swarmConfig     `yaml:"swarm"`
 	Ingress   ingressConfig   `yaml:"ingress"`
 	Log       logConfig       `yaml:"log"`
+	Policy    policyConfig    `yaml:"policy"` // policy.go
 }
 
 // ingressConfig tunes fleetd's ingress, which runs when a service asks
@@ -114,6 +115,12 @@ type sourceConfig struct {
 	Auth     authConfig `yaml:"auth"`
 	// WebURL is the repository's web address, for commit links in messages.
 	WebURL string `yaml:"web_url"`
+	// Verify requires signed heads (verify.go); AllowRewind takes heads
+	// that do not descend from the last one taken.
+	Verify      *verifyConfig `yaml:"verify"`
+	AllowRewind bool          `yaml:"allow_rewind"`
+	// Limits bound a commit's tree on disk (limits.go).
+	Limits limitsConfig `yaml:"limits"`
 }
 
 type authConfig struct {
@@ -127,10 +134,16 @@ type authConfig struct {
 
 type webhookConfig struct {
 	SecretFile string `yaml:"secret_file"`
+	// Listen, when set, is a second HTTP listener serving only /hooks/*
+	// and /healthz; the main listener then serves no webhooks.
+	Listen string `yaml:"listen"`
 }
 
 type apiConfig struct {
 	TokenFile string `yaml:"token_file"`
+	// ReadTokenFile holds the bearer token of GET /v1/* and /metrics
+	// (token_file's token is accepted too); unset, they need none.
+	ReadTokenFile string `yaml:"read_token_file"`
 }
 
 type notifyConfig struct {
@@ -290,6 +303,9 @@ func (c *daemonConfig) validate() error {
 	if _, err := c.Swarm.rolloutTimeout(); err != nil {
 		errs = append(errs, err)
 	}
+	if _, err := c.Policy.hostPolicy(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.Notify.QuietPeriod != "" {
 		if _, err := time.ParseDuration(c.Notify.QuietPeriod); err != nil {
 			bad("notify.quiet_period", "%q is not a duration", c.Notify.QuietPeriod)
@@ -311,6 +327,12 @@ func (c *daemonConfig) validate() error {
 			bad(fmt.Sprintf("notify.webhooks[%d].url", i), "%q is not an http(s) URL", w.URL)
 		}
 	}
+	if _, err := c.Source.Verify.trust(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := c.Source.Limits.limits(); err != nil {
+		errs = append(errs, err)
+	}
 	for key, path := range c.secretFiles() {
 		if path == "" {
 			continue
@@ -331,6 +353,7 @@ func (c *daemonConfig) secretFiles() map[string]string {
 		"source.auth.known_hosts_file":        c.Source.Auth.KnownHostsFile,
 		"webhook.secret_file":                 c.Webhook.SecretFile,
 		"api.token_file":                      c.API.TokenFile,
+		"api.read_token_file":                 c.API.ReadTokenFile,
 		"notify.slack.webhook_url_file":       c.Notify.Slack.WebhookURLFile,
 		"notify.slack.token_file":             c.Notify.Slack.TokenFile,
 	}

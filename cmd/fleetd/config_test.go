@@ -38,7 +38,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 	secret := filepath.Join(t.TempDir(), "secret")
 	os.WriteFile(secret, []byte("s3cret\n"), 0o600)
 	cases := []struct{ name, text, want string }{
-		{"unknown key", "source: {url: x, branch: main}\n", "line 1: unknown key source.branch (source takes auth, interval, path, ref, schedule, url, web_url, windows)"},
+		{"unknown key", "source: {url: x, branch: main}\n", "line 1: unknown key source.branch (source takes allow_rewind, auth, interval, limits, path, ref, schedule, url, verify, web_url, windows)"},
 		{"misspelled key", "source: {url: x, intervall: 1m}\n", "line 1: unknown key source.intervall; did you mean interval?"},
 		{"misspelled section", "sorce: {url: x}\n", "unknown key sorce; did you mean source?"},
 		{"mistyped", "source: {url: x}\nreconcile: {parallelism: many}\n", `line 2: reconcile.parallelism: "many" is not a whole number`},
@@ -50,6 +50,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"empty CRON_TZ (robfig/cron panics)", "source: {url: x, schedule: 'CRON_TZ='}\n", `source.schedule: invalid cron expression "CRON_TZ="`},
 		{"empty TZ in a window", "source: {url: x, windows: ['TZ=']}\n", `source.windows[0]: invalid cron expression "TZ="`},
 		{"missing secret file", "source: {url: x}\napi: {token_file: /nonexistent/token}\n", "api.token_file"},
+		{"missing read token file", "source: {url: x}\napi: {read_token_file: /nonexistent/token}\nwebhook: {listen: ':9751'}\n", "api.read_token_file"},
 		{"slack token without channel", "source: {url: x}\nnotify: {slack: {token_file: " + secret + "}}\n", "notify.slack.channel"},
 		{"bad severity", "source: {url: x}\nnotify: {webhooks: [{url: 'http://127.0.0.1:1/x', min_severity: loud}]}\n", "notify.webhooks[0]: min_severity"},
 		{"unknown event kind", "source: {url: x}\nnotify: {slack: {webhook_url_file: " + secret + ", kinds: [drift]}}\n", "unknown event kind"},

@@ -86,7 +86,11 @@ func loadLive(ctx context.Context, l *liveFlags) (*liveState, error) {
 		return nil, fmt.Errorf("--repo %s: %w", l.repo, err)
 	}
 	checkout := fleets.FindCheckout(repoDir)
-	desired, err := fleets.Load(ctx, repoDir, host, fleets.Checkout(checkout))
+	opts, err := l.policyOptions(true)
+	if err != nil {
+		return nil, err
+	}
+	desired, err := fleets.Load(ctx, repoDir, host, append(opts, fleets.Checkout(checkout))...)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", l.repo, err)
 	}

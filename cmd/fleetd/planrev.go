@@ -143,7 +143,13 @@ func planRevisions(ctx context.Context, l *liveFlags, rf *revFlags, stderr io.Wr
 	if wt := snap.WorktreeRoot(); wt != "" {
 		repoName = filepath.Base(wt)
 	}
-	baseRev, headRev, err := loadRevisions(ctx, snap, rf, hosts, tmp, rootName(rf.path, repoName)...)
+	// Only a --policy given is enforced: the hosts of an inventory may
+	// each have their own; the review lists every grant either way.
+	policy, err := l.policyOptions(false)
+	if err != nil {
+		return review.Report{}, err
+	}
+	baseRev, headRev, err := loadRevisions(ctx, snap, rf, hosts, tmp, append(policy, rootName(rf.path, repoName)...)...)
 	if err != nil {
 		return review.Report{}, err
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/fleetd/fleetd/engine/swarm"
 	"github.com/fleetd/fleetd/fleets"
 	"github.com/fleetd/fleetd/reconcile"
+	"github.com/fleetd/fleetd/redact"
 	"github.com/fleetd/fleetd/server"
 	"github.com/fleetd/fleetd/source"
 )
@@ -102,6 +103,9 @@ func runAgent(ctx context.Context, cfg daemonConfig) error {
 	if err != nil {
 		return err
 	}
+	if err := privateStateDir(dir); err != nil {
+		return err
+	}
 	host, err := agentHost(cfg.Host)
 	if err != nil {
 		return err
@@ -117,7 +121,17 @@ func runAgent(ctx context.Context, cfg daemonConfig) error {
 	if err != nil {
 		return err
 	}
-	repo, err := source.Open(ctx, source.Config{URL: cfg.Source.URL, Ref: cfg.Source.Ref, Path: cfg.Source.Path, Dir: filepath.Join(dir, "repo"), Auth: auth, Keep: checkoutsKept})
+	trust, err := cfg.Source.Verify.trust()
+	if err != nil {
+		return err
+	}
+	limits, err := cfg.Source.Limits.limits()
+	if err != nil {
+		return err
+	}
+	repo, err := source.Open(ctx, source.Config{URL: cfg.Source.URL, Ref: cfg.Source.Ref, Path: cfg.Source.Path, Dir: filepath.Join(dir, "repo"), Auth: auth, Keep: checkoutsKept,
+		Trust: trust, AllowRewind: cfg.Source.AllowRewind,
+		Limits: limits, Warn: func(commit, w string) { log.Warn("checkout: "+w, "rev", reconcile.ShortHash(commit)) }})
 	if err != nil {
 		return err
 	}
@@ -163,7 +177,7 @@ func runAgent(ctx context.Context, cfg daemonConfig) error {
 	keepDone := make(chan struct{})
 	go func() { router.Keep(ctx, ingressKeepPeriod); close(keepDone) }()
 	defer func() { <-keepDone }()
-	log.Info("fleetd started", "version", versionString(), "host", host.Name, "instance", instanceName(), "listen", cfg.Listen, "source", redactURL(cfg.Source.URL))
+	log.Info("fleetd started", "version", versionString(), "host", host.Name, "instance", instanceName(), "listen", cfg.Listen, "webhook_listen", cfg.Webhook.Listen, "source", redactURL(cfg.Source.URL))
 	runErr := ag.Run(ctx)
 	if err := <-errc; err != nil && runErr == nil {
 		runErr = err
@@ -225,13 +239,17 @@ func agentConfig(cfg daemonConfig, host fleets.Host, log *slog.Logger) (agent.Co
 		return agent.Config{}, err
 	}
 	resync, _ := time.ParseDuration(cfg.Reconcile.Resync) // validated
+	policy, err := cfg.Policy.hostPolicy()
+	if err != nil {
+		return agent.Config{}, err
+	}
 	return agent.Config{
 		Rules: agent.Rules{
 			Host: host.Name, Version: versionString(), Parallel: cfg.Reconcile.Fleets,
 			Poll: poll, InWindow: inWindow, Resync: resync, Seed: seedOf(host.Name),
 		},
 		Load: func(ctx context.Context, rev reconcile.Revision) ([]fleets.Fleet, error) {
-			opts := append(rootName(cfg.Source.Path, source.RepoName(cfg.Source.URL)), fleets.Checkout(rev.Root))
+			opts := append(rootName(cfg.Source.Path, source.RepoName(cfg.Source.URL)), fleets.Checkout(rev.Root), fleets.Enforce(policy))
 			return fleets.Load(ctx, rev.Dir, host, opts...)
 		},
 		Parallelism: cfg.Reconcile.Parallelism, AllowMassPrune: cfg.Reconcile.AllowMassPrune,
@@ -331,7 +349,7 @@ type gitSource struct{ repo *source.Repo }
 func (g gitSource) Sync(ctx context.Context) (reconcile.Revision, bool, error) {
 	rev, changed, err := g.repo.Sync(ctx)
 	if err != nil {
-		return reconcile.Revision{}, false, err
+		return reconcile.Revision{}, false, refusedForAgent(err)
 	}
 	return toRevision(rev), changed, nil
 }
@@ -381,10 +399,12 @@ func newLogger(c logConfig) *slog.Logger {
 	level := slog.LevelInfo
 	_ = level.UnmarshalText([]byte(c.Level))
 	opts := &slog.HandlerOptions{Level: level}
+	// Every line passes redact (URL passwords, values of secret-looking
+	// keys and flags): a value that reaches a log from an error is masked.
 	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+		return slog.New(redact.Handler(slog.NewJSONHandler(os.Stderr, opts), nil))
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	return slog.New(redact.Handler(slog.NewTextHandler(os.Stderr, opts), nil))
 }
 
 // readyFunc is /readyz: the source synced once and the engine answers.
@@ -403,6 +423,10 @@ func newServer(cfg daemonConfig, ag *agent.Agent, eng *engine.Docker, router *ei
 	if err != nil {
 		return nil, fmt.Errorf("api.token_file: %w", err)
 	}
+	readToken, err := readSecret(cfg.API.ReadTokenFile)
+	if err != nil {
+		return nil, fmt.Errorf("api.read_token_file: %w", err)
+	}
 	hookSecret, err := readSecret(cfg.Webhook.SecretFile)
 	if err != nil {
 		return nil, fmt.Errorf("webhook.secret_file: %w", err)
@@ -411,8 +435,9 @@ func newServer(cfg daemonConfig, ag *agent.Agent, eng *engine.Docker, router *ei
 	if isCommitish(branch) {
 		branch = "" // a pinned commit follows no branch: any push may unpin nothing, but a sync is harmless
 	}
-	return server.New(server.Config{
-		Addr: cfg.Listen, APIToken: apiToken, WebhookSecret: hookSecret, Branch: branch,
+	scfg := server.Config{
+		Addr: cfg.Listen, WebhookAddr: cfg.Webhook.Listen,
+		APIToken: apiToken, ReadToken: readToken, WebhookSecret: hookSecret, Branch: branch,
 		Ready: readyFunc(ag, eng),
 		Status: func() any {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -427,7 +452,11 @@ func newServer(cfg daemonConfig, ag *agent.Agent, eng *engine.Docker, router *ei
 			ag.RequestSync()
 		},
 		Logger: log,
-	}, metrics), nil
+	}
+	for _, w := range scfg.Warnings() {
+		log.Warn(w)
+	}
+	return server.New(scfg, metrics), nil
 }
 
 func isCommitish(ref string) bool {

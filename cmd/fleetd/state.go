@@ -45,6 +45,32 @@ func stateDir() (string, error) {
 	return filepath.Join(dir, instanceName()), nil
 }
 
+// privateStateDir makes this instance's state directory (and any missing
+// parent) 0700, fixing the mode of one made before: the clone, the
+// checked-out trees, the state and the ingress's files are not for other
+// local users. What is inside keeps its own modes: the checked-out trees
+// are bind-mounted into containers, whose users may need to read them, and
+// a bind mount does not go through the directories above its source. The
+// state_dir itself is left as it is when it exists (it may be shared).
+func privateStateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	info, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	if !info.IsDir() {
+		return fmt.Errorf("state directory %s: not a directory", dir)
+	}
+	if info.Mode().Perm() != 0o700 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("state directory: %w", err)
+		}
+	}
+	return nil
+}
+
 // stateFile holds the agent's state: rollout records (shared by `apply` and
 // `run`) and, per fleet, the revision of its model and the last applied.
 const stateFile = "state.json"
@@ -80,8 +106,8 @@ func saveAgentState(st agent.Persisted) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("state directory: %w", err)
+	if err := privateStateDir(dir); err != nil {
+		return err
 	}
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {

@@ -18,15 +18,19 @@ import (
 )
 
 func newStatusCmd() *cobra.Command {
-	var addr, format string
+	var addr, format, tokenFile string
 	cmd := &cobra.Command{
 		Use: "status",
 		Example: `  fleetd status
-  fleetd status --addr 10.0.0.5:9750 --format json`,
+  fleetd status --addr 10.0.0.5:9750 --format json --token-file /etc/fleetd/read-token`,
 		Short: "Show a running agent's status (GET /v1/status) as a table",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			body, err := server.FetchStatus(cmd.Context(), addr)
+			token, err := readSecret(tokenFile)
+			if err != nil {
+				return fmt.Errorf("--token-file: %w", err)
+			}
+			body, err := server.FetchStatus(cmd.Context(), addr, token)
 			if err != nil {
 				return err
 			}
@@ -46,6 +50,7 @@ func newStatusCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&addr, "addr", defaultAddr(), "the agent's address (default $FLEETD_LISTEN or 127.0.0.1:9750)")
 	cmd.Flags().StringVar(&format, "format", "text", "output format: text or json")
+	cmd.Flags().StringVar(&tokenFile, "token-file", "", "file holding the read (or API) bearer token, when the agent sets api.read_token_file")
 	return cmd
 }
 

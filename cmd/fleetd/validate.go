@@ -53,14 +53,33 @@ plan --base).`,
 			if err != nil {
 				return err
 			}
-			loaded, loadErr := fleets.Load(cmd.Context(), dir, host, fleets.Checkout(fleets.FindCheckout(dir)))
+			policy, err := hf.policyOptions(true)
+			if err != nil {
+				return err
+			}
+			var loaded []fleets.Fleet
+			var warnings []string
+			loadErr := untilDone(cmd.Context(), func() (err error) {
+				loaded, err = fleets.Load(cmd.Context(), dir, host, append(policy, fleets.Checkout(fleets.FindCheckout(dir)))...)
+				warnings = unfetched(cmd.Context(), dir)
+				return err
+			})
+			if errors.Is(loadErr, errInterrupted) {
+				return loadErr
+			}
 			problems, err := splitProblems(loadErr)
 			if err != nil {
 				return err
 			}
 			report := newValidateReport(host, loaded, problems)
+			report.Warnings = warnings
 			if base != "" {
-				b, baseProblems, err := loadAtRevision(cmd.Context(), dir, base, host)
+				var b validateBase
+				var baseProblems []fleets.Problem
+				err := untilDone(cmd.Context(), func() (err error) {
+					b, baseProblems, err = loadAtRevision(cmd.Context(), dir, base, host, policy...)
+					return err
+				})
 				if err != nil {
 					return err
 				}
@@ -93,10 +112,39 @@ plan --base).`,
 	return cmd
 }
 
+// errInterrupted is what a command returns when a signal ends it.
+var errInterrupted = errors.New("interrupted")
+
+// untilDone runs f and returns its error, or errInterrupted as soon as ctx
+// ends, leaving f behind: a read that blocks in the kernel (a hung network
+// file system under the repository) must not keep a command from ending on
+// SIGTERM. f must write only variables the caller reads after a nil or f's
+// own error.
+func untilDone(ctx context.Context, f func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return errInterrupted
+	}
+}
+
+// unfetched warns of what the agent would check out without contents
+// below dir (Git LFS files, submodules): fleetd fetches neither.
+func unfetched(ctx context.Context, dir string) []string {
+	ws, err := fleets.Unfetched(ctx, dir, fleets.FindCheckout(dir))
+	if err != nil {
+		return []string{fmt.Sprintf("%s: cannot look for Git LFS files and submodules: %v", dir, err)}
+	}
+	return ws
+}
+
 // loadAtRevision loads the fleets directory dir as it was at ref, from the
 // Git repository holding it, and returns the revision and its problems. A
 // directory that did not exist at ref holds no fleets and no problems.
-func loadAtRevision(ctx context.Context, dir, ref string, host fleets.Host) (validateBase, []fleets.Problem, error) {
+func loadAtRevision(ctx context.Context, dir, ref string, host fleets.Host, opts ...fleets.Option) (validateBase, []fleets.Problem, error) {
 	// Every failure to compare is the flags' fault: a usage error.
 	abs, err := filepath.Abs(dir)
 	name := filepath.Base(abs) // the fleet at DIR is named after DIR as given, as at head
@@ -134,7 +182,7 @@ func loadAtRevision(ctx context.Context, dir, ref string, host fleets.Host) (val
 	if _, err := os.Stat(rev.Dir); errors.Is(err, fs.ErrNotExist) {
 		return b, nil, nil
 	}
-	_, loadErr := fleets.Load(ctx, rev.Dir, host, fleets.RootName(name), fleets.Checkout(rev.Root))
+	_, loadErr := fleets.Load(ctx, rev.Dir, host, append(opts, fleets.RootName(name), fleets.Checkout(rev.Root))...)
 	problems, err := splitProblems(loadErr)
 	return b, problems, err
 }
@@ -159,6 +207,9 @@ type validateReport struct {
 	Problems []fleets.Problem `json:"problems"`
 	// Base is set with --base.
 	Base *validateBase `json:"base,omitempty"`
+	// Warnings name what the agent would check out without contents
+	// (Git LFS files, submodules); they do not fail validate.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // validateBase is the revision --base compared with, and the problems
@@ -251,6 +302,9 @@ func (r validateReport) writeText(w io.Writer) error {
 			}
 		}
 		fmt.Fprintln(w, p.String()+note)
+	}
+	for _, warning := range r.Warnings {
+		fmt.Fprintln(w, "warning: "+warning)
 	}
 	summary := fmt.Sprintf("%d fleets valid, %d problems", len(r.Fleets), len(r.Problems))
 	if r.Base != nil {

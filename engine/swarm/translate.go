@@ -209,7 +209,9 @@ func FileName(fleet string, ref fleets.FileRef) string {
 }
 
 func shortDigest(d string) string {
-	d = strings.TrimPrefix(d, "sha256:")
+	if _, hex, ok := strings.Cut(d, ":"); ok { // sha256:, or hmac-sha256: for a SOPS file
+		d = hex
+	}
 	return d[:min(12, len(d))]
 }
 

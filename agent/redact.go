@@ -38,7 +38,7 @@ func redactStatus(st Status, red *redact.Redactor) Status {
 			conds[j] = c
 		}
 		f.Conditions = conds
-		f.Drift = redactDrift(f.Drift, red)
+		f.Drift = drift.MapText(f.Drift, red.String)
 		if f.Rollouts != nil {
 			rs := f.Rollouts[:0:0]
 			for _, r := range f.Rollouts {
@@ -49,22 +49,6 @@ func redactStatus(st Status, red *redact.Redactor) Status {
 		}
 	}
 	return st
-}
-
-func redactDrift(items []drift.Item, red *redact.Redactor) []drift.Item {
-	out := make([]drift.Item, len(items))
-	for i, it := range items {
-		it.Detail = red.String(it.Detail)
-		if it.Fields != nil {
-			fields := make([]drift.Field, len(it.Fields))
-			for j, f := range it.Fields {
-				fields[j] = drift.Field{Field: f.Field, Want: red.String(f.Want), Have: red.String(f.Have)}
-			}
-			it.Fields = fields
-		}
-		out[i] = it
-	}
-	return out
 }
 
 // redactEvent passes an event's free texts through red, as redactStatus
@@ -79,7 +63,7 @@ func redactEvent(e reconcile.Event, red *redact.Redactor) reconcile.Event {
 		e.Revision = &rev
 	}
 	if e.Drift != nil {
-		e.Drift = redactDrift(e.Drift, red)
+		e.Drift = drift.MapText(e.Drift, red.String)
 	}
 	return e
 }

@@ -89,3 +89,25 @@ func orNone(s string) string {
 	}
 	return s
 }
+
+// MapText returns a copy of items with every free text (the detail, each
+// field's want and have) passed through f: how redaction reaches drift
+// on its way out of the process.
+func MapText(items []Item, f func(string) string) []Item {
+	if items == nil {
+		return nil
+	}
+	out := make([]Item, len(items))
+	for i, it := range items {
+		it.Detail = f(it.Detail)
+		if it.Fields != nil {
+			fields := make([]Field, len(it.Fields))
+			for j, fd := range it.Fields {
+				fields[j] = Field{Field: fd.Field, Want: f(fd.Want), Have: f(fd.Have)}
+			}
+			it.Fields = fields
+		}
+		out[i] = it
+	}
+	return out
+}

@@ -41,25 +41,6 @@ func (s *Scrubber) Message(m Message) Message {
 		r.Subject, r.Author, r.Dir = s.String(r.Subject), s.String(r.Author), ""
 		m.Revision = &r
 	}
-	m.Drift = s.drift(m.Drift)
+	m.Drift = drift.MapText(m.Drift, s.String)
 	return m
-}
-
-func (s *Scrubber) drift(items []drift.Item) []drift.Item {
-	if items == nil {
-		return nil
-	}
-	out := make([]drift.Item, len(items))
-	for i, it := range items {
-		it.Detail = s.String(it.Detail)
-		if it.Fields != nil {
-			fields := make([]drift.Field, len(it.Fields))
-			for j, f := range it.Fields {
-				fields[j] = drift.Field{Field: f.Field, Want: s.String(f.Want), Have: s.String(f.Have)}
-			}
-			it.Fields = fields
-		}
-		out[i] = it
-	}
-	return out
 }

@@ -204,3 +204,28 @@ volumes:
 		t.Errorf("strict policy:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// FuzzHostPolicy checks the policy's decision on any bind or device path:
+// it never panics, a bind that reaches the Docker socket under either of
+// its names is always denied by the default policy, and a policy that
+// allows nothing allows no path.
+func FuzzHostPolicy(f *testing.F) {
+	for _, seed := range []string{"/", "/var", "/var/run/docker.sock", "/srv/data", "//run//docker.sock/", "/var/run/../run/docker.sock", "relative/x", "", "/dev/ttyUSB0"} {
+		f.Add(seed)
+	}
+	def := DefaultHostPolicy()
+	none := HostPolicy{}
+	f.Fuzz(func(t *testing.T, p string) {
+		bind := Grant{Kind: GrantBind, Field: "mounts./x", Value: p, Path: p}
+		device := Grant{Kind: GrantDevice, Field: "devices." + p, Value: p, Path: p}
+		clean := cleanPath(p)
+		for _, sock := range []string{"/var/run/docker.sock", "/run/docker.sock"} {
+			if (clean == sock || strings.HasPrefix(sock, strings.TrimSuffix(clean, "/")+"/") || clean == "/") && def.Check(bind) == "" {
+				t.Errorf("the default policy allows a bind of %q (%s), which reaches %s", p, clean, sock)
+			}
+		}
+		if none.Check(bind) == "" || none.Check(device) == "" {
+			t.Errorf("a policy that allows nothing allows %q", p)
+		}
+	})
+}

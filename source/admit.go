@@ -50,6 +50,7 @@ const (
 	lineDescends                 // the head descends from it (or is it)
 	lineRewind                   // the head is one of its ancestors: history went back
 	lineUnrelated                // neither: history was rewritten
+	lineUnknown                  // the last revision's commit is gone from the clone: lineage cannot be told
 )
 
 // admission is everything admit decides from.
@@ -80,6 +81,8 @@ func admit(a admission) *RefusedError {
 		return refuse(ReasonRewind, fmt.Sprintf("it is an ancestor of %s, the last revision taken: the branch was moved back (set source.allow_rewind to follow it)", short(a.Prev)))
 	case lineUnrelated:
 		return refuse(ReasonRewind, fmt.Sprintf("it does not descend from %s, the last revision taken: history was rewritten (set source.allow_rewind to follow it)", short(a.Prev)))
+	case lineUnknown:
+		return refuse(ReasonRewind, fmt.Sprintf("%s, the last revision taken, is gone from fleetd's clone, so whether it descends from it cannot be told (set source.allow_rewind to follow it)", short(a.Prev)))
 	}
 	return nil
 }
@@ -119,16 +122,18 @@ func (r *Repo) admitHead(ctx context.Context, h plumbing.Hash) error {
 		return r.red.wrap(err, r.what("verify"), ErrRefNotFound)
 	}
 	a := admission{Head: h.String(), Sig: r.cfg.Trust.check(head), AllowRewind: r.cfg.AllowRewind || isCommit(r.cfg.Ref)}
-	if cur, ok := r.Current(); ok && !a.AllowRewind {
-		a.Prev = cur.Commit
-		prev, err := r.git.CommitObject(plumbing.NewHash(cur.Commit))
-		if errors.Is(err, plumbing.ErrObjectNotFound) {
-			prev = nil // the clone lost it: nothing to compare with
-		} else if err != nil {
+	if last, ok := r.lastTaken(); ok && !a.AllowRewind {
+		a.Prev = last
+		prev, err := r.git.CommitObject(plumbing.NewHash(last))
+		switch {
+		case errors.Is(err, plumbing.ErrObjectNotFound):
+			a.Line = lineUnknown // never "first": that would let any head through
+		case err != nil:
 			return r.red.wrap(err, r.what("verify"))
-		}
-		if a.Line, err = lineOf(ctx, head, prev); err != nil {
-			return r.red.wrap(err, r.what("verify"))
+		default:
+			if a.Line, err = lineOf(ctx, head, prev); err != nil {
+				return r.red.wrap(err, r.what("verify"))
+			}
 		}
 	}
 	if refused := admit(a); refused != nil {

@@ -28,6 +28,8 @@ func TestAdmit(t *testing.T) {
 		{"unrelated", admission{Line: lineUnrelated}, ReasonRewind, "does not descend from 2222222"},
 		{"rewind allowed", admission{Sig: good, Line: lineRewind, AllowRewind: true}, "", ""},
 		{"unrelated allowed", admission{Line: lineUnrelated, AllowRewind: true}, "", ""},
+		{"the last revision's commit gone from the clone", admission{Line: lineUnknown}, ReasonRewind, "gone from fleetd's clone"},
+		{"the last revision's commit gone, rewinds allowed", admission{Line: lineUnknown, AllowRewind: true}, "", ""},
 	}
 	for _, c := range cases {
 		c.in.Head, c.in.Prev = head, prev

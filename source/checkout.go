@@ -84,6 +84,21 @@ func (r *Repo) setCurrent(h plumbing.Hash) error {
 	return os.Rename(tmp, link)
 }
 
+// lastTaken is the commit the current symlink names, whether or not its
+// tree and commit are still there: the record admitHead measures a new
+// head's lineage from.
+func (r *Repo) lastTaken() (string, bool) {
+	if cur, ok := r.Current(); ok {
+		return cur.Commit, true
+	}
+	target, err := os.Readlink(filepath.Join(r.cfg.Dir, currentLink))
+	if err != nil {
+		return "", false
+	}
+	commit := filepath.Base(target)
+	return commit, isCommit(commit)
+}
+
 // loadCurrent reads the revision the current symlink names, if its tree and
 // commit are both there.
 func (r *Repo) loadCurrent() *Revision {

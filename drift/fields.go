@@ -147,8 +147,10 @@ var durationFields = []string{"stop_grace_period", "interval", "timeout", "start
 // present renders one side of a changed leaf for people, applying
 // redaction. An absent value stays "", so "added" and "removed" remain
 // visible even when the value is redacted. A value under a secret name is
-// Redacted whole; a list of words (command, entrypoint, healthcheck.test)
-// word by word (redact.Args); any other value as text (red.String).
+// Redacted whole; the image as a reference (redact.Image: known values
+// only, for its name:tag is no pair); a list of words (command,
+// entrypoint, healthcheck.test) word by word (redact.Args); any other
+// value as text (red.String).
 func present(svc fleets.Service, red *redact.Redactor, path []string, v any) string {
 	if v == nil {
 		return ""
@@ -165,6 +167,9 @@ func present(svc fleets.Service, red *redact.Redactor, path []string, v any) str
 		return shortDigest(render(v))
 	case LooksSecret(last):
 		return Redacted
+	case len(path) == 1 && last == "image":
+		// quay.io/oauth2-proxy/oauth2-proxy:v7.6.0: a name:tag, not a pair.
+		return red.Image(render(v))
 	}
 	if n, ok := v.(json.Number); ok && slices.Contains(durationFields, last) {
 		if ns, err := n.Int64(); err == nil {

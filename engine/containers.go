@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,9 +20,11 @@ import (
 
 // CreateContainer creates inst (it does not start it): it connects every
 // network of the spec with its aliases plus the container name, and copies
-// the secrets and configs in. If any step after create fails, the new
-// container is removed so that a retry starts clean. A name held by an
-// unmanaged container is a *ConflictError.
+// the secrets and configs in, but for decrypted ones, which it
+// bind-mounts from the host's tmpfs (see secretMounts). If any step after
+// create fails, the new container (and its tmpfs files) is removed so that
+// a retry starts clean. A name held by an unmanaged container is a
+// *ConflictError.
 func (d *Docker) CreateContainer(ctx context.Context, inst fleets.Instance) (_ string, err error) {
 	defer classified(&err)
 	inst.Labels = maps.Clone(inst.Labels)
@@ -45,22 +48,51 @@ func (d *Docker) CreateContainer(ctx context.Context, inst fleets.Instance) (_ s
 		return "", fmt.Errorf("create container %s: %w", inst.Name, err)
 	}
 	if inst.Spec.ReadOnly {
-		if err := checkBinds(inst.Spec); err != nil {
-			return "", fault.New(fault.Permanent, fault.InvalidSpec, inst.Name, fmt.Errorf("create container %s: %w", inst.Name, err))
-		}
 		// Docker refuses to copy into a read-only rootfs: bind the files.
 		cc.Host.Binds = append(cc.Host.Binds, fileBinds(inst.Spec)...)
-		files = nil
+		files = slices.DeleteFunc(files, func(f file) bool { return !f.InMemory })
+	}
+	files, secretDir, err := d.mountInMemory(ctx, inst.Name, cc.Host, files)
+	if err != nil {
+		return "", fmt.Errorf("create container %s: %w", inst.Name, err)
 	}
 	resp, err := d.cli.ContainerCreate(ctx, cc.Config, cc.Host, cc.Networking, cc.Platform, inst.Name)
 	if err != nil {
+		d.removeSecretDirs(secretDir)
 		return "", d.createError(ctx, inst, err)
 	}
 	if err := d.finishCreate(ctx, resp.ID, cc.Connect, files); err != nil {
 		d.discard(ctx, resp.ID)
+		d.removeSecretDirs(secretDir)
 		return "", fmt.Errorf("create container %s: %w", inst.Name, err)
 	}
 	return resp.ID, nil
+}
+
+// mountInMemory takes the decrypted files out of files: they are written
+// to the host's tmpfs and bind-mounted read-only by host, never copied
+// into the container's writable layer. It returns the files left to copy
+// and the directory to remove with the container ("" if none).
+func (d *Docker) mountInMemory(ctx context.Context, containerName string, host *container.HostConfig, files []file) ([]file, string, error) {
+	var inMemory []file
+	files = slices.DeleteFunc(files, func(f file) bool {
+		if f.InMemory {
+			inMemory = append(inMemory, f)
+		}
+		return f.InMemory
+	})
+	if len(inMemory) == 0 {
+		return files, "", nil
+	}
+	if err := d.PruneSecretDirs(ctx); err != nil {
+		d.log.Warn("prune decrypted secrets", "err", err)
+	}
+	dir, mounts, err := secretMounts(d.secretsDir, containerName, inMemory)
+	if err != nil {
+		return nil, "", err
+	}
+	host.Mounts = append(host.Mounts, mounts...)
+	return files, dir, nil
 }
 
 // peers finds, for each service named, the running container of fleet
@@ -218,7 +250,11 @@ func (d *Docker) RemoveContainer(ctx context.Context, id string) error {
 				return fmt.Errorf("stop: %w", err)
 			}
 		}
-		return d.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: false, RemoveVolumes: false})
+		if err := d.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: false, RemoveVolumes: false}); err != nil {
+			return err
+		}
+		d.removeSecretDirs(secretDirsOf(d.secretsDir, ctr.Mounts)...)
+		return nil
 	})
 	if cerrdefs.IsNotFound(err) {
 		return nil

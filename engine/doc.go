@@ -62,6 +62,15 @@
 // files are bind-mounted read-only from their sources instead, and then keep
 // the source file's mode and owner rather than FileRef.Mode.
 //
+// A SOPS-encrypted secret or config is the exception, read-only root or
+// not: its plaintext must reach no disk, and the writable layer is on
+// disk (docker export and commit read it). It is written to a directory
+// of its own under secretsRoot, which must be on a tmpfs (statfs checks),
+// and each file is bind-mounted read-only (a mount, not a bind: a missing
+// source fails the create instead of becoming an empty directory). The
+// directory is removed with the container; PruneSecretDirs removes those
+// no container mounts, before each such create.
+//
 // # Call counting
 //
 // The client's HTTP transport is wrapped to count requests per normalised

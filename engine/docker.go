@@ -32,6 +32,8 @@ type Docker struct {
 	dockerConfigDir string
 	// instance names this agent; see WithInstance.
 	instance string
+	// secretsDir is where decrypted files are written; see WithSecretsDir.
+	secretsDir string
 }
 
 type config struct {
@@ -40,10 +42,23 @@ type config struct {
 	instance        string
 	log             *slog.Logger
 	dockerConfigDir string
+	secretsDir      string
 }
 
 // Option configures New.
 type Option func(*config)
+
+// WithSecretsDir sets where decrypted files are written, one directory
+// per container, bind-mounted read-only (default DefaultSecretsDir). It
+// must be on a tmpfs (or ramfs) of the daemon's host; a create that needs
+// it refuses otherwise.
+func WithSecretsDir(dir string) Option {
+	return func(c *config) {
+		if dir != "" {
+			c.secretsDir = filepath.Clean(dir)
+		}
+	}
+}
 
 // WithPingTimeout bounds the Ping New makes (default 5s); 0 makes New not
 // ping at all (the agent starts with the engine down and waits for it).
@@ -83,7 +98,7 @@ func WithDockerConfigDir(dir string) Option {
 // is one line naming the daemon address and the cause, and wraps
 // ErrUnreachable when the daemon cannot be reached.
 func New(ctx context.Context, opts ...Option) (*Docker, error) {
-	cfg := config{pingTimeout: 5 * time.Second, log: slog.Default(), dockerConfigDir: defaultDockerConfigDir(), instance: fleets.DefaultInstance}
+	cfg := config{pingTimeout: 5 * time.Second, log: slog.Default(), dockerConfigDir: defaultDockerConfigDir(), instance: fleets.DefaultInstance, secretsDir: DefaultSecretsDir}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -92,7 +107,7 @@ func New(ctx context.Context, opts ...Option) (*Docker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("docker client: %w", err)
 	}
-	d := &Docker{cli: cli, calls: calls, log: cfg.log, dockerConfigDir: cfg.dockerConfigDir, instance: cfg.instance}
+	d := &Docker{cli: cli, calls: calls, log: cfg.log, dockerConfigDir: cfg.dockerConfigDir, instance: cfg.instance, secretsDir: cfg.secretsDir}
 	if cfg.pingTimeout == 0 {
 		return d, nil
 	}

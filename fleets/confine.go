@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -73,7 +74,10 @@ func newFleetTree(dir, bound string) (fleetTree, error) {
 // resolve returns the absolute form of p (relative paths are relative to the
 // fleet directory) or errOutside when p, or the target of a symlink on its
 // way, lies outside the checkout. A path that does not exist is checked
-// lexically only.
+// as far as it resolves (see evalPath): a dangling symlink to a path
+// outside the checkout is refused too, since creating or reading through
+// it would reach there. A path that cannot be resolved (a loop, a
+// directory it may not read) is refused.
 func (t fleetTree) resolve(p string) (string, error) {
 	abs := p
 	if !filepath.IsAbs(abs) {
@@ -83,14 +87,68 @@ func (t fleetTree) resolve(p string) (string, error) {
 	if !within(t.bound, abs) {
 		return "", fmt.Errorf("%s: %w", p, errOutside)
 	}
-	real, err := filepath.EvalSymlinks(abs)
-	if err == nil && !within(t.boundReal, real) {
+	real, err := evalPath(abs)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", p, err)
+	}
+	if !within(t.boundReal, real) {
 		return "", fmt.Errorf("%s: symlink %w", p, errOutside)
 	}
-	if !within(t.dir, abs) || (err == nil && !within(t.real, real)) {
+	if !within(t.dir, abs) || !within(t.real, real) {
 		t.outside.add(abs)
 	}
 	return abs, nil
+}
+
+// maxLinks bounds the symlinks evalPath follows, as the kernel's
+// MAXSYMLINKS does.
+const maxLinks = 40
+
+var errLinkLoop = errors.New("too many levels of symbolic links")
+
+// evalPath returns the path the absolute, clean p reaches through its
+// symlinks, as filepath.EvalSymlinks does, also when p does not exist: a
+// missing tail is joined to what its existing parent resolves to, and a
+// dangling symlink to what its target resolves to. Errors other than a
+// missing path (a loop, a permission) are returned.
+func evalPath(p string) (string, error) { return evalLinks(p, 0) }
+
+func evalLinks(p string, links int) (string, error) {
+	real, err := filepath.EvalSymlinks(p)
+	if err == nil {
+		return real, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	parent := filepath.Dir(p)
+	if parent == p {
+		return p, nil
+	}
+	dir, err := evalLinks(parent, links)
+	if err != nil {
+		return "", err
+	}
+	q := filepath.Join(dir, filepath.Base(p))
+	info, err := os.Lstat(q)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return q, nil
+	case err != nil:
+		return "", err
+	case info.Mode()&fs.ModeSymlink == 0:
+		return q, nil
+	case links >= maxLinks:
+		return "", fmt.Errorf("%s: %w", p, errLinkLoop)
+	}
+	target, err := os.Readlink(q)
+	if err != nil {
+		return "", err
+	}
+	if !filepath.IsAbs(target) {
+		target = filepath.Join(dir, target)
+	}
+	return evalLinks(filepath.Clean(target), links+1)
 }
 
 // pathSet is a set of paths, safe for concurrent use.

@@ -254,17 +254,18 @@ func (c *converter) withSopsEnv(svc *Service, s types.ServiceConfig) {
 	if !ok || len(secret) == 0 {
 		return
 	}
-	if c.fleet.Engine == EngineSwarm {
-		// A swarm service's environment is stored, readable, in the
-		// swarm's service spec.
-		c.r.servicef(s.Name, "env_file", "a SOPS-encrypted env_file is not supported by swarm fleets: give the values as secrets")
-		return
-	}
 	env := maps.Clone(svc.Spec.Environment)
 	for k := range secret {
 		delete(env, k)
 	}
 	svc.Spec.Environment = mapOrNil(env)
+	if c.fleet.Engine == EngineSwarm {
+		// A swarm service's environment is stored, readable, in the
+		// swarm's service spec. The fleet is invalid; its plaintext is
+		// dropped all the same, so that nothing can use it.
+		c.r.servicef(s.Name, "env_file", "a SOPS-encrypted env_file is not supported by swarm fleets: give the values as secrets")
+		return
+	}
 	svc.Spec.SecretEnv = secret
 	svc.PublicEnv = slices.DeleteFunc(svc.PublicEnv, func(k string) bool { _, ok := secret[k]; return ok })
 	if len(svc.PublicEnv) == 0 {

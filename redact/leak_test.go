@@ -119,8 +119,15 @@ func TestNoSecretInAnyOutput(t *testing.T) {
 	state, effects := agentRun(t, shop, items, problems.Error(), engineErr)
 	outputs["status json"] = mustJSON(t, agent.StatusOf(state, host.Name, time.Now()))
 
+	// The daemon's logger path (cmd/fleetd newLogger and learnSecrets): a
+	// Live handler that learns the known secret values of every fleet the
+	// agent loads, before the agent acts on them.
 	var logs bytes.Buffer
-	log := slog.New(redact.Handler(slog.NewJSONHandler(&logs, nil), nil))
+	live := &redact.Live{}
+	log := slog.New(redact.LiveHandler(slog.NewJSONHandler(&logs, nil), live))
+	for _, f := range desired {
+		live.Learn(f.SecretValues()...)
+	}
 	var events []reconcile.Event
 	for _, fx := range effects {
 		if n, ok := fx.(agent.Notify); ok {
@@ -132,6 +139,15 @@ func TestNoSecretInAnyOutput(t *testing.T) {
 		t.Fatal("the agent told nothing")
 	}
 	log.Warn("apply failed", "fleet", "shop", "err", errors.New("pull https://bot:"+planted+"PULL@registry.example.com/app: denied"))
+	// The engine's error as the engine returns it, unredacted: only the
+	// known values mask the secret file's contents in it.
+	log.Error("apply failed", "fleet", "shop", "err", errors.New(engineErr))
+	log.Error(engineErr)
+	var unlearnt bytes.Buffer
+	slog.New(redact.Handler(slog.NewJSONHandler(&unlearnt, nil), nil)).Error("apply failed", "err", errors.New(engineErr))
+	if !strings.Contains(unlearnt.String(), planted+"FILE") {
+		t.Fatalf("the engine error's secret is masked by a rule, so the log check proves nothing of known values: %s", unlearnt.String())
+	}
 	log.Error("load failed", "err", problems)
 	outputs["notifications"] = notifyAll(t, events)
 	outputs["log lines"] = logs.String()

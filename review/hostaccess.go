@@ -10,15 +10,18 @@ import (
 	"github.com/fleetd/fleetd/reconcile"
 )
 
-// AccessChange is a grant of host access (fleets.Grant: privileged,
-// cap_add, a host namespace, a host path, a device) that the head adds or
-// changes for a service, on the hosts listed. It is listed whether or not
-// a host's policy allows it: a reviewer must see every one.
+// AccessChange is a grant of host access (fleets.Grant: privileged or a
+// security_opt that lifts confinement, cap_add, a host namespace or
+// another container's, a host path — volumes_from another container and
+// a local volume's mounts included —, a device or device cgroup rule)
+// that the head adds or changes for a service, on the hosts listed. It is
+// listed whether or not a host's policy allows it: a reviewer must see
+// every one.
 type AccessChange struct {
 	Fleet   string   `json:"fleet"`
 	Service string   `json:"service,omitempty"` // "" for a fleet's volume
 	Kind    string   `json:"kind"`              // privileged | capability | namespace | bind | device
-	Field   string   `json:"field"`             // as fleets.Grant names it: privileged, cap_add.NET_ADMIN, mounts./data, …
+	Field   string   `json:"field"`             // as fleets.Grant names it: privileged, security_opt.seccomp=unconfined, cap_add.NET_ADMIN, mounts./data, …
 	From    string   `json:"from"`              // "" when added
 	To      string   `json:"to"`
 	Hosts   []string `json:"hosts"` // sorted

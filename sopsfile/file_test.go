@@ -184,3 +184,34 @@ func TestDecryptTamperedYAML(t *testing.T) {
 		t.Errorf("clear value changed: %v, want ErrMAC", err)
 	}
 }
+
+// TestDecryptRefusesSmuggledYAML: sops leaves nulls out of the MAC, so
+// text under a !!null tag, or a second value under a key, could be added
+// to a file without failing it; sops -d refuses both, and so does Decrypt.
+func TestDecryptRefusesSmuggledYAML(t *testing.T) {
+	dir := t.TempDir()
+	keyFile, recipient := sopstest.AgeKey(t, dir)
+	p := filepath.Join(dir, "app.yaml")
+	if err := os.WriteFile(p, []byte(yamlPlain), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sopstest.Encrypt(t, p, recipient, "--encrypted-regex", "^password$")
+	enc, _ := os.ReadFile(p)
+	keys := sopsfile.Keys{AgeKeyFile: keyFile}
+	if _, err := sopsfile.Decrypt("app.yaml", enc, keys); err != nil {
+		t.Fatalf("Decrypt of the file as encrypted: %v", err)
+	}
+	for name, tc := range map[string]struct{ add, want string }{
+		"null with text": {"admin: !!null evil-payload\n", "admin: a !!null tag"},
+		"duplicate key":  {"empty: evil-payload\n", `duplicate key "empty"`},
+		"duplicate list": {"list: []\n", `duplicate key "list"`},
+		"second sops":    {"sops: {}\n", `duplicate key "sops"`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			plain, err := sopsfile.Decrypt("app.yaml", append(bytes.Clone(enc), tc.add...), keys)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Decrypt = %q, %v; want an error with %q", plain.Data, err, tc.want)
+			}
+		})
+	}
+}

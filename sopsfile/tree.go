@@ -35,6 +35,9 @@ func loadYAMLTree(data []byte, isJSON bool) (*yamlTree, error) {
 		return nil, errors.New("not a sops file: the top is not a mapping")
 	}
 	root := t.doc.Content[0]
+	if err := checkMapping(root, nil); err != nil {
+		return nil, fmt.Errorf("not a sops file: %w", err)
+	}
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		if root.Content[i].Value != "sops" {
 			continue
@@ -88,6 +91,9 @@ func (t *yamlTree) walk(n *yaml.Node, path []string, key []byte, mac func([]byte
 	n.HeadComment, n.LineComment, n.FootComment = "", "", ""
 	switch n.Kind {
 	case yaml.MappingNode:
+		if err := checkMapping(n, path); err != nil {
+			return err
+		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			n.Content[i].HeadComment, n.Content[i].LineComment, n.Content[i].FootComment = "", "", ""
 			p := append(path[:len(path):len(path)], n.Content[i].Value)
@@ -96,6 +102,9 @@ func (t *yamlTree) walk(n *yaml.Node, path []string, key []byte, mac func([]byte
 			}
 		}
 	case yaml.SequenceNode:
+		if n.Tag != "!!seq" {
+			return fmt.Errorf("value %s: a %s list is not supported", strings.Join(path, "."), n.Tag)
+		}
 		for _, c := range n.Content {
 			if err := t.walk(c, path, key, mac); err != nil {
 				return err
@@ -111,7 +120,12 @@ func (t *yamlTree) walk(n *yaml.Node, path []string, key []byte, mac func([]byte
 
 func (t *yamlTree) leaf(n *yaml.Node, path []string, key []byte, mac func([]byte) (int, error)) error {
 	if n.Tag == "!!null" {
-		return nil // sops walks no nil
+		// sops walks no nil, and emit writes the value as it stands: a
+		// null must be one, not text under a !!null tag.
+		if !nullValues[n.Value] {
+			return fmt.Errorf("%s: a !!null tag on a value that is not null", strings.Join(path, "."))
+		}
+		return nil
 	}
 	encrypted := t.md.encryptsPath(path)
 	if !encrypted {
@@ -134,6 +148,35 @@ func (t *yamlTree) leaf(n *yaml.Node, path []string, key []byte, mac func([]byte
 		n.Tag = "!!str"
 	}
 	mac(b)
+	return nil
+}
+
+// nullValues are the spellings of a YAML null.
+var nullValues = map[string]bool{"": true, "~": true, "null": true, "Null": true, "NULL": true}
+
+// checkMapping refuses what sops's YAML store refuses and yaml.v3 parses
+// into a node all the same: duplicate keys (only one of the values would
+// be MACed and decrypted as sops sees the file), keys that are not
+// scalars, and a tag other than a mapping's.
+func checkMapping(n *yaml.Node, path []string) error {
+	where := strings.Join(path, ".")
+	if where == "" {
+		where = "the top"
+	}
+	if n.Tag != "!!map" {
+		return fmt.Errorf("%s: a %s mapping is not supported", where, n.Tag)
+	}
+	seen := make(map[string]bool, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		if k.Kind != yaml.ScalarNode || (k.Tag == "!!null" && !nullValues[k.Value]) {
+			return fmt.Errorf("%s: a key that is not a scalar is not supported", where)
+		}
+		if seen[k.Value] {
+			return fmt.Errorf("%s: duplicate key %q", where, k.Value)
+		}
+		seen[k.Value] = true
+	}
 	return nil
 }
 

@@ -13,7 +13,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fleetd/fleetd/drift"
+	"github.com/fleetd/fleetd/fleets"
 	"github.com/fleetd/fleetd/reconcile"
+	"github.com/fleetd/fleetd/redact"
 )
 
 func newApplyCmd() *cobra.Command {
@@ -57,49 +59,56 @@ so (exit 1).`,
 				return err
 			}
 			defer st.engine.Close()
-			rollouts, err := loadRollouts()
-			if err != nil {
-				return err
-			}
-			if retry {
-				rollouts = reconcile.Retry(rollouts)
-			}
-			pol := st.policy(allowMassPrune)
-			pol.Rollouts = rollouts
-			out := cmd.OutOrStdout()
-			sw := swarmApply{dryRun: dryRun, retry: retry, allowMassPrune: allowMassPrune}
-			if dryRun {
-				obs, err := st.engine.Observe(cmd.Context(), drift.ObserveOptions{InspectAll: true})
+			// Everything apply prints passes one redactor that knows the
+			// fleets' secret values: an engine error, a build's output, a
+			// health check's output and a container's logs echo them.
+			red := redact.New(knownSecrets(st.desired)...)
+			run := func() error {
+				rollouts, err := loadRollouts()
 				if err != nil {
-					return fmt.Errorf("observe: %w", err)
-				}
-				if err := writePlan(out, "text", reconcile.Plan(st.desired, obs, pol)); err != nil {
 					return err
 				}
-				return sw.run(cmd.Context(), out, st)
+				if retry {
+					rollouts = reconcile.Retry(rollouts)
+				}
+				pol := st.policy(allowMassPrune)
+				pol.Rollouts = rollouts
+				out := redactWriter{w: cmd.OutOrStdout(), r: red}
+				sw := swarmApply{dryRun: dryRun, retry: retry, allowMassPrune: allowMassPrune}
+				if dryRun {
+					obs, err := st.engine.Observe(cmd.Context(), drift.ObserveOptions{InspectAll: true})
+					if err != nil {
+						return fmt.Errorf("observe: %w", err)
+					}
+					if err := writePlan(out, "text", reconcile.Plan(st.desired, obs, pol)); err != nil {
+						return err
+					}
+					return sw.run(cmd.Context(), out, st)
+				}
+				dir, err := stateDir()
+				if err != nil {
+					return err
+				}
+				router := newRouter(st.engine, dir, false, slog.New(slog.DiscardHandler))
+				started := time.Now()
+				p := newPrinter(cmd.OutOrStdout(), red)
+				outcome, err := reconcile.Converge(cmd.Context(), st.engine, st.desired, pol, reconcile.ConvergeOptions{
+					Exec:       reconcile.ExecOptions{Parallelism: parallelism, Progress: p.result, BuildLog: p.build, Router: router},
+					InspectAll: true,
+					OnEvent:    p.event,
+					Save:       saveRollouts,
+				})
+				p.finish()
+				if err != nil {
+					return err
+				}
+				sw.onEvent = p.event
+				if err := summarize(out, outcome, time.Since(started)); err != nil || noWait {
+					return errors.Join(err, sw.run(cmd.Context(), out, st))
+				}
+				return errors.Join(waitHealthy(cmd.Context(), out, red, st.engine, st.inScope(), waitTimeout, outcome), sw.run(cmd.Context(), out, st))
 			}
-			dir, err := stateDir()
-			if err != nil {
-				return err
-			}
-			router := newRouter(st.engine, dir, false, slog.New(slog.DiscardHandler))
-			started := time.Now()
-			p := newPrinter(out)
-			outcome, err := reconcile.Converge(cmd.Context(), st.engine, st.desired, pol, reconcile.ConvergeOptions{
-				Exec:       reconcile.ExecOptions{Parallelism: parallelism, Progress: p.result, BuildLog: p.build, Router: router},
-				InspectAll: true,
-				OnEvent:    p.event,
-				Save:       saveRollouts,
-			})
-			p.finish()
-			if err != nil {
-				return err
-			}
-			sw.onEvent = p.event
-			if err := summarize(out, outcome, time.Since(started)); err != nil || noWait {
-				return errors.Join(err, sw.run(cmd.Context(), out, st))
-			}
-			return errors.Join(waitHealthy(cmd.Context(), out, st.engine, st.inScope(), waitTimeout, outcome), sw.run(cmd.Context(), out, st))
+			return redactExit(red, run())
 		},
 	}
 	l.register(cmd)
@@ -114,18 +123,52 @@ so (exit 1).`,
 	return cmd
 }
 
-// printer prints finished actions and rollout events as they happen.
-// Actions finish concurrently; the lock keeps lines whole. On a terminal
-// it keeps a live progress line under them.
+// knownSecrets is every fleet's known secret values, for redact.New.
+func knownSecrets(desired []fleets.Fleet) []string {
+	var out []string
+	for _, f := range desired {
+		out = append(out, f.SecretValues()...)
+	}
+	return out
+}
+
+// redactWriter redacts each write: one line or a few, as fmt writes them.
+type redactWriter struct {
+	w io.Writer
+	r *redact.Redactor
+}
+
+func (rw redactWriter) Write(b []byte) (int, error) {
+	if _, err := io.WriteString(rw.w, rw.r.String(string(b))); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+// redactExit redacts the text of the error apply returns, which main
+// prints; an exitError keeps its code.
+func redactExit(red *redact.Redactor, err error) error {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return &exitError{code: ee.code, err: red.Error(ee.err)}
+	}
+	return red.Error(err)
+}
+
+// printer prints finished actions and rollout events as they happen, each
+// line redacted (an action's error and a build's output may echo a
+// secret). Actions finish concurrently; the lock keeps lines whole. On a
+// terminal it keeps a live progress line under them.
 type printer struct {
 	mu          sync.Mutex
 	w           io.Writer
+	red         *redact.Redactor
 	tty         bool
 	done, total int
 }
 
-func newPrinter(w io.Writer) *printer {
-	p := &printer{w: w}
+func newPrinter(w io.Writer, red *redact.Redactor) *printer {
+	p := &printer{w: w, red: red}
 	if f, ok := w.(*os.File); ok {
 		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
 			p.tty = true
@@ -170,12 +213,12 @@ func (p *printer) build(a reconcile.Action, line string) {
 	p.println(fmt.Sprintf("%-8s %s/%s: %s", "build", a.Fleet, a.Service, line))
 }
 
-// println prints a line above the progress line.
+// println prints a line, redacted, above the progress line.
 func (p *printer) println(line string) {
 	if p.tty {
 		fmt.Fprint(p.w, "\r\033[K")
 	}
-	fmt.Fprintln(p.w, line)
+	fmt.Fprintln(p.w, p.red.String(line))
 	p.progress()
 }
 

@@ -19,19 +19,22 @@ import (
 // key in docs/operations.md. Secrets are never in it: only paths of files
 // that hold them.
 type daemonConfig struct {
-	Host      hostConfig      `yaml:"host"`
-	Source    sourceConfig    `yaml:"source"`
-	Webhook   webhookConfig   `yaml:"webhook"`
-	API       apiConfig       `yaml:"api"`
-	Listen    string          `yaml:"listen"`
-	StateDir  string          `yaml:"state_dir"`
-	Instance  string          `yaml:"instance"`
-	Notify    notifyConfig    `yaml:"notify"`
-	Reconcile reconcileConfig `yaml:"reconcile"`
-	Swarm     swarmConfig     `yaml:"swarm"`
-	Ingress   ingressConfig   `yaml:"ingress"`
-	Log       logConfig       `yaml:"log"`
-	Policy    policyConfig    `yaml:"policy"` // policy.go
+	Host     hostConfig    `yaml:"host"`
+	Source   sourceConfig  `yaml:"source"`
+	Webhook  webhookConfig `yaml:"webhook"`
+	API      apiConfig     `yaml:"api"`
+	Listen   string        `yaml:"listen"`
+	StateDir string        `yaml:"state_dir"`
+	// SecretsDir is where files decrypted with SOPS are written for
+	// containers to bind: a tmpfs (engine.DefaultSecretsDir when empty).
+	SecretsDir string          `yaml:"secrets_dir"`
+	Instance   string          `yaml:"instance"`
+	Notify     notifyConfig    `yaml:"notify"`
+	Reconcile  reconcileConfig `yaml:"reconcile"`
+	Swarm      swarmConfig     `yaml:"swarm"`
+	Ingress    ingressConfig   `yaml:"ingress"`
+	Log        logConfig       `yaml:"log"`
+	Policy     policyConfig    `yaml:"policy"` // policy.go
 }
 
 // ingressConfig tunes fleetd's ingress, which runs when a service asks

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -98,7 +99,7 @@ func loadLive(ctx context.Context, l *liveFlags) (*liveState, error) {
 	if err != nil {
 		return nil, err
 	}
-	eng, err := engine.New(ctx, engine.WithInstance(instanceName()))
+	eng, err := engine.New(ctx, engine.WithInstance(instanceName()), engine.WithSecretsDir(os.Getenv("FLEETD_SECRETS_DIR")))
 	if err != nil {
 		return nil, err
 	}

@@ -16,7 +16,9 @@ import (
 // policyConfig is the configuration's policy: section, what this host lets
 // fleets ask of it (fleets.HostPolicy). A key left out keeps its default
 // (fleets.DefaultHostPolicy): everything Docker allows, but binds that
-// reach the Docker socket; an empty list allows none.
+// reach the Docker or containerd sockets or /proc (and volumes_from a
+// container fleetd did not create, whose binds it cannot see); an empty
+// list allows none.
 type policyConfig struct {
 	Privileged     *bool     `yaml:"privileged"`
 	CapAdd         *[]string `yaml:"cap_add"`

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"log/slog"
 	"net/url"
 	"os"
@@ -92,7 +93,7 @@ const checkoutsKept = 10
 
 // runAgent wires the adapters to the agent and runs until ctx ends.
 func runAgent(ctx context.Context, cfg daemonConfig) error {
-	log := newLogger(cfg.Log)
+	log, logSecrets := newLogger(os.Stderr, cfg.Log)
 	if cfg.Instance != "" {
 		instanceFlag = cfg.Instance
 	}
@@ -112,11 +113,15 @@ func runAgent(ctx context.Context, cfg daemonConfig) error {
 	}
 	// The agent outlives the engine: it starts, and waits, with the engine
 	// down (reporting it), rather than failing.
-	eng, err := engine.New(ctx, engine.WithInstance(instanceName()), engine.WithLogger(log), engine.WithPingTimeout(0))
+	eng, err := engine.New(ctx, engine.WithInstance(instanceName()), engine.WithLogger(log), engine.WithPingTimeout(0),
+		engine.WithSecretsDir(cfg.SecretsDir))
 	if err != nil {
 		return err
 	}
 	defer eng.Close()
+	if err := eng.PruneSecretDirs(ctx); err != nil {
+		log.Warn("prune decrypted secrets left by removed containers", "err", err) // the engine may be down yet
+	}
 	auth, err := sourceAuth(cfg.Source.Auth)
 	if err != nil {
 		return err
@@ -142,6 +147,7 @@ func runAgent(ctx context.Context, cfg daemonConfig) error {
 	if err != nil {
 		return err
 	}
+	agentCfg.Load = learnSecrets(agentCfg.Load, logSecrets)
 	agentCfg.Watch, agentCfg.Ping = engineWatch(eng), eng.Ping
 	router := newRouter(eng, dir, cfg.Ingress.AccessLog, log)
 	agentCfg.Router = router
@@ -395,16 +401,32 @@ type fileStore struct{}
 func (fileStore) Load() (agent.Persisted, error) { return loadAgentState() }
 func (fileStore) Save(s agent.Persisted) error   { return saveAgentState(s) }
 
-func newLogger(c logConfig) *slog.Logger {
+// newLogger builds the daemon's logger. Every line passes redact (URL
+// passwords, values of secret-looking keys and flags, and the known secret
+// values of every revision loaded so far, which the returned Live learns
+// through learnSecrets): a value that reaches a log from an engine error
+// is masked.
+func newLogger(w io.Writer, c logConfig) (*slog.Logger, *redact.Live) {
 	level := slog.LevelInfo
 	_ = level.UnmarshalText([]byte(c.Level))
 	opts := &slog.HandlerOptions{Level: level}
-	// Every line passes redact (URL passwords, values of secret-looking
-	// keys and flags): a value that reaches a log from an error is masked.
+	live := &redact.Live{}
 	if c.Format == "json" {
-		return slog.New(redact.Handler(slog.NewJSONHandler(os.Stderr, opts), nil))
+		return slog.New(redact.LiveHandler(slog.NewJSONHandler(w, opts), live)), live
 	}
-	return slog.New(redact.Handler(slog.NewTextHandler(os.Stderr, opts), nil))
+	return slog.New(redact.LiveHandler(slog.NewTextHandler(w, opts), live)), live
+}
+
+// learnSecrets wraps the agent's Load: the fleets of each revision teach
+// the logger their known secret values before the agent acts on them (and
+// logs what the engine says about them). Fleets that load along with
+// problems count too.
+func learnSecrets(load func(context.Context, reconcile.Revision) ([]fleets.Fleet, error), live *redact.Live) func(context.Context, reconcile.Revision) ([]fleets.Fleet, error) {
+	return func(ctx context.Context, rev reconcile.Revision) ([]fleets.Fleet, error) {
+		desired, err := load(ctx, rev)
+		live.Learn(knownSecrets(desired)...)
+		return desired, err
+	}
 }
 
 // readyFunc is /readyz: the source synced once and the engine answers.

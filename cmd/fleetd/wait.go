@@ -14,6 +14,7 @@ import (
 	"github.com/fleetd/fleetd/engine"
 	"github.com/fleetd/fleetd/fleets"
 	"github.com/fleetd/fleetd/reconcile"
+	"github.com/fleetd/fleetd/redact"
 )
 
 // logLines is how much of a failing container's log apply prints.
@@ -23,10 +24,11 @@ const logLines = 20
 // every container of the desired services must become healthy (or,
 // without a healthcheck, keep running) within its timeout. It prints each
 // one that does not with its state, last health check output and the
-// tail of its logs, records the specs of those it deployed as failed (so
+// tail of its logs (redacted with red: a health check's output and a
+// container's logs may echo a secret), records the specs of those it deployed as failed (so
 // that the next apply of the same revision leaves them to inspect rather
 // than restarting them, until --retry or a new commit), and fails.
-func waitHealthy(ctx context.Context, w io.Writer, eng *engine.Docker, desired []fleets.Fleet, override time.Duration, outcome reconcile.Outcome) error {
+func waitHealthy(ctx context.Context, w io.Writer, red *redact.Redactor, eng *engine.Docker, desired []fleets.Fleet, override time.Duration, outcome reconcile.Outcome) error {
 	obs, err := eng.Observe(ctx, drift.ObserveOptions{})
 	if err != nil {
 		return fmt.Errorf("observe: %w", err)
@@ -57,21 +59,22 @@ func waitHealthy(ctx context.Context, w io.Writer, eng *engine.Docker, desired [
 			return ctx.Err()
 		}
 		failed = append(failed, t)
-		reasons[t.Fleet+"/"+t.Service] = errs[i].Error()
+		reason := red.String(errs[i].Error()) // kept in the rollouts file, shown by status
+		reasons[t.Fleet+"/"+t.Service] = reason
 		names = append(names, t.Fleet+"/"+t.Service+" "+t.Container)
-		fmt.Fprintf(w, "not healthy  %s/%s %s: %v\n", t.Fleet, t.Service, t.Container, errs[i])
+		fmt.Fprintf(w, "not healthy  %s/%s %s: %s\n", t.Fleet, t.Service, t.Container, reason)
 		d, err := eng.Diagnose(ctx, t.ID, logLines)
 		if d.State != "" {
 			fmt.Fprintf(w, "  state: %s\n", d.State)
 		}
 		if d.HealthLog != "" {
-			fmt.Fprintf(w, "  last health check: %s\n", oneLine(d.HealthLog))
+			fmt.Fprintf(w, "  last health check: %s\n", red.String(oneLine(d.HealthLog)))
 		}
 		if d.Logs != "" {
-			fmt.Fprintf(w, "  last %d log lines:\n    %s\n", logLines, strings.ReplaceAll(d.Logs, "\n", "\n    "))
+			fmt.Fprintf(w, "  last %d log lines:\n    %s\n", logLines, strings.ReplaceAll(red.String(d.Logs), "\n", "\n    "))
 		}
 		if err != nil {
-			fmt.Fprintf(w, "  (%v)\n", err)
+			fmt.Fprintf(w, "  (%s)\n", red.String(err.Error()))
 		}
 	}
 	if len(failed) == 0 {

@@ -215,3 +215,31 @@ func TestDecryptRefusesSmuggledYAML(t *testing.T) {
 		})
 	}
 }
+
+// TestDecryptPGP decrypts files the sops CLI encrypted for a PGP key, with
+// the GnuPG home holding it; another home does not decrypt them.
+func TestDecryptPGP(t *testing.T) {
+	home, fpr := sopstest.PGPKey(t)
+	dir := t.TempDir()
+	for name, plain := range map[string]string{"app.env": "DB_PASSWORD=hunter2\n", "pw.txt": "s3cret\n", "config.yaml": yamlPlain} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(plain), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		sopstest.EncryptPGP(t, p, home, fpr)
+		enc, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := sopsfile.Decrypt(name, enc, sopsfile.Keys{GnuPGHome: home})
+		if err != nil {
+			t.Fatalf("%s: Decrypt with the PGP key: %v", name, err)
+		}
+		if !sameDocument(name, got.Data, []byte(plain)) {
+			t.Errorf("%s: decrypted %q, want %q", name, got.Data, plain)
+		}
+		if _, err := sopsfile.Decrypt(name, enc, sopsfile.Keys{GnuPGHome: t.TempDir()}); !errors.Is(err, sopsfile.ErrNoKey) {
+			t.Errorf("%s: Decrypt without the key: %v, want ErrNoKey", name, err)
+		}
+	}
+}

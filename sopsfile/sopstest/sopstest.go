@@ -94,3 +94,50 @@ func Decrypt(t testing.TB, p, keyFile string) []byte {
 	}
 	return out
 }
+
+// PGPKey makes a GnuPG home in a new directory with one secret key (no
+// passphrase) and returns the home and the key's fingerprint. The gpg
+// binary must be installed (scripts/test installs gnupg); the home's
+// gpg-agent is stopped when t ends.
+func PGPKey(t testing.TB) (home, fingerprint string) {
+	t.Helper()
+	home, err := os.MkdirTemp("", "gpg") // short: gpg-agent's socket path is bounded
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	gpg := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command("gpg", append([]string{"--batch", "--homedir", home}, args...)...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("gpg %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	t.Cleanup(func() {
+		_ = exec.Command("gpgconf", "--homedir", home, "--kill", "all").Run()
+		os.RemoveAll(home)
+	})
+	gpg("--passphrase", "", "--quick-gen-key", "fleetd test <test@fleetd.invalid>", "default", "default", "never")
+	for _, line := range strings.Split(gpg("--with-colons", "--list-secret-keys"), "\n") {
+		if f := strings.Split(line, ":"); len(f) > 9 && f[0] == "fpr" {
+			return home, f[9]
+		}
+	}
+	t.Fatal("gpg made no key")
+	return "", ""
+}
+
+// EncryptPGP encrypts the file at p in place for the PGP key with the
+// sops CLI, using the GnuPG home.
+func EncryptPGP(t testing.TB, p, home, fingerprint string) {
+	t.Helper()
+	cmd := exec.Command(CLI(t), "--encrypt", "--pgp", fingerprint, "--in-place", p)
+	cmd.Env = []string{"HOME=" + t.TempDir(), "PATH=" + os.Getenv("PATH"), "GNUPGHOME=" + home}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sops -e --pgp %s: %v: %s", filepath.Base(p), err, strings.TrimSpace(string(out)))
+	}
+}

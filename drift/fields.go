@@ -22,7 +22,7 @@ import (
 // secret-looking flags and pairs in command lines and text).
 func SpecFields(svc fleets.Service, have fleets.Spec) []Field {
 	var fs []Field
-	red := redact.New(secretValues(svc)...)
+	red := redact.New(svc.SecretValues()...)
 	walk(nil, tree(svc.Spec), tree(have), func(path []string, want, have any) {
 		fs = append(fs, Field{
 			Field: strings.Join(path, "."),
@@ -31,14 +31,6 @@ func SpecFields(svc fleets.Service, have fleets.Spec) []Field {
 		})
 	})
 	return fs
-}
-
-func secretValues(svc fleets.Service) []string {
-	out := make([]string, len(svc.Secrets))
-	for i, v := range svc.Secrets {
-		out[i] = string(v)
-	}
-	return out
 }
 
 // keyedLists are the spec lists whose elements have an identity; they are

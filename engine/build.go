@@ -91,7 +91,14 @@ func (d *Docker) buildClassic(ctx context.Context, b fleets.Build, ref string, l
 		return "", err
 	}
 	defer resp.Body.Close()
-	res, err := readBuildStream(resp.Body, newTraceLog(logf))
+	return d.builtImage(ctx, resp.Body, ref, logf)
+}
+
+// builtImage reads a build's stream (either builder's) to its end, handing
+// its lines to logf, and returns the image built: the ID the stream names,
+// else the one ref now resolves to.
+func (d *Docker) builtImage(ctx context.Context, stream io.Reader, ref string, logf func(string)) (string, error) {
+	res, err := readBuildStream(stream, newTraceLog(logf))
 	if err != nil {
 		return "", err
 	}

@@ -110,14 +110,7 @@ func (d *Docker) buildKit(ctx context.Context, b fleets.Build, ref string, secre
 	defer resp.Body.Close()
 	// The engine goes on building when the request ends; cancel it.
 	defer context.AfterFunc(ctx, func() { d.cancelBuild(opts.BuildID) })()
-	res, err := readBuildStream(resp.Body, newTraceLog(logf))
-	if err != nil {
-		return "", err
-	}
-	if res.ImageID != "" {
-		return res.ImageID, nil
-	}
-	return d.ImageID(ctx, ref)
+	return d.builtImage(ctx, resp.Body, ref, logf)
 }
 
 func (d *Docker) cancelBuild(buildID string) {

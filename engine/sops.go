@@ -2,7 +2,6 @@ package engine
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/fleetd/fleetd/fleets"
 	"github.com/fleetd/fleetd/sopsfile"
@@ -28,11 +27,6 @@ func decrypted(ref fleets.FileRef, data []byte) ([]byte, error) {
 }
 
 // encryptedRef reports whether a secret's or config's file is
-// SOPS-encrypted (its digest is the keyed one the loader gives them).
-func encryptedRef(ref fleets.FileRef) bool {
-	if ref.Source == "" {
-		return false
-	}
-	data, err := os.ReadFile(ref.Source)
-	return err == nil && sopsfile.Encrypted(ref.Source, data)
-}
+// SOPS-encrypted (its digest is the keyed one the loader gives them): no
+// need to read it again.
+func encryptedRef(ref fleets.FileRef) bool { return ref.Source != "" && ref.Encrypted() }

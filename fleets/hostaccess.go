@@ -445,10 +445,7 @@ func listOrNone(l []string) string {
 func cleanPath(p string) string { return path.Clean("/" + p) }
 
 // under reports whether p is dir or inside it.
-func under(p, dir string) bool {
-	p, dir = cleanPath(p), cleanPath(dir)
-	return p == dir || dir == "/" || strings.HasPrefix(p, dir+"/")
-}
+func under(p, dir string) bool { return within(cleanPath(dir), cleanPath(p)) }
 
 func underAny(p string, dirs []string) bool {
 	return slices.ContainsFunc(dirs, func(d string) bool { return under(p, d) })

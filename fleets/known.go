@@ -40,13 +40,26 @@ func (c *converter) knownSecrets(services []Service) []SecretBytes {
 
 // SecretValues returns the fleet's known secret values as text, for
 // redact.New.
-func (f Fleet) SecretValues() []string {
+func (f Fleet) SecretValues() []string { return SecretValuesOf([]Fleet{f}) }
+
+// SecretValuesOf returns the known secret values of every fleet, sorted
+// and without repeats, for redact.New.
+func SecretValuesOf(fs []Fleet) []string {
 	var out []string
-	for _, s := range f.Services {
-		for _, v := range s.Secrets {
-			out = append(out, string(v))
+	for _, f := range fs {
+		for _, s := range f.Services {
+			out = append(out, s.SecretValues()...)
 		}
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// SecretValues returns the service's known secret values as text.
+func (s Service) SecretValues() []string {
+	out := make([]string, len(s.Secrets))
+	for i, v := range s.Secrets {
+		out[i] = string(v)
+	}
+	return out
 }

@@ -49,6 +49,10 @@ func readDataFile(kind, p string) (data []byte, digest string, err error) {
 	return data, digest, nil
 }
 
+// Encrypted reports whether the file is SOPS-encrypted: its digest is the
+// keyed one the loader gives such files.
+func (r FileRef) Encrypted() bool { return isSopsDigest(r.Digest) }
+
 // isSopsDigest reports whether a secret's or config's digest is the keyed
 // digest of a SOPS-encrypted file's plaintext.
 func isSopsDigest(digest string) bool { return strings.HasPrefix(digest, "hmac-sha256:") }

@@ -64,9 +64,9 @@ func (b *builder) hooks(fleet string, svc fleets.Service, op Op, stage string, h
 	return prev
 }
 
-// describeHook is a hook as plans show it: its command, unless the command
-// looks like it carries a secret (drift's rule for a spec's command), and
-// how it runs. Its environment is never shown.
+// describeHook is a hook as plans show it: its command, unless a word of
+// it looks secret (then all of it is hidden), and how it runs. Its
+// environment is never shown.
 func describeHook(h fleets.Hook) string {
 	cmd := drift.Redacted
 	if !slices.ContainsFunc(h.Command, drift.LooksSecret) {

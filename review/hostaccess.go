@@ -124,7 +124,7 @@ func writeAccessText(sb *strings.Builder, changes []AccessChange) {
 		if c.From != "" {
 			mark = "~"
 		}
-		fmt.Fprintf(sb, "  %s %s %s: %s on %s\n", mark, accessWhere(c), c.Field, accessValue(c, func(s string) string { return s }), strings.Join(c.Hosts, ", "))
+		fmt.Fprintf(sb, "  %s %s %s: %s on %s\n", mark, accessWhere(c), c.Field, accessValue(c, plain), strings.Join(c.Hosts, ", "))
 	}
 }
 

@@ -9,15 +9,11 @@ import (
 // that a value of the base (an old secret) is masked as well as one of the
 // head.
 func redactorOf(hosts []HostRevisions) *redact.Redactor {
-	var known []string
+	var all []fleets.Fleet
 	for _, hr := range hosts {
-		for _, l := range []HostLoad{hr.Base, hr.Head} {
-			for _, f := range l.Fleets {
-				known = append(known, f.SecretValues()...)
-			}
-		}
+		all = append(append(all, hr.Base.Fleets...), hr.Head.Fleets...)
 	}
-	return redact.New(known...)
+	return redact.New(fleets.SecretValuesOf(all)...)
 }
 
 // redactReport passes every free text of a report through red: the

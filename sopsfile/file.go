@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 )
@@ -68,6 +67,9 @@ func (s store) String() string {
 // line in dotenv, a top-level "sops" key in JSON and YAML, a [sops] section
 // in INI).
 func Encrypted(name string, data []byte) bool {
+	if !bytes.Contains(data, []byte("sops")) {
+		return false // every format sops writes names it: no parse needed
+	}
 	switch storeOf(name) {
 	case storeDotenv:
 		for _, line := range bytes.Split(data, []byte("\n")) {
@@ -238,7 +240,7 @@ func (t *tree) decrypt(key []byte) error {
 			}
 			continue
 		}
-		encrypted := t.md.encrypts(it.key)
+		encrypted := t.md.encryptsPath([]string{it.key})
 		if encrypted {
 			v, mac, err := decryptValue(it.value, key, it.key+":")
 			if err != nil {
@@ -268,27 +270,6 @@ func checkMAC(md *metadata, key []byte, want string) error {
 		return ErrMAC
 	}
 	return nil
-}
-
-// encrypts reports whether sops encrypted the value at key
-// (sops.Tree.shouldBeEncrypted for a path of one key).
-func (md *metadata) encrypts(key string) bool {
-	encrypted := true
-	if md.UnencryptedSuffix != "" && strings.HasSuffix(key, md.UnencryptedSuffix) {
-		encrypted = false
-	}
-	if md.EncryptedSuffix != "" {
-		encrypted = strings.HasSuffix(key, md.EncryptedSuffix)
-	}
-	if md.UnencryptedRegex != "" {
-		if ok, _ := regexp.MatchString(md.UnencryptedRegex, key); ok {
-			encrypted = false
-		}
-	}
-	if md.EncryptedRegex != "" {
-		encrypted, _ = regexp.MatchString(md.EncryptedRegex, key)
-	}
-	return encrypted
 }
 
 // emit writes the tree as `sops -d` prints it.

@@ -62,7 +62,7 @@ so (exit 1).`,
 			// Everything apply prints passes one redactor that knows the
 			// fleets' secret values: an engine error, a build's output, a
 			// health check's output and a container's logs echo them.
-			red := redact.New(knownSecrets(st.desired)...)
+			red := redact.New(fleets.SecretValuesOf(st.desired)...)
 			run := func() error {
 				rollouts, err := loadRollouts()
 				if err != nil {
@@ -121,15 +121,6 @@ so (exit 1).`,
 	cmd.Flags().DurationVar(&waitTimeout, "wait-timeout", 0, "how long each container may take to be healthy (default: its service's x-fleetd.health_timeout, 60s)")
 	cmd.Flags().IntVar(&parallelism, "parallelism", 4, "engine actions in flight at once (health gates and other waits do not count)")
 	return cmd
-}
-
-// knownSecrets is every fleet's known secret values, for redact.New.
-func knownSecrets(desired []fleets.Fleet) []string {
-	var out []string
-	for _, f := range desired {
-		out = append(out, f.SecretValues()...)
-	}
-	return out
 }
 
 // redactWriter redacts each write: one line or a few, as fmt writes them.

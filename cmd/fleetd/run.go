@@ -424,7 +424,7 @@ func newLogger(w io.Writer, c logConfig) (*slog.Logger, *redact.Live) {
 func learnSecrets(load func(context.Context, reconcile.Revision) ([]fleets.Fleet, error), live *redact.Live) func(context.Context, reconcile.Revision) ([]fleets.Fleet, error) {
 	return func(ctx context.Context, rev reconcile.Revision) ([]fleets.Fleet, error) {
 		desired, err := load(ctx, rev)
-		live.Learn(knownSecrets(desired)...)
+		live.Learn(fleets.SecretValuesOf(desired)...)
 		return desired, err
 	}
 }

@@ -48,15 +48,15 @@ func waitHealthy(ctx context.Context, w io.Writer, red *redact.Redactor, eng *en
 		})
 	}
 	_ = g.Wait() // the goroutines report through errs
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	var failed []reconcile.WaitTarget
 	reasons := map[string]string{}
 	var names []string
 	for i, t := range targets {
 		if errs[i] == nil {
 			continue
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
 		}
 		failed = append(failed, t)
 		reason := red.String(errs[i].Error()) // kept in the rollouts file, shown by status

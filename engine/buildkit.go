@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/build"
 	registrytypes "github.com/docker/docker/api/types/registry"
 	"github.com/docker/docker/api/types/versions"
@@ -33,33 +34,44 @@ import (
 // falls back to the classic builder.
 var errNoSession = errors.New("no BuildKit session")
 
-// classicReason says why b is built with the classic builder, or "" when
-// the engine has BuildKit for it. As the Docker CLI decides: DOCKER_BUILDKIT
-// when set; else BuildKit unless the daemon is a Windows one that does not
-// advertise it, or its API predates the session (1.39). And a build that
-// asks for what the engine's BuildKit cannot do but the classic builder
-// can goes to the classic builder, rather than run otherwise or fail:
-// shm_size before API 1.42 (Docker 23), a network other than default,
-// host or none.
+// classicReason reads what the builder choice depends on (DOCKER_BUILDKIT,
+// the engine's ping, the client's API version) and decides with
+// chooseBuilder.
 func (d *Docker) classicReason(ctx context.Context, b fleets.Build) (string, error) {
-	if v := os.Getenv("DOCKER_BUILDKIT"); v != "" {
-		on, err := strconv.ParseBool(v)
-		if err != nil {
-			return "", fmt.Errorf("DOCKER_BUILDKIT=%s: want a boolean", v)
-		}
-		if !on {
-			return "DOCKER_BUILDKIT=" + v, nil
-		}
+	env := os.Getenv("DOCKER_BUILDKIT")
+	if on, err := strconv.ParseBool(env); env != "" && (err != nil || !on) {
+		return chooseBuilder(env, types.Ping{}, "", b) // decided without asking the engine
 	}
 	ping, err := d.cli.Ping(ctx)
 	if err != nil {
 		return "", fmt.Errorf("ping: %w", err)
 	}
+	return chooseBuilder(env, ping, d.cli.ClientVersion(), b)
+}
+
+// chooseBuilder says why b is built with the classic builder, or "" when
+// the engine has BuildKit for it. As the Docker CLI decides: DOCKER_BUILDKIT
+// (env) when set; else BuildKit unless the daemon is a Windows one that does
+// not advertise it, or its API predates the session (1.39). And a build
+// that asks for what the engine's BuildKit cannot do but the classic
+// builder can goes to the classic builder, rather than run otherwise or
+// fail: shm_size before API 1.42 (Docker 23), a network other than
+// default, host or none. It is pure.
+func chooseBuilder(env string, ping types.Ping, clientAPI string, b fleets.Build) (string, error) {
+	if env != "" {
+		on, err := strconv.ParseBool(env)
+		if err != nil {
+			return "", fmt.Errorf("DOCKER_BUILDKIT=%s: want a boolean", env)
+		}
+		if !on {
+			return "DOCKER_BUILDKIT=" + env, nil
+		}
+	}
 	// The version requests will use: the engine's, or the client's own
 	// when lower (DOCKER_API_VERSION); a ping does not negotiate it.
 	api := cmp.Or(ping.APIVersion, "1.24")
-	if v := d.cli.ClientVersion(); versions.LessThan(v, api) {
-		api = v
+	if clientAPI != "" && versions.LessThan(clientAPI, api) {
+		api = clientAPI
 	}
 	switch {
 	case versions.LessThan(api, "1.39"):

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types"
+	"github.com/docker/docker/api/types/build"
 	controlapi "github.com/moby/buildkit/api/services/control"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -129,5 +131,34 @@ func TestHookOutputRedacted(t *testing.T) {
 	got := redact("login with hunter2 on 8080 failed", secretWords(hookSecrets(h)))
 	if got != "login with [redacted] on 8080 failed" {
 		t.Errorf("hook output %q: want the password blanked, the port kept", got)
+	}
+}
+
+func TestChooseBuilder(t *testing.T) {
+	kit := types.Ping{APIVersion: "1.41", BuilderVersion: build.BuilderBuildKit, OSType: "linux"}
+	for _, tc := range []struct {
+		name, env string
+		ping      types.Ping
+		client    string
+		b         fleets.Build
+		want      string // a part of the reason; "" for BuildKit
+		err       bool
+	}{
+		{name: "BuildKit", ping: kit, client: "1.41"},
+		{name: "DOCKER_BUILDKIT=0", env: "0", want: "DOCKER_BUILDKIT=0"},
+		{name: "DOCKER_BUILDKIT=1", env: "1", ping: kit, client: "1.41"},
+		{name: "DOCKER_BUILDKIT not a boolean", env: "maybe", err: true},
+		{name: "old API", ping: types.Ping{APIVersion: "1.38"}, client: "1.41", want: "predates BuildKit sessions"},
+		{name: "old client", ping: kit, client: "1.38", want: "API 1.38"},
+		{name: "Windows without BuildKit", ping: types.Ping{APIVersion: "1.41", OSType: "windows"}, client: "1.41", want: "Windows"},
+		{name: "shm_size before 1.42", ping: kit, client: "1.41", b: fleets.Build{ShmSize: 1 << 20}, want: "build.shm_size"},
+		{name: "shm_size from 1.42", ping: types.Ping{APIVersion: "1.44", BuilderVersion: build.BuilderBuildKit}, client: "1.44", b: fleets.Build{ShmSize: 1 << 20}},
+		{name: "another network", ping: kit, client: "1.41", b: fleets.Build{Network: "shop_default"}, want: "build.network"},
+		{name: "host network", ping: kit, client: "1.41", b: fleets.Build{Network: "host"}},
+	} {
+		got, err := chooseBuilder(tc.env, tc.ping, tc.client, tc.b)
+		if (err != nil) != tc.err || (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+			t.Errorf("%s: %q, %v; want a reason containing %q, error %v", tc.name, got, err, tc.want, tc.err)
+		}
 	}
 }

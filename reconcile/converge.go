@@ -295,7 +295,7 @@ func syncIngress(ctx context.Context, r Router, desired []fleets.Fleet, scope []
 // ingress.
 func usesIngress(desired []fleets.Fleet, scope []string) bool {
 	for _, f := range desired {
-		if (len(scope) == 0 || slices.Contains(scope, f.Name)) && f.UsesIngress() {
+		if (Policy{Scope: scope}).InScope(f.Name) && f.UsesIngress() {
 			return true
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/fleetd/fleetd/engine"
 	"github.com/fleetd/fleetd/engine/swarm"
 	"github.com/fleetd/fleetd/fleets"
+	"github.com/fleetd/fleetd/reconcile"
 )
 
 // liveFlags are the flags of the commands that compare a repository
@@ -111,8 +112,12 @@ func (st *liveState) inScope() []fleets.Fleet {
 	if st.scope == nil {
 		return st.desired
 	}
-	return slices.DeleteFunc(slices.Clone(st.desired), func(f fleets.Fleet) bool { return !slices.Contains(st.scope, f.Name) })
+	return slices.DeleteFunc(slices.Clone(st.desired), func(f fleets.Fleet) bool { return !st.acts(f.Name) })
 }
+
+// acts reports whether the command acts on fleet (--fleet), as the plan's
+// policy does.
+func (st *liveState) acts(fleet string) bool { return reconcile.Policy{Scope: st.scope}.InScope(fleet) }
 
 // inspectSwarm inspects the swarm fleets through the local engine; when it
 // is no manager, it says so on w and inspects nothing.
@@ -178,7 +183,7 @@ By default every managed container is inspected, so that limits changed with
 				return err
 			}
 			items := slices.DeleteFunc(append(drift.Diff(st.desired, st.observed), sw.Drift()...), func(it drift.Item) bool {
-				return (st.scope != nil && !slices.Contains(st.scope, it.Fleet)) ||
+				return !st.acts(it.Fleet) ||
 					(services != nil && !slices.Contains(services, it.Service))
 			})
 			if err := writeDiff(cmd.OutOrStdout(), l.format, st.host, items); err != nil {

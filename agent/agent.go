@@ -28,6 +28,10 @@ type Source interface {
 // Notifier takes events for people. Notify must not block.
 type Notifier interface{ Notify(reconcile.Event) }
 
+// Statuses posts commit statuses to the forge (CommitStatus). Post must
+// not block.
+type Statuses interface{ Post(CommitStatus) }
+
 // Metrics is what the agent reports to monitoring.
 type Metrics interface {
 	ObserveReconcile(fleet, result string, d time.Duration)
@@ -40,6 +44,9 @@ type Metrics interface {
 	// fleet that left the host.
 	SetCondition(fleet, typ string, status bool, reason string)
 	ForgetFleet(fleet string)
+	// SetImageUpdate says whether a service's image tag names a new
+	// digest at its registry.
+	SetImageUpdate(fleet, service, image string, available bool)
 }
 
 // Persisted is the state file: the rollout records (shared with `fleetd
@@ -95,6 +102,13 @@ type Config struct {
 	// none is wired in (their route and drain actions then fail).
 	Router reconcile.Router
 	Log    *slog.Logger
+
+	// Statuses posts commit statuses to the forge; nil turns them off.
+	Statuses Statuses
+
+	// CheckImages asks the registries which digest each tag names now,
+	// without pulling (engine.Docker.CheckImage); nil checks nothing.
+	CheckImages func(ctx context.Context, refs []string) []ImageCheck
 }
 
 // Agent runs Next: it feeds it inputs and runs its effects. It decides
@@ -284,6 +298,13 @@ func (sh *shell) run(ctx context.Context, e Effect) {
 		sh.async(ctx, func() Input { return sh.apply(ctx, e) })
 	case Survey:
 		sh.async(ctx, func() Input { return sh.survey(ctx, e) })
+	case CheckImages:
+		sh.async(ctx, func() Input { return sh.checkImages(ctx, e) })
+	case PullImage:
+		sh.async(ctx, func() Input {
+			_, err := sh.eng.PullImage(ctx, e.Ref)
+			return ImagePulled{Ref: e.Ref, Digest: e.Digest, Err: errText(err)}
+		})
 	case Watch:
 		sh.watch(ctx)
 	case Notify:
@@ -292,6 +313,10 @@ func (sh *shell) run(ctx context.Context, e Effect) {
 		sh.timer.Stop()
 		if !e.At.IsZero() {
 			sh.timer.Reset(max(time.Until(e.At), 0))
+		}
+	case CommitStatus:
+		if sh.cfg.Statuses != nil {
+			sh.cfg.Statuses.Post(e)
 		}
 	case Persist:
 		sh.persist(func(p *Persisted) { p.Fleets, p.Applied, p.LastGood = e.Fleets, nil, "" })
@@ -453,6 +478,7 @@ func (sh *shell) publish(prev State, now time.Time) {
 			sh.metrics.ForgetFleet(name)
 		}
 	}
+	sh.publishImageUpdates(prev)
 	sh.metrics.SetDrift(st.DriftKind)
 	if sh.state.Source.Err != "" {
 		sh.metrics.SetBackoff(max(sh.state.Source.RetryAt.Sub(now), 0))

@@ -69,6 +69,9 @@ type SavedFleet struct {
 	Commit  string `json:"commit,omitempty"`
 	Applied string `json:"applied,omitempty"`
 	Gone    bool   `json:"gone,omitempty"`
+	// Posted is the commit status last posted, so that a restart neither
+	// repeats it nor forgets a commit whose outcome is still to post.
+	Posted CommitStatus `json:"posted,omitzero"`
 }
 
 func (Fetch) effect()    {}

@@ -130,7 +130,7 @@ func (in Start) apply(m *machine) {
 	}
 	m.s.Started = true
 	for name, sf := range in.Fleets {
-		m.s.Fleets[name] = Fleet{Name: name, Saved: sf.Commit, Applied: sf.Applied, Gone: sf.Gone}
+		m.s.Fleets[name] = Fleet{Name: name, Saved: sf.Commit, Applied: sf.Applied, Gone: sf.Gone, Posted: sf.Posted}
 	}
 	m.s.NextPoll = m.r.Poll(m.now)
 	m.s.NextResync = m.now.Add(jitter(m.r.Resync, "resync", 0, m.r.Seed))
@@ -231,6 +231,7 @@ func (m *machine) integrate(rev reconcile.Revision, loaded []fleets.Fleet, probl
 		seen[name] = true
 		m.update(name, func(f *Fleet) {
 			f.Invalid = problemText(ps, "")
+			m.commitInvalid(f, rev.Commit, ps)
 			if f.Saved == rev.Commit {
 				f.Saved = "" // the revision it was saved at is this invalid one
 			}
@@ -539,6 +540,7 @@ func (in ApplyDone) apply(m *machine) {
 	f.Deferred = in.ReportOnly && (len(in.Left) > 0 || f.Gone)
 	m.driftEvents(&f, in)
 	m.judge(&f, in)
+	posted := m.commitOutcome(&f, in)
 	f.Delay = in.NextAt
 	clean := len(in.Faults) == 0
 	applied := clean && !in.ReportOnly && f.Model != nil && !f.Model.Policy.Suspend && f.Applied != in.Revision
@@ -554,7 +556,7 @@ func (in ApplyDone) apply(m *machine) {
 	if f.Gone && clean && !in.ReportOnly {
 		delete(m.s.Fleets, in.Fleet)
 	}
-	if applied || !ok || (f.Gone && clean && !in.ReportOnly) {
+	if applied || posted || !ok || (f.Gone && clean && !in.ReportOnly) {
 		m.persist()
 	}
 	m.adopt(in.Strays)

@@ -44,6 +44,13 @@ type State struct {
 	WindowOpen bool
 
 	NextPoll, NextResync time.Time
+
+	// Images is what the registries said of the tags the fleets run
+	// (imageupdates.go); NextImageCheck is when they are asked again,
+	// CheckingImages set while a CheckImages is in flight.
+	Images         map[string]ImageState
+	NextImageCheck time.Time
+	CheckingImages bool
 	// TimerAt is the time the shell's timer is armed for (zero: none).
 	TimerAt time.Time
 }
@@ -86,6 +93,7 @@ const (
 	WakeSync                      // a manual sync
 	WakeResync                    // the start, a periodic full resync, the engine back
 	WakeRetry                     // its retry or rollout-delay timer
+	WakeImage                     // a tag it runs was pulled at a new digest (image_updates: apply)
 )
 
 // Fleet is one fleet's side of the state.
@@ -142,6 +150,13 @@ type Fleet struct {
 	Rollouts      []reconcile.RolloutRecord
 
 	Conditions []Condition
+
+	// Posted is the commit status last posted (status_commit.go).
+	Posted CommitStatus
+
+	// Announced is, per image tag, the registry digest people were told
+	// of (imageupdates.go): each new digest is told once.
+	Announced map[string]string
 }
 
 // Stall is why a fleet waits: permanent faults and what they are about.
@@ -182,6 +197,9 @@ type Rules struct {
 	InWindow func(time.Time) bool
 	// Seed spreads the jitter of backoffs and resyncs across hosts.
 	Seed uint64
+	// ImageCheck is the period of the image update check (the registry
+	// asked which digest each tag names now); 0 never checks.
+	ImageCheck time.Duration
 }
 
 // WithDefaults fills in what r leaves unset.
@@ -214,6 +232,7 @@ func Next(s State, in Input, now time.Time, r Rules) (State, []Effect) {
 	in.apply(m)
 	if m.s.Started {
 		m.due()
+		m.imagesDue()
 		m.schedule()
 		m.refresh()
 		m.arm()
@@ -240,6 +259,7 @@ func (s State) clone() State {
 	if s.Resuming == nil {
 		s.Resuming = map[string]bool{}
 	}
+	s.Images = maps.Clone(s.Images)
 	return s
 }
 
@@ -296,7 +316,7 @@ func (m *machine) persist() {
 		if f.Model != nil {
 			commit = f.Rev.Commit
 		}
-		saved[name] = SavedFleet{Commit: commit, Applied: f.Applied, Gone: f.Gone}
+		saved[name] = SavedFleet{Commit: commit, Applied: f.Applied, Gone: f.Gone, Posted: f.Posted}
 	}
 	m.emit(Persist{Fleets: saved})
 }

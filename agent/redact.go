@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"slices"
+
 	"github.com/fleetd/fleetd/drift"
 	"github.com/fleetd/fleetd/reconcile"
 	"github.com/fleetd/fleetd/redact"
@@ -39,6 +41,20 @@ func redactStatus(st Status, red *redact.Redactor) Status {
 		}
 		f.Conditions = conds
 		f.Drift = drift.MapText(f.Drift, red.String)
+		if f.Services != nil {
+			svcs := slices.Clone(f.Services)
+			for j := range svcs {
+				svcs[j].Image = red.Image(svcs[j].Image)
+			}
+			f.Services = svcs
+		}
+		if f.Updates != nil {
+			us := slices.Clone(f.Updates)
+			for j := range us {
+				us[j].Image, us[j].Error = red.Image(us[j].Image), red.String(us[j].Error)
+			}
+			f.Updates = us
+		}
 		if f.Rollouts != nil {
 			rs := f.Rollouts[:0:0]
 			for _, r := range f.Rollouts {
@@ -67,3 +83,7 @@ func redactEvent(e reconcile.Event, red *redact.Redactor) reconcile.Event {
 	}
 	return e
 }
+
+// RedactEvent is redactEvent for the adapters that keep events of their
+// own (the dashboard's event log): the one redaction of an event.
+func RedactEvent(e reconcile.Event, red *redact.Redactor) reconcile.Event { return redactEvent(e, red) }

@@ -129,6 +129,7 @@ func (m *machine) start(f Fleet) {
 	m.s.Fleets[f.Name] = f
 	m.s.Running++
 	m.emit(eff)
+	m.update(f.Name, func(f *Fleet) { m.commitStarted(f, eff) })
 }
 
 // desired is every fleet with a model, by name.
@@ -161,6 +162,7 @@ func (m *machine) arm() {
 	if deferred { // look again at the next minute: a sync window may open
 		at = earliest(at, m.now.Truncate(time.Minute).Add(time.Minute))
 	}
+	at = earliest(at, m.imageTimer())
 	if !at.Equal(m.s.TimerAt) {
 		m.s.TimerAt = at
 		m.emit(ArmTimer{At: at})

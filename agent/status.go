@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/fleetd/fleetd/drift"
+	"github.com/fleetd/fleetd/fleets"
 	"github.com/fleetd/fleetd/reconcile"
 )
 
@@ -46,6 +47,23 @@ type FleetStatus struct {
 	Rollouts    []reconcile.RolloutRecord `json:"rollouts,omitempty"`
 	// Error is why the fleet does not converge, if it does not.
 	Error string `json:"error,omitempty"`
+	// Engine is where the fleet runs (docker or swarm); Standby names the
+	// agent acting for a swarm fleet when this one is not.
+	Engine  string `json:"engine,omitempty"`
+	Standby string `json:"standby,omitempty"`
+	// Services are the desired services, for counts of replicas.
+	Services []ServiceStatus `json:"services,omitempty"`
+	// Updates are the services whose image tag names a new digest at its
+	// registry, or could not be checked (imageupdates.go).
+	Updates []ImageUpdate `json:"image_updates,omitempty"`
+}
+
+// ServiceStatus is one desired service of a fleet: its image and how many
+// replicas this host (or the swarm) wants.
+type ServiceStatus struct {
+	Name     string `json:"name"`
+	Image    string `json:"image"`
+	Replicas int    `json:"replicas"`
 }
 
 // Condition returns the fleet's condition of a type.
@@ -71,12 +89,15 @@ func StatusOf(s State, host string, now time.Time) Status {
 	if s.Source.Err != "" && !s.Source.RetryAt.IsZero() {
 		st.Backoff = max(s.Source.RetryAt.Sub(now), 0).Round(time.Millisecond).String()
 	}
+	users := imageUsersOf(s.Fleets)
 	for _, f := range s.Fleets {
 		st.LastSync = latest(st.LastSync, f.LastAttempt)
 		for _, it := range f.Drift {
 			st.DriftKind[string(it.Kind)]++
 		}
-		st.Fleets = append(st.Fleets, fleetStatus(f))
+		fs := fleetStatus(f)
+		fs.Updates = imageUpdates(s, f, users, s.WindowOpen)
+		st.Fleets = append(st.Fleets, fs)
 	}
 	slices.SortFunc(st.Fleets, func(a, b FleetStatus) int { return cmp.Compare(a.Name, b.Name) })
 	return redactStatus(st, redactorOf(s))
@@ -87,6 +108,17 @@ func fleetStatus(f Fleet) FleetStatus {
 		LastAttempt: f.LastAttempt, NextRetry: f.RetryAt, Drift: f.Drift, Rollouts: f.Rollouts}
 	if fs.Drift == nil {
 		fs.Drift = []drift.Item{}
+	}
+	fs.Standby = f.Standby
+	if f.Model != nil {
+		fs.Engine = f.Model.Engine
+		for _, svc := range f.Model.Services {
+			replicas := svc.Replicas
+			if !svc.Targets && f.Model.Engine != fleets.EngineSwarm {
+				replicas = 0 // placed on other hosts
+			}
+			fs.Services = append(fs.Services, ServiceStatus{Name: svc.Name, Image: svc.Spec.Image, Replicas: replicas})
+		}
 	}
 	switch {
 	case f.Invalid != "":

@@ -25,6 +25,7 @@ type xFleetd struct {
 	Readiness     *types.Duration `yaml:"readiness,omitempty"`
 	HealthTimeout *types.Duration `yaml:"health_timeout,omitempty"`
 	PublicEnv     []string        `yaml:"public_env,omitempty"`
+	ImageUpdates  string          `yaml:"image_updates,omitempty"`
 	// Ingress is true or a map (see ingress.go).
 	Ingress any `yaml:"ingress,omitempty"`
 }
@@ -36,7 +37,7 @@ type xNotify struct {
 // Keys x-fleetd accepts at each level.
 var (
 	fleetExtensionKeys   = []string{"hosts", "labels", "self_heal", "prune", "suspend", "notify", "engine"}
-	serviceExtensionKeys = []string{"readiness", "health_timeout", "public_env", "ingress"}
+	serviceExtensionKeys = []string{"readiness", "health_timeout", "public_env", "ingress", "image_updates"}
 	notifyExtensionKeys  = []string{"slack_channel"}
 )
 

@@ -114,6 +114,9 @@ type Service struct {
 	// PublicEnv lists environment keys whose values may be shown in plans
 	// and messages; every other value is redacted.
 	PublicEnv []string `json:"public_env,omitempty"`
+	// ImageUpdates is what the agent does when the registry's digest
+	// for the service's tag moves (x-fleetd.image_updates): ImageUpdates*.
+	ImageUpdates string `json:"image_updates,omitempty"`
 	// Secrets are the values of the fleet known to be secret: its
 	// secrets' contents and the values under secret-looking keys
 	// (environment but PublicEnv, labels, logging options, .env). They

@@ -40,6 +40,7 @@ func (c *converter) service(s types.ServiceConfig) Service {
 		svc.PullPolicy = "build"
 	}
 	svc.Ingress = c.ingress(s.Name, ext.Ingress, &svc.Spec)
+	svc.ImageUpdates = c.imageUpdates(svc, ext.ImageUpdates)
 	if c.fleet.Engine == EngineSwarm {
 		svc.Swarm = swarmDeploy(s)
 		checkSwarmMounts(s.Name, svc.Spec.Mounts, c.r)

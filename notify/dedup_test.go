@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -8,12 +9,30 @@ import (
 	"github.com/fleetd/fleetd/reconcile"
 )
 
+// testFlap is the default flapping policy: 3 incidents in 10m, updates at
+// most every 30s.
+var testFlap = flapPolicy{window: 10 * time.Minute, threshold: 3, updateEvery: 30 * time.Second}
+
+// newMessages are the messages that are not in-place updates.
+func newMessages(ms []Message) []Message {
+	var out []Message
+	for _, m := range ms {
+		if !m.Update {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // TestDedupFlapping: a container going down and up 20 times in a minute
-// costs two messages (the first detection and its resolution); the flaps
-// after are counted, and the count rides on the next alert of that key.
+// is reported twice (detected, resolved), then flaps at the third
+// incident: one flapping message, then only in-place updates; a window
+// after it settles, one flap-resolved message with the total count.
+// (Before flapping was a state, this test expected the 19 flaps after the
+// first to be swallowed until the quiet period.)
 func TestDedupFlapping(t *testing.T) {
 	c := newClock()
-	d := newDedup(time.Hour)
+	d := newDedup(time.Hour, testFlap)
 	var sent []Message
 	admit := func(e reconcile.Event) {
 		if m, ok := d.admit(e, c.Now()); ok {
@@ -26,53 +45,90 @@ func TestDedupFlapping(t *testing.T) {
 		admit(resolvedEvent("web"))
 		c.Advance(1500 * time.Millisecond)
 	}
-	if got := kinds(sent); got != "drift-detected drift-resolved" {
-		t.Fatalf("20 flaps in a minute sent %q, want one detection and one resolution", got)
+	if got := kinds(newMessages(sent)); got != "drift-detected drift-resolved drift-detected drift-resolved flapping" {
+		t.Fatalf("20 flaps in a minute sent %q", got)
 	}
-	if len(d.due(c.Now())) != 0 {
-		t.Fatal("a reminder while nothing is open")
+	flap := newMessages(sent)[4]
+	if flap.Flap == nil || flap.Flap.Count != 3 || SeverityOf(flap.Kind) != Warning || SeverityOf(KindFlapResolved) != Info {
+		t.Fatalf("flapping message %+v", flap)
 	}
-	// An hour after the first alert it drifts again: one alert, which says
-	// how many flaps were held back.
-	c.Advance(time.Hour)
+	if !strings.Contains(flap.Message, "web-app-1 in fleet web: 3 incidents in 10m0s") || !strings.Contains(flap.Message, "10s") {
+		t.Errorf("flapping text %q", flap.Message)
+	}
+	// 38 changes in 54s after the flapping began, updates at most every 30s.
+	updates := len(sent) - 5
+	if updates < 1 || updates > 2 {
+		t.Errorf("%d updates during the flapping, want 1 or 2", updates)
+	}
+	for _, m := range sent[5:] {
+		if m.Flap == nil || m.Flap.ID != flap.Flap.ID || m.Kind != KindFlapping {
+			t.Errorf("update %+v is not of the flapping", m)
+		}
+	}
+	var due []Message
+	for range 25 { // 12.5 minutes, ticking every 30s
+		c.Advance(30 * time.Second)
+		due = append(due, d.due(c.Now())...)
+	}
+	got := newMessages(due)
+	if len(got) != 1 || got[0].Kind != KindFlapResolved || got[0].Flap.Count != 20 || got[0].Flap.ID != flap.Flap.ID {
+		t.Fatalf("after the calm: %+v, want one flap-resolved with 20 incidents", got)
+	}
+	if len(d.flaps) != 0 || len(d.open) != 0 {
+		t.Errorf("state left: %d flaps, %d open", len(d.flaps), len(d.open))
+	}
+	// A new incident after that is a new incident: reported.
 	admit(driftEvent("web", stopped("web-app-1")))
-	if len(sent) != 3 || sent[2].Suppressed != 19 {
-		t.Fatalf("after the quiet period: %d messages, suppressed %d; want 3 and 19", len(sent), sent[len(sent)-1].Suppressed)
+	if m := sent[len(sent)-1]; m.Kind != reconcile.EventDriftDetected || m.Update {
+		t.Fatalf("incident after the flapping ended: %+v", m)
 	}
 }
 
-// TestDedupFlappingEndsDown: a container that flaps and stays down is
-// reported once the quiet period since the last alert has passed, with the
-// count of flaps.
+// TestDedupFlappingEndsDown: a container that flaps and stays down stays
+// flapping: no flap-resolved, a reminder a quiet period after the
+// flapping message; its resolution is an update, and a window later the
+// flapping ends.
 func TestDedupFlappingEndsDown(t *testing.T) {
 	c := newClock()
-	d := newDedup(time.Hour)
-	n := 0
+	d := newDedup(time.Hour, testFlap)
+	var sent []Message
 	for i := range 20 {
-		if _, ok := d.admit(driftEvent("web", stopped("web-app-1")), c.Now()); ok {
-			n++
+		if m, ok := d.admit(driftEvent("web", stopped("web-app-1")), c.Now()); ok {
+			sent = append(sent, m)
 		}
 		c.Advance(time.Second)
 		if i < 19 {
-			if _, ok := d.admit(resolvedEvent("web"), c.Now()); ok {
-				n++
+			if m, ok := d.admit(resolvedEvent("web"), c.Now()); ok {
+				sent = append(sent, m)
 			}
 		}
 		c.Advance(time.Second)
 	}
-	if n != 2 {
-		t.Fatalf("%d messages during the flapping, want 2", n)
+	if got := kinds(newMessages(sent)); got != "drift-detected drift-resolved drift-detected drift-resolved flapping" {
+		t.Fatalf("during the flapping: %q", got)
 	}
-	if got := d.due(c.Now()); len(got) != 0 {
-		t.Fatalf("reminder inside the quiet period: %v", got)
+	var due []Message
+	tick := func(d2 time.Duration) {
+		for end := c.Now().Add(d2); c.Now().Before(end); {
+			c.Advance(30 * time.Second)
+			due = append(due, newMessages(d.due(c.Now()))...)
+		}
 	}
-	c.Advance(time.Hour)
-	got := d.due(c.Now())
-	if len(got) != 1 || got[0].Kind != reconcile.EventDriftDetected || got[0].Repeat || got[0].Suppressed != 19 {
-		t.Fatalf("after the quiet period: %+v, want one first alert with 19 suppressed", got)
+	tick(59 * time.Minute)
+	if len(due) != 0 {
+		t.Fatalf("still down, inside the quiet period: %v", kinds(due))
 	}
-	if m, ok := d.admit(resolvedEvent("web"), c.Now()); !ok || len(m.Drift) != 1 {
-		t.Fatalf("the resolution of a reported alert: %v %+v", ok, m)
+	tick(2 * time.Minute)
+	if len(due) != 1 || due[0].Kind != reconcile.EventDriftDetected || !due[0].Repeat {
+		t.Fatalf("after the quiet period: %+v, want one reminder", due)
+	}
+	if m, ok := d.admit(resolvedEvent("web"), c.Now()); !ok || !m.Update || m.Kind != KindFlapping {
+		t.Fatalf("the resolution while flapping: %v %+v, want an update", ok, m)
+	}
+	due = nil
+	tick(11 * time.Minute)
+	if got := kinds(due); got != "flap-resolved" {
+		t.Fatalf("a window after the resolution: %q", got)
 	}
 }
 
@@ -81,7 +137,7 @@ func TestDedupFlappingEndsDown(t *testing.T) {
 // resolution is not.
 func TestDedupQuietPeriod(t *testing.T) {
 	c := newClock()
-	d := newDedup(30 * time.Minute)
+	d := newDedup(30*time.Minute, testFlap)
 	start := c.Now()
 	first, ok := d.admit(driftEvent("web", stopped("web-app-1"), stopped("web-app-2")), c.Now())
 	if !ok || first.Repeat {
@@ -123,7 +179,7 @@ func TestDedupQuietPeriod(t *testing.T) {
 // quiet period, with the count of repeats.
 func TestDedupRepeatable(t *testing.T) {
 	c := newClock()
-	d := newDedup(time.Hour)
+	d := newDedup(time.Hour, testFlap)
 	e := reconcile.Event{Kind: reconcile.EventPruneRefused, Host: "h1", Reason: "would remove 6 of 8 containers"}
 	n := 0
 	for range 12 { // every 5 minutes for an hour
@@ -141,7 +197,7 @@ func TestDedupRepeatable(t *testing.T) {
 // TestDedupSourcePair: unreachable and recovered pair like drift.
 func TestDedupSourcePair(t *testing.T) {
 	c := newClock()
-	d := newDedup(time.Hour)
+	d := newDedup(time.Hour, testFlap)
 	down := reconcile.Event{Kind: reconcile.EventSourceUnreachable, Host: "h1", Reason: "dial tcp: timeout"}
 	up := reconcile.Event{Kind: reconcile.EventSourceRecovered, Host: "h1"}
 	var sent []Message
@@ -153,14 +209,19 @@ func TestDedupSourcePair(t *testing.T) {
 			c.Advance(time.Minute)
 		}
 	}
-	if got := kinds(sent); got != "source-unreachable source-recovered" {
+	// Incidents a minute apart: the third flaps. (This used to expect the
+	// second incident swallowed by the quiet period.)
+	if got := kinds(newMessages(sent)); got != "source-unreachable source-recovered source-unreachable source-recovered flapping" {
 		t.Fatalf("sent %q", got)
+	}
+	if m := newMessages(sent)[4]; !strings.Contains(m.Message, "the repository: 3 incidents in 10m0s") {
+		t.Errorf("flapping text %q", m.Message)
 	}
 }
 
 // TestDedupPassThrough: rollout and revision events are never held back.
 func TestDedupPassThrough(t *testing.T) {
-	d := newDedup(time.Hour)
+	d := newDedup(time.Hour, testFlap)
 	now := newClock().Now()
 	for _, k := range []reconcile.EventKind{reconcile.EventRolloutStarted, reconcile.EventRolloutBatch, reconcile.EventRevisionApplied, reconcile.EventDaemonStarted} {
 		for range 3 {

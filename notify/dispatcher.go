@@ -19,9 +19,19 @@ type Options struct {
 	// QuietPeriod is how long an alert stays quiet before it is repeated
 	// (default 1h).
 	QuietPeriod time.Duration
-	// CheckEvery is how often open alerts are checked for a reminder
-	// (default a tenth of the quiet period, at most a minute).
+	// CheckEvery is how often open alerts are checked for a reminder,
+	// and flapping keys for an update or their end (default a tenth of
+	// the quiet period, at most FlapUpdateEvery).
 	CheckEvery time.Duration
+	// FlapWindow and FlapThreshold: a problem key with FlapThreshold
+	// incidents within FlapWindow flaps (default 3 in 10m); it stops once
+	// healthy for a whole FlapWindow. FlapUpdateEvery spaces the in-place
+	// updates of its message (default 30s).
+	FlapWindow      time.Duration
+	FlapThreshold   int
+	FlapUpdateEvery time.Duration
+	// StatusURL is fleetd's status page, linked from flapping messages.
+	StatusURL string
 	// WebURL is the repository's web address, for commit links.
 	WebURL string
 	// Secrets are values that must never appear in a message: tokens,
@@ -30,6 +40,10 @@ type Options struct {
 	// OnDropped is called with the number of messages just lost (queue
 	// full, or delivery failed); it must not block.
 	OnDropped func(n int)
+	// OnDeadLetter is called, per sink, with the number of messages that
+	// sink just lost: a dead letter (queue full, or delivery failed after
+	// its retries); it must not block.
+	OnDeadLetter func(sink string, n int)
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	Log *slog.Logger
@@ -68,8 +82,17 @@ func New(opts Options) *Dispatcher {
 	if opts.QuietPeriod <= 0 {
 		opts.QuietPeriod = time.Hour
 	}
+	if opts.FlapWindow <= 0 {
+		opts.FlapWindow = 10 * time.Minute
+	}
+	if opts.FlapThreshold <= 0 {
+		opts.FlapThreshold = 3
+	}
+	if opts.FlapUpdateEvery <= 0 {
+		opts.FlapUpdateEvery = 30 * time.Second
+	}
 	if opts.CheckEvery <= 0 {
-		opts.CheckEvery = min(opts.QuietPeriod/10, time.Minute)
+		opts.CheckEvery = min(opts.QuietPeriod/10, opts.FlapUpdateEvery)
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -77,7 +100,7 @@ func New(opts Options) *Dispatcher {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	d := &Dispatcher{opts: opts, scrub: NewScrubber(opts.Secrets...), dedup: newDedup(opts.QuietPeriod), stop: make(chan struct{})}
+	d := &Dispatcher{opts: opts, scrub: NewScrubber(opts.Secrets...), dedup: newDedup(opts.QuietPeriod, flapPolicy{opts.FlapWindow, opts.FlapThreshold, opts.FlapUpdateEvery}), stop: make(chan struct{})}
 	d.sendCtx, d.cancelSend = context.WithCancel(context.Background())
 	for _, r := range opts.Routes {
 		w := &worker{route: r, queue: make(chan Message, opts.QueueSize)}
@@ -115,8 +138,11 @@ func (d *Dispatcher) Notify(e reconcile.Event) {
 func (d *Dispatcher) enqueue(m Message) (dropped int) {
 	m.Severity = SeverityOf(m.Kind)
 	m.CommitURL = commitURL(d.opts.WebURL, m.Revision)
+	if m.Flap != nil {
+		m.StatusURL = d.opts.StatusURL
+	}
 	for _, w := range d.workers {
-		if !w.route.Filter.Allows(m) {
+		if !w.route.Filter.Allows(m) || (m.Update && !canUpdate(w.route.Sink)) {
 			continue
 		}
 		select {
@@ -124,6 +150,7 @@ func (d *Dispatcher) enqueue(m Message) (dropped int) {
 		default:
 			w.dropped.Add(1)
 			dropped++
+			d.deadLetter(w)
 		}
 	}
 	return dropped
@@ -132,6 +159,13 @@ func (d *Dispatcher) enqueue(m Message) (dropped int) {
 func (d *Dispatcher) reportDropped(n int) {
 	if n > 0 && d.opts.OnDropped != nil {
 		d.opts.OnDropped(n)
+	}
+}
+
+// deadLetter reports one message w's sink lost.
+func (d *Dispatcher) deadLetter(w *worker) {
+	if d.opts.OnDeadLetter != nil {
+		d.opts.OnDeadLetter(w.route.Sink.Name(), 1)
 	}
 }
 
@@ -148,6 +182,7 @@ func (d *Dispatcher) run(w *worker) {
 		// The message is lost: count it, so that the next one says so.
 		w.dropped.Add(int64(m.Dropped) + 1)
 		d.reportDropped(1)
+		d.deadLetter(w)
 		if d.sendCtx.Err() != nil {
 			continue // Close gave up; it reports what was left
 		}

@@ -13,7 +13,10 @@ import (
 )
 
 // TestDispatcherFlappingBound: the flapping scenario through the whole
-// dispatcher, to two sinks: two messages each.
+// dispatcher, to two sinks: two incidents with their resolutions, then
+// one flapping message each (it used to be two messages: the incidents
+// after the first were swallowed by the quiet period). Neither sink can
+// update in place, so neither gets the updates.
 func TestDispatcherFlappingBound(t *testing.T) {
 	c := newClock()
 	a, b := newRecordSink("a"), newRecordSink("b")
@@ -26,7 +29,7 @@ func TestDispatcherFlappingBound(t *testing.T) {
 	}
 	closeDispatcher(t, d)
 	for _, s := range []*recordSink{a, b} {
-		if got := kinds(s.messages()); got != "drift-detected drift-resolved" {
+		if got := kinds(s.messages()); got != "drift-detected drift-resolved drift-detected drift-resolved flapping" {
 			t.Errorf("%s got %q", s.name, got)
 		}
 	}

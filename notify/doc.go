@@ -9,12 +9,14 @@
 //   - Notify never blocks: events go to a bounded queue per sink, one
 //     worker per sink; a full queue drops and counts, and the count rides
 //     on the sink's next message and on the OnDropped hook (a metric).
-//   - No spam: an alert (drift, unreachable source, refused prune, invalid
-//     revision) fires when it appears, not again while it persists, again
-//     only after the quiet period; a resolution is reported once, and only
-//     if its alert was. For one key, alerts are at least a quiet period
-//     apart and each resolution answers a reported alert: over a span T at
-//     most 2·(⌊T/quiet⌋+1) messages. See docs/notifications.md.
+//   - No spam: an incident (drift, unreachable source or engine, failing
+//     fleet) is reported when it appears, and its resolution once; not
+//     again while it persists, reminded only after the quiet period. A key
+//     with 3 incidents in the flap window flaps: one flapping message,
+//     in-place updates for sinks that can, one flap-resolved once healthy
+//     for a window; a burst within one window costs 1 to 6 new messages.
+//     Repeats without a resolution (refused prune, invalid revision) are
+//     sent once per quiet period. See docs/notifications.md.
 //   - Never leaks: every string of a message passes the Scrubber, that is
 //     fleetd's one redaction (package redact: configured secret values,
 //     credentials in URLs, KEY=value pairs and flags whose key looks

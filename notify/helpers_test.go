@@ -117,8 +117,11 @@ func stopped(container string) drift.Item {
 	return drift.Item{Fleet: "web", Service: "app", Container: container, Kind: drift.Stopped, Detail: "exited (137)"}
 }
 
-// slackPost is one chat.postMessage or incoming-webhook call.
+// slackPost is one chat.postMessage, chat.update or incoming-webhook
+// call; Path tells which, TS is the message chat.update changes.
 type slackPost struct {
+	Path      string
+	TS        string
 	Channel   string
 	Text      string
 	Blocks    string // the blocks as JSON text
@@ -159,7 +162,7 @@ func (f *fakeSlack) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.mu.Unlock()
-	p := slackPost{At: time.Now(), Token: strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")}
+	p := slackPost{Path: r.URL.Path, At: time.Now(), Token: strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")}
 	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
 		var body struct {
 			Channel   string          `json:"channel"`
@@ -167,13 +170,14 @@ func (f *fakeSlack) serve(w http.ResponseWriter, r *http.Request) {
 			Blocks    json.RawMessage `json:"blocks"`
 			ThreadTS  string          `json:"thread_ts"`
 			Broadcast bool            `json:"reply_broadcast"`
+			TS        string          `json:"ts"`
 		}
 		data, _ := io.ReadAll(r.Body)
 		if err := json.Unmarshal(data, &body); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		p.Channel, p.Text, p.Blocks, p.ThreadTS, p.Broadcast = body.Channel, body.Text, string(body.Blocks), body.ThreadTS, body.Broadcast
+		p.Channel, p.Text, p.Blocks, p.ThreadTS, p.Broadcast, p.TS = body.Channel, body.Text, string(body.Blocks), body.ThreadTS, body.Broadcast, body.TS
 	} else {
 		if err := r.ParseForm(); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
@@ -181,6 +185,7 @@ func (f *fakeSlack) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		p.Channel, p.Text, p.Blocks, p.ThreadTS = r.Form.Get("channel"), r.Form.Get("text"), r.Form.Get("blocks"), r.Form.Get("thread_ts")
 		p.Broadcast = r.Form.Get("reply_broadcast") == "true"
+		p.TS = r.Form.Get("ts")
 		if tok := r.Form.Get("token"); tok != "" {
 			p.Token = tok
 		}

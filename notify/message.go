@@ -13,6 +13,14 @@ import (
 // KindTest is the kind of the message `fleetd notify test` sends.
 const KindTest reconcile.EventKind = "test"
 
+// The kinds of the notifier's own flapping messages (docs/notifications.md,
+// "Flapping"): an alert key had FlapThreshold incidents within FlapWindow,
+// and, later, it stayed healthy for a whole window.
+const (
+	KindFlapping     reconcile.EventKind = "flapping"
+	KindFlapResolved reconcile.EventKind = "flap-resolved"
+)
+
 // Severity orders events for filters: Info < Warning < Error.
 type Severity int
 
@@ -55,7 +63,7 @@ func SeverityOf(k reconcile.EventKind) Severity {
 		reconcile.EventInvalidRevision, reconcile.EventFleetStalled:
 		return Error
 	case reconcile.EventDriftDetected, reconcile.EventSourceUnreachable, reconcile.EventPruneRefused,
-		reconcile.EventFleetFailing, reconcile.EventEngineUnreachable:
+		reconcile.EventFleetFailing, reconcile.EventEngineUnreachable, KindFlapping:
 		return Warning
 	}
 	return Info
@@ -79,6 +87,42 @@ type Message struct {
 	// Dropped counts messages this sink lost before this one (queue full,
 	// or delivery failed after retries).
 	Dropped int
+	// Flap describes the flapping of a KindFlapping or KindFlapResolved
+	// message; nil otherwise.
+	Flap *Flap
+	// Update marks an in-place update of the flapping message Flap.ID
+	// names: only sinks that can update (CanUpdate) receive it.
+	Update bool
+	// StatusURL links fleetd's status page on flapping messages, when
+	// configured.
+	StatusURL string
+}
+
+// Flap is what is known about one flapping alert key.
+type Flap struct {
+	// ID names the flapping (its key and start), so that its updates and
+	// its resolution find its message.
+	ID string
+	// Count is the number of incidents since the flapping began (the
+	// ones that made it flap included).
+	Count  int
+	Window time.Duration
+	// First is the first incident counted, Last the latest incident or
+	// resolution.
+	First, Last time.Time
+}
+
+// updater is a sink that can update a message it sent in place (Slack
+// with a bot token). Sinks that do not implement it, or say false, never
+// receive Update messages.
+type updater interface {
+	CanUpdate() bool
+}
+
+// canUpdate reports whether s takes in-place updates.
+func canUpdate(s Sink) bool {
+	u, ok := s.(updater)
+	return ok && u.CanUpdate()
 }
 
 // Sink delivers messages somewhere. Send retries on its own within ctx and
@@ -90,10 +134,13 @@ type Sink interface {
 }
 
 // Filter selects the messages a sink gets: an allow list of kinds (empty
-// means all) and a minimum severity. Test messages pass every filter.
+// means all), a minimum severity and an allow list of fleets (empty means
+// all; events of no fleet, such as an unreachable repository, pass). Test
+// messages pass every filter.
 type Filter struct {
 	Kinds       []reconcile.EventKind
 	MinSeverity Severity
+	Fleets      []string
 }
 
 // Allows reports whether m passes the filter.
@@ -102,6 +149,9 @@ func (f Filter) Allows(m Message) bool {
 		return true
 	}
 	if len(f.Kinds) > 0 && !slices.Contains(f.Kinds, m.Kind) {
+		return false
+	}
+	if len(f.Fleets) > 0 && m.Fleet != "" && !slices.Contains(f.Fleets, m.Fleet) {
 		return false
 	}
 	return m.Severity >= f.MinSeverity

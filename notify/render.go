@@ -2,6 +2,8 @@ package notify
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,6 +33,8 @@ var titles = map[reconcile.EventKind]string{
 	reconcile.EventEngineUnreachable: "Docker engine unreachable",
 	reconcile.EventEngineRecovered:   "Docker engine back",
 	KindTest:                         "Test message",
+	KindFlapping:                     "Flapping",
+	KindFlapResolved:                 "Stable again",
 }
 
 var icons = map[reconcile.EventKind]string{
@@ -54,6 +58,8 @@ var icons = map[reconcile.EventKind]string{
 	reconcile.EventEngineUnreachable: "⚠️",
 	reconcile.EventEngineRecovered:   "✅",
 	KindTest:                         "🔔",
+	KindFlapping:                     "🔁",
+	KindFlapResolved:                 "✅",
 }
 
 // title is the headline: what happened, then where.
@@ -104,7 +110,8 @@ func commitURL(webURL string, rev *reconcile.Revision) string {
 // notes are the small print: repeats, suppressed flaps, drops.
 func notes(m Message) []string {
 	var out []string
-	if !m.Since.IsZero() {
+	if !m.Since.IsZero() && m.Flap == nil { // a flapping's text says when
+
 		if m.Kind == reconcile.EventDriftResolved || m.Kind == reconcile.EventSourceRecovered {
 			out = append(out, "after "+roundDuration(m.Time.Sub(m.Since)).String())
 		} else {
@@ -112,7 +119,7 @@ func notes(m Message) []string {
 		}
 	}
 	if m.Suppressed > 0 {
-		out = append(out, fmt.Sprintf("%d repeats suppressed since the last alert (flapping)", m.Suppressed))
+		out = append(out, fmt.Sprintf("%d repeats suppressed since the last alert", m.Suppressed))
 	}
 	if m.Dropped > 0 {
 		out = append(out, fmt.Sprintf("%d earlier notifications were dropped", m.Dropped))
@@ -173,5 +180,61 @@ func plainText(m Message) string {
 	if m.Message != "" {
 		s += ": " + m.Message
 	}
+	if m.StatusURL != "" {
+		s += " Status: " + m.StatusURL
+	}
 	return s
+}
+
+// flapText is the text of a flapping message of kind k about the alert e
+// (the incident that made its key flap): what flaps, how often, and what
+// fleetd does about it.
+func flapText(e reconcile.Event, f *Flap, k reconcile.EventKind) string {
+	what := flapObject(e)
+	span := roundDuration(f.Last.Sub(f.First))
+	if k == KindFlapResolved {
+		return fmt.Sprintf("%s: stable again, healthy for %s; %s over %s.", what, f.Window, incidents(f.Count), span)
+	}
+	count := fmt.Sprintf("%s in %s", incidents(f.Count), f.Window)
+	if span > f.Window {
+		count = fmt.Sprintf("%s since %s", incidents(f.Count), f.First.UTC().Format("15:04:05 UTC"))
+	}
+	action := "fleetd keeps retrying."
+	if e.Kind == reconcile.EventDriftDetected {
+		action = fmt.Sprintf("fleetd keeps healing it, waiting %s after a heal, doubling up to %s.",
+			reconcile.DefaultHealBackoff, reconcile.DefaultHealBackoffMax)
+	}
+	return fmt.Sprintf("%s: %s. %s Further incidents update this message where the destination can; one more message follows once it has been healthy for %s.",
+		what, count, action, f.Window)
+}
+
+// flapObject names what flaps: "web-1 in fleet shop", "the repository".
+func flapObject(e reconcile.Event) string {
+	switch e.Kind {
+	case reconcile.EventSourceUnreachable:
+		return "the repository"
+	case reconcile.EventEngineUnreachable:
+		return "the Docker engine"
+	case reconcile.EventFleetStalled, reconcile.EventFleetFailing:
+		return "fleet " + e.Fleet + " (" + titles[e.Kind] + ")"
+	}
+	set := map[string]bool{}
+	for _, it := range e.Drift {
+		set[it.Container] = true
+	}
+	names := slices.Sorted(maps.Keys(set))
+	if len(names) > 3 {
+		names = append(names[:3], fmt.Sprintf("%d more", len(names)-3))
+	}
+	if len(names) == 0 {
+		return "fleet " + e.Fleet
+	}
+	return strings.Join(names, ", ") + " in fleet " + e.Fleet
+}
+
+func incidents(n int) string {
+	if n == 1 {
+		return "1 incident"
+	}
+	return fmt.Sprintf("%d incidents", n)
 }

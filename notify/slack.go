@@ -36,6 +36,8 @@ type Slack struct {
 
 	mu      sync.Mutex
 	threads map[threadKey]thread
+	// flaps are the flapping messages, by Flap.ID, for their updates.
+	flaps map[string]thread
 }
 
 // threadKey names one service's rollout; the event does not carry the
@@ -58,7 +60,7 @@ func NewSlack(cfg SlackConfig) (*Slack, error) {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
-	s := &Slack{cfg: cfg, http: cfg.HTTPClient, threads: map[threadKey]thread{}}
+	s := &Slack{cfg: cfg, http: cfg.HTTPClient, threads: map[threadKey]thread{}, flaps: map[string]thread{}}
 	if cfg.Token != "" {
 		opts := []slack.Option{slack.OptionHTTPClient(cfg.HTTPClient)}
 		if cfg.APIURL != "" {
@@ -76,6 +78,10 @@ func (s *Slack) Name() string {
 	}
 	return "slack webhook"
 }
+
+// CanUpdate says whether flapping messages can be updated in place: with
+// a bot token (chat.update), not with an incoming webhook.
+func (s *Slack) CanUpdate() bool { return s.client != nil }
 
 // Send posts m, retrying rate limits (after Retry-After), 5xx and network
 // errors.
@@ -97,6 +103,14 @@ func (s *Slack) Send(ctx context.Context, m Message) error {
 		channel = m.SlackChannel
 	}
 	opts := []slack.MsgOption{slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...), slack.MsgOptionDisableLinkUnfurl()}
+	if m.Flap != nil {
+		if t, ok := s.flap(m.Flap.ID); ok {
+			return s.sendFlap(ctx, t, m, opts)
+		}
+		if m.Update {
+			return nil // its message is gone (never sent, or forgotten): nothing to update
+		}
+	}
 	key := threadKey{m.Host, m.Fleet, m.Service}
 	if t, ok := s.thread(key); ok && inThread(m.Kind) && t.channel == channel {
 		opts = append(opts, slack.MsgOptionTS(t.ts))
@@ -121,7 +135,45 @@ func (s *Slack) Send(ctx context.Context, m Message) error {
 	if m.Kind == reconcile.EventRolloutSucceeded {
 		s.forget(key)
 	}
+	if m.Kind == KindFlapping && m.Flap != nil {
+		s.mu.Lock()
+		remember(s.flaps, m.Flap.ID, thread{channel: channel, ts: ts})
+		s.mu.Unlock()
+	}
 	return nil
+}
+
+// sendFlap updates the flapping message t in place; the end of the
+// flapping also gets a reply in its thread.
+func (s *Slack) sendFlap(ctx context.Context, t thread, m Message, opts []slack.MsgOption) error {
+	err := s.cfg.Retry.do(ctx, func(ctx context.Context) error {
+		_, _, _, err := s.client.UpdateMessageContext(ctx, t.channel, t.ts, opts...)
+		return classifySlack(err)
+	})
+	if err != nil {
+		return fmt.Errorf("slack %s: update: %w", t.channel, err)
+	}
+	if m.Kind != KindFlapResolved {
+		return nil
+	}
+	s.mu.Lock()
+	delete(s.flaps, m.Flap.ID)
+	s.mu.Unlock()
+	err = s.cfg.Retry.do(ctx, func(ctx context.Context) error {
+		_, _, err := s.client.PostMessageContext(ctx, t.channel, append(opts, slack.MsgOptionTS(t.ts))...)
+		return classifySlack(err)
+	})
+	if err != nil {
+		return fmt.Errorf("slack %s: %w", t.channel, err)
+	}
+	return nil
+}
+
+func (s *Slack) flap(id string) (thread, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.flaps[id]
+	return t, ok
 }
 
 // inThread reports whether an event continues a rollout's thread.
@@ -144,13 +196,19 @@ func (s *Slack) thread(k threadKey) (thread, bool) {
 func (s *Slack) remember(k threadKey, t thread) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.threads[k]; !ok && len(s.threads) >= maxThreads {
-		for old := range s.threads { // any one: a thread this old is over
-			delete(s.threads, old)
+	remember(s.threads, k, t)
+}
+
+// remember puts t in m, which holds at most maxThreads messages; s.mu is
+// held.
+func remember[K comparable](m map[K]thread, k K, t thread) {
+	if _, ok := m[k]; !ok && len(m) >= maxThreads {
+		for old := range m { // any one: a message this old is over
+			delete(m, old)
 			break
 		}
 	}
-	s.threads[k] = t
+	m[k] = t
 }
 
 func (s *Slack) forget(k threadKey) {

@@ -177,3 +177,101 @@ func TestNewSlackConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestSlackFlapping: with a bot token, the flapping message is posted
+// once, later counts update it in place (chat.update of its channel and
+// ts), and the end of the flapping updates it once more and replies in
+// its thread. Secrets never reach Slack.
+func TestSlackFlapping(t *testing.T) {
+	const secret = "hunter2-flap-secret-value"
+	f := newFakeSlack(t)
+	c := newClock()
+	d := New(Options{Routes: []Route{{Sink: botSlack(t, f, "#ops")}}, Now: c.Now, CheckEvery: time.Millisecond,
+		Secrets: []string{secret}, StatusURL: "https://fleetd.example.com/status"})
+	defer closeDispatcher(t, d)
+	down := driftEvent("web", drift.Item{Container: "web-app-1", Kind: drift.Stopped, Detail: "exited (137): " + secret})
+	down.Reason = "oom with TOKEN=" + secret
+	for range 2 {
+		d.Notify(down)
+		d.Notify(resolvedEvent("web"))
+	}
+	d.Notify(down)
+	var posts []slackPost
+	for range 5 {
+		posts = append(posts, f.next(t))
+	}
+	flap := posts[4]
+	if flap.Path != "/api/chat.postMessage" || !strings.Contains(flap.Text, "3 incidents in 10m0s") || !strings.Contains(flap.Text, "https://fleetd.example.com/status") {
+		t.Fatalf("flapping message: %+v", flap)
+	}
+	flapTS := "1700000000.000005"
+	c.Advance(31 * time.Second)
+	d.Notify(resolvedEvent("web"))
+	d.Notify(down)
+	upd := f.next(t)
+	if upd.Path != "/api/chat.update" || upd.Channel != "#ops" || upd.TS != flapTS || !strings.Contains(upd.Text, "Flapping") {
+		t.Fatalf("update: %+v, want chat.update of #ops %s", upd, flapTS)
+	}
+	c.Advance(11 * time.Minute) // the incident above is still open: no end
+	d.Notify(resolvedEvent("web"))
+	upd = f.next(t)
+	if upd.Path != "/api/chat.update" || upd.TS != flapTS || !strings.Contains(upd.Text, "4 incidents since") {
+		t.Fatalf("update with the new count: %+v", upd)
+	}
+	c.Advance(11 * time.Minute)
+	end, reply := f.next(t), f.next(t)
+	if end.Path != "/api/chat.update" || end.TS != flapTS || !strings.Contains(end.Text, "Stable again") || !strings.Contains(end.Text, "4 incidents over") {
+		t.Fatalf("end of the flapping, in place: %+v", end)
+	}
+	if reply.Path != "/api/chat.postMessage" || reply.ThreadTS != flapTS || reply.Text != end.Text {
+		t.Fatalf("end of the flapping, in the thread: %+v", reply)
+	}
+	closeDispatcher(t, d)
+	all := f.allPosts()
+	if len(all) != 9 {
+		t.Errorf("%d calls, want 9 (4 incidents and resolutions, flapping, 2 updates, end, reply)", len(all))
+	}
+	for _, p := range all {
+		if strings.Contains(p.Text+p.Blocks, secret) {
+			t.Errorf("%s leaks the secret: %s %s", p.Path, p.Text, p.Blocks)
+		}
+	}
+}
+
+// TestSlackWebhookFlapping: an incoming webhook cannot update a message:
+// it gets the flapping message and the flap-resolved one, no updates.
+func TestSlackWebhookFlapping(t *testing.T) {
+	f := newFakeSlack(t)
+	c := newClock()
+	s := hookSlack(t, f)
+	if s.CanUpdate() || !botSlack(t, f, "#c").CanUpdate() {
+		t.Fatal("CanUpdate: want false for a webhook, true for a bot token")
+	}
+	d := New(Options{Routes: []Route{{Sink: s}}, Now: c.Now, CheckEvery: time.Millisecond})
+	defer closeDispatcher(t, d)
+	for range 6 {
+		d.Notify(driftEvent("web", stopped("web-app-1")))
+		d.Notify(resolvedEvent("web"))
+		c.Advance(40 * time.Second)
+	}
+	for range 5 {
+		f.next(t)
+	}
+	c.Advance(11 * time.Minute)
+	end := f.next(t)
+	if !strings.Contains(end.Text, "Stable again") || !strings.Contains(end.Text, "6 incidents over") {
+		t.Fatalf("end: %+v", end)
+	}
+	closeDispatcher(t, d)
+	all := f.allPosts()
+	var texts []string
+	for _, p := range all {
+		if !strings.HasPrefix(p.Path, "/hook/") {
+			t.Errorf("a webhook sink called %s", p.Path)
+		}
+		texts = append(texts, p.Text)
+	}
+	if len(all) != 6 || !strings.Contains(all[4].Text, "Flapping") {
+		t.Errorf("%d posts, want 6 (2 incidents, 2 resolutions, flapping, end):\n%s", len(all), strings.Join(texts, "\n"))
+	}
+}

@@ -26,6 +26,9 @@ func slackBlocks(m Message) []slack.Block {
 	if m.Message != "" {
 		blocks = append(blocks, slack.NewSectionBlock(mrkdwn(escape(clip(m.Message, 2000))), nil, nil))
 	}
+	if m.StatusURL != "" {
+		blocks = append(blocks, slack.NewSectionBlock(mrkdwn("<"+m.StatusURL+"|fleetd status>"), nil, nil))
+	}
 	if m.Reason != "" {
 		blocks = append(blocks, slack.NewSectionBlock(mrkdwn("*Reason*\n"+codeBlock(clip(m.Reason, 1500))), nil, nil))
 	}

@@ -45,6 +45,19 @@ type Payload struct {
 	Since      *time.Time `json:"since,omitempty"`
 	Suppressed int        `json:"suppressed"`
 	Dropped    int        `json:"dropped"`
+	// Flap describes the flapping of a "flapping" or "flap-resolved"
+	// event (added in version 1: absent on other kinds).
+	Flap *PayloadFlap `json:"flap,omitempty"`
+}
+
+// PayloadFlap is a flapping alert key: incidents counted since it began
+// to flap, the window, the first incident and the latest change.
+type PayloadFlap struct {
+	Count         int       `json:"count"`
+	WindowSeconds int64     `json:"window_seconds"`
+	First         time.Time `json:"first"`
+	Last          time.Time `json:"last"`
+	StatusURL     string    `json:"status_url,omitempty"`
 }
 
 // PayloadRevision is the commit an event is about.
@@ -66,6 +79,9 @@ func NewPayload(m Message) Payload {
 	if !m.Since.IsZero() {
 		since := m.Since.UTC()
 		p.Since = &since
+	}
+	if f := m.Flap; f != nil {
+		p.Flap = &PayloadFlap{Count: f.Count, WindowSeconds: int64(f.Window / time.Second), First: f.First.UTC(), Last: f.Last.UTC(), StatusURL: m.StatusURL}
 	}
 	return p
 }

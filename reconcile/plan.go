@@ -177,6 +177,13 @@ func (p Policy) PruneRatio() float64 {
 	return p.MassPruneRatio
 }
 
+// The default self-heal backoff: the first wait after a heal, doubled per
+// attempt up to the maximum (Policy.HealBackoff, Policy.HealBackoffMax).
+const (
+	DefaultHealBackoff    = 10 * time.Second
+	DefaultHealBackoffMax = 5 * time.Minute
+)
+
 // healDue reports whether a container may be healed now, and when it may
 // be otherwise.
 func (p Policy) healDue(name string) (bool, time.Time) {
@@ -186,10 +193,10 @@ func (p Policy) healDue(name string) (bool, time.Time) {
 	}
 	base, limit := p.HealBackoff, p.HealBackoffMax
 	if base <= 0 {
-		base = 10 * time.Second
+		base = DefaultHealBackoff
 	}
 	if limit <= 0 {
-		limit = 5 * time.Minute
+		limit = DefaultHealBackoffMax
 	}
 	wait := base
 	for i := 1; i < rec.Attempts && wait < limit; i++ {

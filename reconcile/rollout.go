@@ -102,6 +102,9 @@ const (
 	// The engine cannot be reached (dockerd restarting, socket gone).
 	EventEngineUnreachable EventKind = "engine-unreachable"
 	EventEngineRecovered   EventKind = "engine-recovered"
+	// A tag a service runs names a new digest at its registry
+	// (x-fleetd.image_updates), told once per fleet, tag and digest.
+	EventImageUpdateAvailable EventKind = "image-update-available"
 )
 
 // Revision is one revision of the fleet repository, checked out on disk.

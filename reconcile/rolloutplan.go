@@ -2,7 +2,9 @@ package reconcile
 
 import (
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/fleetd/fleetd/drift"
@@ -322,9 +324,32 @@ func (b *builder) previousSpec(stale []containerItems) (string, *fleets.Spec) {
 		if err != nil {
 			continue
 		}
+		if c.has(drift.Image) && !c.has(drift.SpecChange) {
+			// The tag moved (a pull): the previous spec names the same
+			// tag, so a rollback pins the digest the old replica runs.
+			if pinned := b.pinned(spec.Image, ctr.ImageID); pinned != "" {
+				spec.Image = pinned
+			}
+		}
 		return ctr.Labels[fleets.LabelSpecHash], &spec
 	}
 	return "", nil
+}
+
+// pinned returns the local repo digest ("name@sha256:…") of tag ref's
+// repository that image imageID carries, or "" when it has none (built
+// or loaded here).
+func (b *builder) pinned(ref, imageID string) string {
+	repo := ref
+	if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
+		repo = ref[:i]
+	}
+	for _, key := range slices.Sorted(maps.Keys(b.obs.Images)) {
+		if strings.HasPrefix(key, repo+"@") && b.obs.Images[key] == imageID {
+			return key
+		}
+	}
+	return ""
 }
 
 func (b *builder) noteNext(t time.Time) {

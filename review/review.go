@@ -649,6 +649,7 @@ func serviceUpdates(b, h fleets.Service) []FieldChange {
 	add("x-fleetd.readiness", b.Readiness, h.Readiness)
 	add("x-fleetd.health_timeout", b.HealthTimeout, h.HealthTimeout)
 	add("x-fleetd.public_env", strings.Join(b.PublicEnv, ", "), strings.Join(h.PublicEnv, ", "))
+	add("x-fleetd.image_updates", b.ImageUpdates, h.ImageUpdates)
 	if b.Swarm != nil || h.Swarm != nil {
 		bs, hs := swarmOf(b), swarmOf(h)
 		add("deploy.mode", bs.Mode, hs.Mode)

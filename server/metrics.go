@@ -28,9 +28,11 @@ type Metrics struct {
 	rollouts          *prometheus.CounterVec
 	webhooks          *prometheus.CounterVec
 	dropped           prometheus.Counter
+	deadLetters       *prometheus.CounterVec
 	conditions        *prometheus.GaugeVec
 	lastSuccess       *prometheus.GaugeVec
 	buildInfo         *prometheus.GaugeVec
+	imageUpdates      *prometheus.GaugeVec
 
 	mu         sync.Mutex
 	driftKinds map[string]bool      // every kind ever set, to reset to 0
@@ -82,6 +84,9 @@ func NewMetrics() *Metrics {
 	m.dropped = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "fleetd_notifications_dropped_total", Help: "Notifications dropped because a sink was slow or down.",
 	})
+	m.deadLetters = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fleetd_notify_dead_letters_total", Help: "Notifications a sink lost (queue full, or delivery failed after its retries), by sink.",
+	}, []string{"sink"})
 	m.lastSuccess = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "fleetd_last_success_timestamp_seconds", Help: "When a fleet's apply last succeeded (Unix time): alert on it growing old.",
 	}, []string{"fleet"})
@@ -91,9 +96,13 @@ func NewMetrics() *Metrics {
 	m.conditions = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "fleetd_fleet_condition", Help: "A fleet's conditions (Ready, Progressing, Degraded, Stalled): 1 when True, 0 when False, with the current reason.",
 	}, []string{"fleet", "type", "reason"})
+	m.imageUpdates = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "fleetd_image_update_available", Help: "1 when a service's image tag names a new digest at its registry, 0 when it runs the tag's digest.",
+	}, []string{"fleet", "service", "image"})
+	m.Registry.MustRegister(m.imageUpdates)
 	m.Registry.MustRegister(
 		m.reconciles, m.reconcileDuration, m.drift, m.applied,
-		m.fetchDuration, m.fetchFailures, m.backoff, m.rollouts, m.webhooks, m.dropped, m.conditions, m.lastSuccess, m.buildInfo,
+		m.fetchDuration, m.fetchFailures, m.backoff, m.rollouts, m.webhooks, m.dropped, m.deadLetters, m.conditions, m.lastSuccess, m.buildInfo,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -177,6 +186,19 @@ func (m *Metrics) SetCondition(fleet, typ string, status bool, reason string) {
 	m.conditions.WithLabelValues(fleet, typ, reason).Set(v)
 }
 
+// SetImageUpdate sets whether a service's image tag names a new digest at
+// its registry.
+func (m *Metrics) SetImageUpdate(fleet, service, image string, available bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if available {
+		v = 1
+	}
+	m.imageUpdates.WithLabelValues(fleet, service, image).Set(v)
+}
+
 // ForgetFleet removes the series of a fleet that is no longer on the host.
 func (m *Metrics) ForgetFleet(fleet string) {
 	if m == nil {
@@ -185,6 +207,7 @@ func (m *Metrics) ForgetFleet(fleet string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.conditions.DeletePartialMatch(prometheus.Labels{"fleet": fleet})
+	m.imageUpdates.DeletePartialMatch(prometheus.Labels{"fleet": fleet})
 	m.lastSuccess.DeleteLabelValues(fleet)
 	for key := range m.condReason {
 		if key[0] == fleet {
@@ -230,6 +253,15 @@ func (m *Metrics) AddDropped(n int) {
 		return
 	}
 	m.dropped.Add(float64(n))
+}
+
+// AddDeadLetters counts n notifications the sink lost; the sink is its
+// name (a service scheme, a webhook's host), never a URL.
+func (m *Metrics) AddDeadLetters(sink string, n int) {
+	if m == nil || n <= 0 {
+		return
+	}
+	m.deadLetters.WithLabelValues(sink).Add(float64(n))
 }
 
 // webhook counts one webhook request.

@@ -40,6 +40,9 @@ func TestMetricsExposition(t *testing.T) {
 	m.SetBackoff(4 * time.Second)
 	m.ObserveRollout("succeeded")
 	m.AddDropped(3)
+	m.AddDeadLetters("discord", 2)
+	m.AddDeadLetters("discord", 1)
+	m.AddDeadLetters("ntfy", 0)
 	body := pushBody("refs/heads/main")
 	do(srv.Handler(), "POST", "/hooks/github", body, deliver("github", "push", testSecret, body)...)
 	do(srv.Handler(), "POST", "/hooks/github", body, deliver("github", "push", []byte("x"), body)...)
@@ -58,6 +61,7 @@ func TestMetricsExposition(t *testing.T) {
 		`fleetd_webhook_requests_total{provider="github",result="accepted"} 1`,
 		`fleetd_webhook_requests_total{provider="github",result="unauthorized"} 1`,
 		`fleetd_notifications_dropped_total 3`,
+		`fleetd_notify_dead_letters_total{sink="discord"} 3`,
 	} {
 		hasLine(t, text, line)
 	}
@@ -107,6 +111,7 @@ func TestMetricsNilSafe(t *testing.T) {
 	m.SetBackoff(time.Second)
 	m.ObserveRollout("failed")
 	m.AddDropped(1)
+	m.AddDeadLetters("discord", 1)
 }
 
 func TestNewWithoutMetrics(t *testing.T) {

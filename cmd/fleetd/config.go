@@ -35,6 +35,8 @@ type daemonConfig struct {
 	Ingress    ingressConfig   `yaml:"ingress"`
 	Log        logConfig       `yaml:"log"`
 	Policy     policyConfig    `yaml:"policy"` // policy.go
+	// ImageUpdates is the image update check (imageupdates.go).
+	ImageUpdates imageUpdatesConfig `yaml:"image_updates"`
 }
 
 // ingressConfig tunes fleetd's ingress, which runs when a service asks
@@ -152,9 +154,20 @@ type apiConfig struct {
 type notifyConfig struct {
 	Slack    slackConfig         `yaml:"slack"`
 	Webhooks []webhookSinkConfig `yaml:"webhooks"`
+	// Chat are the services reached through shoutrrr (Discord, Teams,
+	// Telegram, Matrix, SMTP, ntfy, Gotify, generic, …), one URL each.
+	Chat []chatSinkConfig `yaml:"chat"`
 	// QuietPeriod is how long a persisting drift alert stays quiet before
 	// it is repeated (default 1h).
 	QuietPeriod string `yaml:"quiet_period"`
+	// FlapWindow: 3 incidents of one alert within it make it flap, and it
+	// stops once healthy for as long (default 10m).
+	FlapWindow string `yaml:"flap_window"`
+	// StatusURL is fleetd's status page, linked from flapping messages
+	// and from commit statuses.
+	StatusURL string `yaml:"status_url"`
+	// CommitStatus posts commit statuses to the forge (commitstatus.go).
+	CommitStatus *commitStatusConfig `yaml:"commit_status"`
 }
 
 type slackConfig struct {
@@ -170,10 +183,18 @@ type webhookSinkConfig struct {
 	sinkFilter `yaml:",inline"`
 }
 
+// chatSinkConfig is one shoutrrr service: its URL holds tokens, so the
+// file names a file that holds it.
+type chatSinkConfig struct {
+	URLFile    string `yaml:"url_file"`
+	sinkFilter `yaml:",inline"`
+}
+
 // sinkFilter selects the events one sink receives.
 type sinkFilter struct {
 	Kinds       []string `yaml:"kinds"`        // event kinds; empty = all
 	MinSeverity string   `yaml:"min_severity"` // info | warning | error; default info
+	Fleets      []string `yaml:"fleets"`       // fleet names; empty = all (events of no fleet pass)
 }
 
 type reconcileConfig struct {
@@ -300,6 +321,9 @@ func (c *daemonConfig) validate() error {
 	if c.Reconcile.Parallelism < 1 {
 		bad("reconcile.parallelism", "must be at least 1")
 	}
+	if _, err := c.ImageUpdates.interval(); err != nil {
+		errs = append(errs, err)
+	}
 	if _, err := c.Swarm.leaseParams(); err != nil {
 		errs = append(errs, err)
 	}
@@ -314,6 +338,14 @@ func (c *daemonConfig) validate() error {
 			bad("notify.quiet_period", "%q is not a duration", c.Notify.QuietPeriod)
 		}
 	}
+	if c.Notify.FlapWindow != "" {
+		if d, err := time.ParseDuration(c.Notify.FlapWindow); err != nil || d <= 0 {
+			bad("notify.flap_window", "%q is not a positive duration", c.Notify.FlapWindow)
+		}
+	}
+	if u := c.Notify.StatusURL; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+		bad("notify.status_url", "%q is not an http(s) URL", u)
+	}
 	if err := c.Notify.Slack.sinkFilter.check(); err != nil {
 		bad("notify.slack", "%v", err)
 	}
@@ -322,6 +354,8 @@ func (c *daemonConfig) validate() error {
 			bad(fmt.Sprintf("notify.webhooks[%d]", i), "%v", err)
 		}
 	}
+	errs = append(errs, c.Notify.checkChat()...)
+	errs = append(errs, c.Notify.CommitStatus.check(c.Source.URL)...)
 	if c.Notify.Slack.TokenFile != "" && c.Notify.Slack.Channel == "" {
 		bad("notify.slack.channel", "required with notify.slack.token_file")
 	}
@@ -362,6 +396,12 @@ func (c *daemonConfig) secretFiles() map[string]string {
 	}
 	for i, w := range c.Notify.Webhooks {
 		files[fmt.Sprintf("notify.webhooks[%d].secret_file", i)] = w.SecretFile
+	}
+	for i, ch := range c.Notify.Chat {
+		files[fmt.Sprintf("notify.chat[%d].url_file", i)] = ch.URLFile
+	}
+	if cs := c.Notify.CommitStatus; cs != nil {
+		files["notify.commit_status.token_file"] = cs.TokenFile
 	}
 	return files
 }

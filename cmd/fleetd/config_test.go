@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -141,4 +142,58 @@ func TestEveryCommandHasAnExample(t *testing.T) {
 		}
 	}
 	walk(newRootCmd())
+}
+
+// TestConfigChat: notify.chat is checked at start-up, naming the entry;
+// a good entry becomes a sink named by its scheme, filtered by fleet, its
+// URL's secrets added to the scrubber's.
+func TestConfigChat(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	good := write("discord.url", "discord://dcTokenSecret0123456789@123456789012345678\n")
+	unknown := write("unknown.url", "nosuch://tokenSecretXYZ@host\n")
+	for _, c := range []struct{ name, chat, want string }{
+		{"unreadable url_file", "[{url_file: /nonexistent/discord.url}]", "notify.chat[0].url_file"},
+		{"missing url_file", "[{min_severity: warning}]", "notify.chat[0].url_file: required"},
+		{"unknown scheme", "[{url_file: " + good + "}, {url_file: " + unknown + "}]", `notify.chat[1]: unknown chat service "nosuch"`},
+		{"bad severity", "[{url_file: " + good + ", min_severity: loud}]", "notify.chat[0]: min_severity"},
+		{"empty fleet", "[{url_file: " + good + ", fleets: ['']}]", "notify.chat[0]: fleets"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := loadConfig(t, "source: {url: x}\nnotify: {chat: "+c.chat+"}\n", nil)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error = %v, want it to contain %q", err, c.want)
+			}
+			if strings.Contains(err.Error(), "tokenSecretXYZ") {
+				t.Errorf("the error shows the URL's token: %v", err)
+			}
+		})
+	}
+
+	cfg, err := loadConfig(t, "source: {url: x}\nnotify: {chat: [{url_file: "+good+", min_severity: warning, fleets: [shop]}], slack: {webhook_url_file: "+good+", fleets: [web]}}\n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts, err := notifyOptions(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(opts.Routes) != 2 || opts.Routes[1].Sink.Name() != "discord" {
+		t.Fatalf("routes %+v", opts.Routes)
+	}
+	if f := opts.Routes[1].Filter; len(f.Fleets) != 1 || f.Fleets[0] != "shop" || f.MinSeverity.String() != "warning" {
+		t.Errorf("chat filter %+v", f)
+	}
+	if f := opts.Routes[0].Filter; len(f.Fleets) != 1 || f.Fleets[0] != "web" {
+		t.Errorf("slack filter %+v", f)
+	}
+	if !slices.Contains(opts.Secrets, "dcTokenSecret0123456789") {
+		t.Errorf("the URL's token is not a secret: %q", opts.Secrets)
+	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -41,13 +42,21 @@ func newNotifier(cfg daemonConfig, log *slog.Logger, metrics *server.Metrics) (e
 	}
 	if metrics != nil {
 		opts.OnDropped = metrics.AddDropped
+		opts.OnDeadLetter = metrics.AddDeadLetters
 	}
 	return dispatcherSink{notify.New(opts)}, nil
 }
 
 // notifyOptions reads the secret files of cfg.Notify and builds the sinks.
 func notifyOptions(cfg daemonConfig, log *slog.Logger) (notify.Options, error) {
-	opts := notify.Options{WebURL: cfg.Source.WebURL, Log: log}
+	opts := notify.Options{WebURL: cfg.Source.WebURL, StatusURL: cfg.Notify.StatusURL, Log: log}
+	if cfg.Notify.FlapWindow != "" {
+		d, err := time.ParseDuration(cfg.Notify.FlapWindow)
+		if err != nil {
+			return opts, fmt.Errorf("notify.flap_window: %w", err)
+		}
+		opts.FlapWindow = d
+	}
 	if cfg.Notify.QuietPeriod != "" {
 		d, err := time.ParseDuration(cfg.Notify.QuietPeriod)
 		if err != nil {
@@ -70,7 +79,7 @@ func notifyOptions(cfg daemonConfig, log *slog.Logger) (notify.Options, error) {
 			return opts, fmt.Errorf("notify.slack: %w", err)
 		}
 		opts.Routes = append(opts.Routes, notify.Route{Sink: s, Filter: sc.sinkFilter.filter()})
-		opts.Secrets = append(opts.Secrets, hookURL, token)
+		opts.Secrets = append(append(opts.Secrets, token), notify.URLSecrets(hookURL)...)
 	}
 	for i, wc := range cfg.Notify.Webhooks {
 		secret, err := readSecret(wc.SecretFile)
@@ -84,13 +93,55 @@ func notifyOptions(cfg daemonConfig, log *slog.Logger) (notify.Options, error) {
 		opts.Routes = append(opts.Routes, notify.Route{Sink: w, Filter: wc.sinkFilter.filter()})
 		opts.Secrets = append(opts.Secrets, wc.URL, secret)
 	}
+	for i, cc := range cfg.Notify.Chat {
+		key := fmt.Sprintf("notify.chat[%d]", i)
+		u, err := readSecret(cc.URLFile)
+		if err != nil {
+			return opts, fmt.Errorf("%s.url_file: %w", key, err)
+		}
+		s, err := notify.NewShoutrrr(notify.ShoutrrrConfig{URL: u})
+		if err != nil {
+			return opts, fmt.Errorf("%s: %w", key, err)
+		}
+		opts.Routes = append(opts.Routes, notify.Route{Sink: s, Filter: cc.sinkFilter.filter()})
+		opts.Secrets = append(opts.Secrets, notify.URLSecrets(u)...)
+	}
 	// Other secrets of the configuration must not reach a message either.
-	for _, path := range []string{cfg.Source.Auth.TokenFile, cfg.Source.Auth.PasswordFile, cfg.Webhook.SecretFile, cfg.API.TokenFile} {
+	others := []string{cfg.Source.Auth.TokenFile, cfg.Source.Auth.PasswordFile, cfg.Webhook.SecretFile, cfg.API.TokenFile}
+	if cs := cfg.Notify.CommitStatus; cs != nil {
+		others = append(others, cs.TokenFile)
+	}
+	for _, path := range others {
 		if v, err := readSecret(path); err == nil {
 			opts.Secrets = append(opts.Secrets, v)
 		}
 	}
 	return opts, nil
+}
+
+// checkChat validates notify.chat: a filter, and a URL file that holds a
+// URL of a service shoutrrr knows (an unreadable file is reported with
+// the other secret files).
+func (n notifyConfig) checkChat() []error {
+	var errs []error
+	for i, cc := range n.Chat {
+		key := fmt.Sprintf("notify.chat[%d]", i)
+		if err := cc.sinkFilter.check(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", key, err))
+		}
+		if cc.URLFile == "" {
+			errs = append(errs, fmt.Errorf("%s.url_file: required", key))
+			continue
+		}
+		u, err := readSecret(cc.URLFile)
+		if err != nil {
+			continue
+		}
+		if _, err := notify.NewShoutrrr(notify.ShoutrrrConfig{URL: u}); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", key, err))
+		}
+	}
+	return errs
 }
 
 // check validates a sink's filter: known event kinds and severity.
@@ -103,13 +154,16 @@ func (f sinkFilter) check() error {
 			return fmt.Errorf("kinds: unknown event kind %q", k)
 		}
 	}
+	if slices.Contains(f.Fleets, "") {
+		return errors.New("fleets: an empty fleet name")
+	}
 	return nil
 }
 
 // filter is the validated filter (check ran at start-up).
 func (f sinkFilter) filter() notify.Filter {
 	sev, _ := notify.ParseSeverity(f.MinSeverity)
-	out := notify.Filter{MinSeverity: sev}
+	out := notify.Filter{MinSeverity: sev, Fleets: f.Fleets}
 	for _, k := range f.Kinds {
 		out.Kinds = append(out.Kinds, reconcile.EventKind(k))
 	}
@@ -122,5 +176,6 @@ var eventKinds = []reconcile.EventKind{
 	reconcile.EventRolloutFailed, reconcile.EventRolloutRolledBack, reconcile.EventRolloutPaused,
 	reconcile.EventRevisionApplied, reconcile.EventDriftDetected, reconcile.EventDriftResolved,
 	reconcile.EventInvalidRevision, reconcile.EventSourceUnreachable, reconcile.EventSourceRecovered,
-	reconcile.EventPruneRefused, reconcile.EventDaemonStarted,
+	reconcile.EventPruneRefused, reconcile.EventDaemonStarted, reconcile.EventImageUpdateAvailable,
+	notify.KindFlapping, notify.KindFlapResolved,
 }

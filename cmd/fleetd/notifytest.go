@@ -49,7 +49,7 @@ each one's result. It exits 1 if any sink failed.`,
 				return fmt.Errorf("config %s: %w", configPath, err)
 			}
 			if len(opts.Routes) == 0 {
-				return errors.New("no notification sinks configured (notify.slack, notify.webhooks)")
+				return errors.New("no notification sinks configured (notify.slack, notify.webhooks, notify.chat)")
 			}
 			host, err := agentHost(cfg.Host)
 			if err != nil {

@@ -149,6 +149,7 @@ func runAgent(ctx context.Context, cfg daemonConfig) error {
 	}
 	agentCfg.Load = learnSecrets(agentCfg.Load, logSecrets)
 	agentCfg.Watch, agentCfg.Ping = engineWatch(eng), eng.Ping
+	agentCfg.CheckImages = checkImages(eng)
 	router := newRouter(eng, dir, cfg.Ingress.AccessLog, log)
 	agentCfg.Router = router
 	metrics.Extra = router.Gatherer()
@@ -157,6 +158,14 @@ func runAgent(ctx context.Context, cfg daemonConfig) error {
 		return err
 	}
 	defer notifier.Close()
+	statuses, err := newStatuses(cfg, log, metrics)
+	if err != nil {
+		return err
+	}
+	if statuses != nil {
+		agentCfg.Statuses = statuses
+		defer statuses.Close()
+	}
 	campaign, err := swarmRunner(cfg.Swarm, eng, host, &agentCfg)
 	if err != nil {
 		return err
@@ -245,6 +254,10 @@ func agentConfig(cfg daemonConfig, host fleets.Host, log *slog.Logger) (agent.Co
 		return agent.Config{}, err
 	}
 	resync, _ := time.ParseDuration(cfg.Reconcile.Resync) // validated
+	imageCheck, err := cfg.ImageUpdates.interval()
+	if err != nil {
+		return agent.Config{}, err
+	}
 	policy, err := cfg.Policy.hostPolicy()
 	if err != nil {
 		return agent.Config{}, err
@@ -252,7 +265,7 @@ func agentConfig(cfg daemonConfig, host fleets.Host, log *slog.Logger) (agent.Co
 	return agent.Config{
 		Rules: agent.Rules{
 			Host: host.Name, Version: versionString(), Parallel: cfg.Reconcile.Fleets,
-			Poll: poll, InWindow: inWindow, Resync: resync, Seed: seedOf(host.Name),
+			Poll: poll, InWindow: inWindow, Resync: resync, Seed: seedOf(host.Name), ImageCheck: imageCheck,
 		},
 		Load: func(ctx context.Context, rev reconcile.Revision) ([]fleets.Fleet, error) {
 			opts := append(rootName(cfg.Source.Path, source.RepoName(cfg.Source.URL)), fleets.Checkout(rev.Root), fleets.Enforce(policy))

@@ -117,7 +117,15 @@ func writeStatus(w io.Writer, st agent.Status) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", f.Name, short12(f.Desired), short12(f.Applied),
 			orDash(f.Condition(agent.Ready).Status), fleetState(f), len(f.Drift), orDash(strings.Join(rollouts, ", ")), retry, orDash(firstLine(f.Error)))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, f := range st.Fleets {
+		for _, u := range f.Updates {
+			fmt.Fprintf(w, "%s/%s: %s\n", f.Name, u.Service, u)
+		}
+	}
+	return nil
 }
 
 // fleetState is the reason of the first of Stalled, Degraded and

@@ -45,6 +45,13 @@ func StartRegistry(t testing.TB) string {
 // it as plain HTTP).
 func StartRegistryOn(t testing.TB, host string) string {
 	t.Helper()
+	return StartRegistryWith(t, host, nil)
+}
+
+// StartRegistryWith is StartRegistryOn with the registry's handler wrapped
+// by wrap (nil: none), e.g. to count the requests it serves.
+func StartRegistryWith(t testing.TB, host string, wrap func(http.Handler) http.Handler) string {
+	t.Helper()
 	quietRegistry.Do(func() { logrus.SetLevel(logrus.FatalLevel) })
 
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
@@ -60,7 +67,11 @@ func StartRegistryOn(t testing.TB, host string) string {
 	cfg.HTTP.Secret = RunID()
 	ctx, cancel := context.WithCancel(context.Background())
 	app := handlers.NewApp(ctx, cfg)
-	srv := &http.Server{Handler: app, ReadHeaderTimeout: 10 * time.Second}
+	var handler http.Handler = app
+	if wrap != nil {
+		handler = wrap(app)
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	t.Cleanup(func() {

@@ -38,17 +38,13 @@ func New(cli *client.Client, instance string) *Docker {
 // resolveImage returns image pinned to the digest its registry gives for
 // it (name:tag@sha256:…); false when no registry answers.
 func (d *Docker) resolveImage(ctx context.Context, image string) (string, bool) {
-	auth, err := engine.RegistryAuth(d.configDir, image)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	digest, err := engine.ResolveDigest(ctx, d.cli, d.configDir, image)
 	if err != nil {
 		return "", false
 	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	info, err := d.cli.DistributionInspect(ctx, image, auth)
-	if err != nil || info.Descriptor.Digest == "" {
-		return "", false
-	}
-	return image + "@" + info.Descriptor.Digest.String(), true
+	return image + "@" + digest, true
 }
 
 // ErrNotLeading is returned when the agent lost the lease before a batch

@@ -128,6 +128,9 @@ type Agent struct {
 
 	mu     sync.Mutex
 	status Status
+	view   State // the state status was rendered from (Preview)
+
+	changes Changes // signalled after each step
 
 	fileMu sync.Mutex
 	file   Persisted
@@ -182,6 +185,10 @@ func (a *Agent) Status() Status {
 	defer a.mu.Unlock()
 	return a.status
 }
+
+// Subscribe is the change feed (see Changes): a signal after every step
+// of the agent, for the live pages of the dashboard.
+func (a *Agent) Subscribe() (<-chan struct{}, func()) { return a.changes.Subscribe() }
 
 // Ready reports whether the source was synced at least once; the caller
 // adds the engine check.
@@ -458,8 +465,9 @@ func (sh *shell) tell(e reconcile.Event) {
 func (sh *shell) publish(prev State, now time.Time) {
 	st := StatusOf(sh.state, sh.cfg.Rules.Host, now)
 	sh.mu.Lock()
-	sh.status = st
+	sh.status, sh.view = st, sh.state
 	sh.mu.Unlock()
+	sh.changes.Signal()
 	if sh.metrics == nil {
 		return
 	}

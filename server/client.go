@@ -23,6 +23,17 @@ func FetchStatus(ctx context.Context, addr, token string) ([]byte, error) {
 	return body, nil
 }
 
+// Fetch returns the body of GET path (with its query) from the daemon at
+// addr, as FetchStatus does: `fleetd dashboard` reads the agents'
+// dashboard API (/ui/api/…) with it.
+func Fetch(ctx context.Context, addr, path, token string) ([]byte, error) {
+	body, err := call(ctx, http.MethodGet, baseURL(addr)+path, token)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", strings.SplitN(path, "?", 2)[0], err)
+	}
+	return body, nil
+}
+
 // TriggerSync asks the daemon at addr for a sync (POST /v1/sync) with the
 // API token. It returns once the daemon accepted the request, not when the
 // sync is done.

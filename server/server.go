@@ -57,6 +57,10 @@ type Config struct {
 	// into one more call. nil disables /v1/sync and webhooks' effect (they
 	// are still verified and answered).
 	Sync func(reason string)
+	// UI is the web dashboard, served at /ui/ on the API listener (never
+	// the webhook listener); it checks its own logins (see server/ui.go).
+	// nil serves no dashboard.
+	UI http.Handler
 	// Logger receives one line per failed request and per accepted trigger;
 	// nil discards.
 	Logger *slog.Logger
@@ -188,6 +192,7 @@ func (s *Server) httpServer(h http.Handler) *http.Server {
 func (s *Server) shutdown(srvs []*http.Server, served <-chan error, running int) error {
 	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
+	s.closeUI()
 	var err error
 	for _, srv := range srvs {
 		if serr := srv.Shutdown(sctx); serr != nil {
@@ -223,6 +228,7 @@ func (s *Server) routes() (api, hooks http.Handler) {
 	for _, p := range providers {
 		endpoints["POST /hooks/"+p.name] = s.handle(s.hook(p))
 	}
+	s.uiRoutes(endpoints)
 	split := s.cfg.WebhookAddr != ""
 	apiMux, hookMux := http.NewServeMux(), http.NewServeMux()
 	for pattern, h := range endpoints {

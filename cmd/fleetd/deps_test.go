@@ -16,7 +16,7 @@ func TestDependencyDirection(t *testing.T) {
 		t.Fatalf("go list: %v", err)
 	}
 	const mod = "github.com/fleetd/fleetd/"
-	adapters := []string{"engine", "source", "server", "notify", "ingress/proxy"}
+	adapters := []string{"engine", "source", "server", "notify", "ingress/proxy", "ui"}
 	forbidden := map[string][]string{
 		"fault":     append([]string{"fleets", "drift", "reconcile", "agent", "review", "cmd"}, adapters...),
 		"fleets":    append([]string{"drift", "reconcile", "agent", "review", "cmd"}, adapters...),
@@ -24,10 +24,13 @@ func TestDependencyDirection(t *testing.T) {
 		"reconcile": append([]string{"agent", "review", "cmd"}, adapters...),
 		"agent":     append([]string{"review", "cmd"}, adapters...),
 		"review":    append([]string{"agent", "cmd"}, adapters...),
-		"engine":    {"source", "server", "notify", "agent", "review", "cmd"},
-		"source":    {"engine", "server", "notify", "reconcile", "drift", "agent", "review", "cmd"},
-		"server":    {"engine", "source", "notify", "reconcile", "drift", "agent", "review", "cmd"},
-		"notify":    {"engine", "source", "server", "agent", "review", "cmd"},
+		"engine":    {"source", "server", "notify", "agent", "review", "cmd", "ui"},
+		"source":    {"engine", "server", "notify", "reconcile", "drift", "agent", "review", "cmd", "ui"},
+		"server":    {"engine", "source", "notify", "reconcile", "drift", "agent", "review", "cmd", "ui"},
+		"notify":    {"engine", "source", "server", "agent", "review", "cmd", "ui"},
+		// The dashboard reads the agent's status and events; the engine
+		// (Observer) and the agents' HTTP API (Remote) come from cmd.
+		"ui": {"engine", "source", "server", "notify", "review", "cmd"},
 		// The ingress's decisions are domain; its data plane serves a
 		// table and knows nothing of fleets, Docker or the agent.
 		"ingress":       append([]string{"drift", "reconcile", "agent", "review", "cmd"}, adapters...),

@@ -92,7 +92,7 @@ func newRootCmd() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return usageError("%w", err)
 	})
-	root.AddCommand(newVersionCmd(), newValidateCmd(), newDiffCmd(), newPlanCmd(), newApplyCmd(), newRunCmd(), newStatusCmd(), newSyncCmd(), newNotifyCmd(), newIngressCmd())
+	root.AddCommand(newVersionCmd(), newValidateCmd(), newDiffCmd(), newPlanCmd(), newApplyCmd(), newRunCmd(), newStatusCmd(), newSyncCmd(), newNotifyCmd(), newIngressCmd(), newDashboardCmd())
 	registerCompletions(root)
 	return root
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/fleetd/fleetd/redact"
 	"github.com/fleetd/fleetd/server"
 	"github.com/fleetd/fleetd/source"
+	"github.com/fleetd/fleetd/ui"
 )
 
 func newRunCmd() *cobra.Command {
@@ -41,8 +42,8 @@ func newRunCmd() *cobra.Command {
 		Long: `run starts the fleetd agent. It follows the repository in the
 configuration file (poll interval or cron schedule, webhooks, manual syncs),
 watches Docker for changes to managed containers, and converges the host,
-serving /healthz, /readyz, /metrics, /v1/status, /v1/sync and the webhook
-endpoints. Flags override FLEETD_* environment variables, which override the
+serving /healthz, /readyz, /metrics, /v1/status, /v1/sync, the webhook
+endpoints and the web dashboard at /ui/ (docs/dashboard.md). Flags override FLEETD_* environment variables, which override the
 file. With --check it validates the configuration and exits.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -170,7 +171,8 @@ func runAgent(ctx context.Context, cfg daemonConfig) error {
 	if err != nil {
 		return err
 	}
-	ag := agent.New(agentCfg, eng, gitSource{repo}, notifier, metrics, fileStore{})
+	events := ui.NewEventLog(eventsKept, notifier, logSecrets.Redactor)
+	ag := agent.New(agentCfg, eng, gitSource{repo}, events, metrics, fileStore{})
 	campaignDone := make(chan struct{})
 	if campaign != nil {
 		campaign.OnChange = func(leading bool) {
@@ -183,7 +185,7 @@ func runAgent(ctx context.Context, cfg daemonConfig) error {
 		// once rather than after the lease's duration.
 		defer func() { <-campaignDone }()
 	}
-	srv, err := newServer(cfg, ag, eng, router, metrics, log)
+	srv, err := newServer(cfg, ag, eng, router, metrics, events, log)
 	if err != nil {
 		return err
 	}
@@ -453,7 +455,7 @@ func readyFunc(ag *agent.Agent, eng *engine.Docker) func(context.Context) error 
 }
 
 // newServer builds the HTTP API around the agent.
-func newServer(cfg daemonConfig, ag *agent.Agent, eng *engine.Docker, router *eingress.Router, metrics *server.Metrics, log *slog.Logger) (*server.Server, error) {
+func newServer(cfg daemonConfig, ag *agent.Agent, eng *engine.Docker, router *eingress.Router, metrics *server.Metrics, events *ui.EventLog, log *slog.Logger) (*server.Server, error) {
 	apiToken, err := readSecret(cfg.API.TokenFile)
 	if err != nil {
 		return nil, fmt.Errorf("api.token_file: %w", err)
@@ -487,6 +489,9 @@ func newServer(cfg daemonConfig, ag *agent.Agent, eng *engine.Docker, router *ei
 			ag.RequestSync()
 		},
 		Logger: log,
+	}
+	if scfg.UI, err = agentUI(ag, eng, events, ui.Tokens{Read: readToken, API: apiToken}, scfg.Sync, log); err != nil {
+		return nil, err
 	}
 	for _, w := range scfg.Warnings() {
 		log.Warn(w)

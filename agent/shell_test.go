@@ -251,16 +251,20 @@ func TestAgentFollowsSourceAndKeepsLastGoodRevision(t *testing.T) {
 	h.src.push("c3") // invalid
 	h.a.RequestFetch()
 	eventually(t, "invalid revision reported", func() bool { return h.told.count(reconcile.EventInvalidRevision) == 1 })
-	if st := h.a.Status(); st.Revision.Commit != "c2" || st.Invalid == "" {
-		t.Errorf("status after an invalid revision: revision %v, invalid %q; want c2 kept and the problem shown", st.Revision, st.Invalid)
-	}
+	// The status is published after the step's effects (the notification
+	// among them) ran: wait for it rather than read it at once.
+	eventually(t, "status keeps c2 and shows the problem", func() bool {
+		st := h.a.Status()
+		return st.Revision != nil && st.Revision.Commit == "c2" && st.Invalid != ""
+	})
 
 	h.src.setDown(true)
 	h.a.RequestFetch()
 	eventually(t, "source unreachable reported once", func() bool { return h.told.count(reconcile.EventSourceUnreachable) == 1 })
-	if st := h.a.Status(); st.Backoff == "" || !strings.Contains(st.Error, "connection refused") {
-		t.Errorf("status while the source is down: backoff %q error %q", st.Backoff, st.Error)
-	}
+	eventually(t, "status shows the source down with its backoff", func() bool {
+		st := h.a.Status()
+		return st.Backoff != "" && strings.Contains(st.Error, "connection refused")
+	})
 	// Self-heal goes on while the source is down.
 	h.eng.Stop("web-web-1")
 	h.events.send(t, agent.EngineEvent{Type: "container", Action: "die", Name: "web-web-1", Fleet: "web"})
@@ -274,9 +278,10 @@ func TestAgentFollowsSourceAndKeepsLastGoodRevision(t *testing.T) {
 		s, _ := h.store.Load()
 		return s.Fleets["web"].Applied == "c4"
 	})
-	if st := h.a.Status(); st.Error != "" || st.Backoff != "" {
-		t.Errorf("status after recovery: error %q backoff %q", st.Error, st.Backoff)
-	}
+	eventually(t, "status clear after recovery", func() bool {
+		st := h.a.Status()
+		return st.Error == "" && st.Backoff == ""
+	})
 }
 
 func TestAgentRestartOnInvalidHeadResumesLastGood(t *testing.T) {

@@ -14,6 +14,8 @@ var funcs = template.FuncMap{
 	"short":       reconcile.ShortHash,
 	"pausedHosts": PausedHosts,
 	"ago":         Ago,
+	// took shows a step's duration to a tenth of a second: 3.2s.
+	"took": func(d time.Duration) string { return d.Round(100 * time.Millisecond).String() },
 	"clock": func(t time.Time) string {
 		if t.IsZero() {
 			return "–"

@@ -255,6 +255,10 @@ type TimelineEntry struct {
 	Message, Reason  string
 	Revision         string
 	RollingBack, Bad bool
+	// Took is the time since the rollout's previous step: for a batch, its
+	// replicas' start and health gate (with the monitor window); for the
+	// end, the last batch's, or the rollback's.
+	Took time.Duration
 }
 
 // Timeline is the rollouts of the hosts as a timeline, newest first: the
@@ -262,12 +266,13 @@ type TimelineEntry struct {
 // current state (so a rollout still shows after the events rotated out).
 func Timeline(hosts []Host, events []reconcile.Event) []TimelineEntry {
 	var out []TimelineEntry
-	for _, e := range slices.Backward(events) { // the later of two at one time first
+	took := stepTimes(events)
+	for i, e := range slices.Backward(events) { // the later of two at one time first
 		kind, ok := strings.CutPrefix(string(e.Kind), "rollout-")
 		if !ok {
 			continue
 		}
-		en := TimelineEntry{Time: e.Time, Host: e.Host, Fleet: e.Fleet, Service: e.Service, Kind: kind, Message: e.Message, Reason: e.Reason}
+		en := TimelineEntry{Time: e.Time, Host: e.Host, Fleet: e.Fleet, Service: e.Service, Kind: kind, Message: e.Message, Reason: e.Reason, Took: took[i]}
 		if e.Revision != nil {
 			en.Revision = reconcile.ShortHash(e.Revision.Commit)
 		}
@@ -286,6 +291,25 @@ func Timeline(hosts []Host, events []reconcile.Event) []TimelineEntry {
 		}
 	}
 	slices.SortStableFunc(out, func(a, b TimelineEntry) int { return b.Time.Compare(a.Time) })
+	return out
+}
+
+// stepTimes is, per rollout event (by index; events oldest first), the
+// time since the previous event of the same rollout (host, fleet,
+// service); a rollout's first event has none.
+func stepTimes(events []reconcile.Event) map[int]time.Duration {
+	out := map[int]time.Duration{}
+	last := map[[3]string]time.Time{}
+	for i, e := range events {
+		if !strings.HasPrefix(string(e.Kind), "rollout-") {
+			continue
+		}
+		key := [3]string{e.Host, e.Fleet, e.Service}
+		if prev, ok := last[key]; ok && e.Kind != reconcile.EventRolloutStarted && !e.Time.Before(prev) {
+			out[i] = e.Time.Sub(prev)
+		}
+		last[key] = e.Time
+	}
 	return out
 }
 

@@ -121,13 +121,13 @@ func TestTimeline(t *testing.T) {
 	}}}}}}
 	var got []string
 	for _, e := range Timeline(hosts, events) {
-		got = append(got, fmt.Sprintf("%s %s/%s bad=%v back=%v %s", e.Kind, e.Fleet, e.Service, e.Bad, e.RollingBack, e.Revision))
+		got = append(got, fmt.Sprintf("%s %s/%s bad=%v back=%v took=%s %s", e.Kind, e.Fleet, e.Service, e.Bad, e.RollingBack, e.Took, e.Revision))
 	}
 	want := []string{
-		"now shop/web bad=true back=true ",
-		"rolled-back shop/web bad=true back=true ",
-		"batch shop/web bad=false back=false ",
-		"started shop/web bad=false back=false dddddddddddd",
+		"now shop/web bad=true back=true took=0s ",
+		"rolled-back shop/web bad=true back=true took=2s ",
+		"batch shop/web bad=false back=false took=1s ",
+		"started shop/web bad=false back=false took=0s dddddddddddd",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("Timeline:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

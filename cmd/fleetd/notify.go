@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"time"
 
@@ -22,6 +23,10 @@ type eventSink interface {
 
 // flushTimeout bounds how long a stopping daemon waits for notifications.
 const flushTimeout = 10 * time.Second
+
+// notifyClientTimeout bounds a request of a chat service on
+// http.DefaultClient in the agent.
+const notifyClientTimeout = 30 * time.Second
 
 // dispatcherSink gives the dispatcher the agent's Close.
 type dispatcherSink struct{ *notify.Dispatcher }
@@ -43,6 +48,13 @@ func newNotifier(cfg daemonConfig, log *slog.Logger, metrics *server.Metrics) (e
 	if metrics != nil {
 		opts.OnDropped = metrics.AddDropped
 		opts.OnDeadLetter = metrics.AddDeadLetters
+	}
+	// Some shoutrrr services (Teams, Telegram, generic) send through
+	// http.DefaultClient and take no context: an attempt that times out
+	// leaves its request running. Bound it, so that a chat service that
+	// never answers cannot pile up requests in the agent.
+	if http.DefaultClient.Timeout == 0 {
+		http.DefaultClient.Timeout = notifyClientTimeout
 	}
 	return dispatcherSink{notify.New(opts)}, nil
 }

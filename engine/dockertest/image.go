@@ -47,9 +47,11 @@ var binaries sync.Map // "<version>/<goarch>" -> func() ([]byte, error)
 // TestImage returns the reference ("<RunID>-testapp:<version>") and ID of the
 // test application image for version, building it on first use in the process
 // and sharing it afterwards. The image is FROM scratch with the static testapp
-// binary as its ENTRYPOINT, an exec-form HEALTHCHECK (interval 1s, timeout 1s,
+// binary as its ENTRYPOINT, an exec-form HEALTHCHECK (interval 1s, timeout 3s,
 // retries 2), EXPOSE 8080 and the label io.fleetd.test-run=<RunID>; version is
 // baked into the binary as its default VERSION, so two versions have two IDs.
+// The probe's timeout is 3s, not 1s: on a loaded two-CPU machine the exec of
+// one probe alone took over a second and turned a healthy replica unhealthy.
 //
 // TestImage registers Cleanup for t, so the image is removed once no test
 // that uses it is still running.
@@ -127,7 +129,7 @@ func dockerfile() []byte {
 LABEL %s=%s
 COPY testapp /testapp
 EXPOSE 8080
-HEALTHCHECK --interval=1s --timeout=1s --retries=2 CMD ["/testapp", "-health"]
+HEALTHCHECK --interval=1s --timeout=3s --retries=2 CMD ["/testapp", "-health"]
 ENTRYPOINT ["/testapp"]
 `, LabelTestRun, RunID())
 }

@@ -43,6 +43,7 @@ func (sh *shell) apply(ctx context.Context, e Apply) ApplyDone {
 		out, err = reconcile.Converge(ctx, sh.eng, e.Desired, pol, reconcile.ConvergeOptions{
 			Exec:          reconcile.ExecOptions{Parallelism: sh.cfg.Parallelism, Router: sh.cfg.Router},
 			InspectAll:    e.Full,
+			Targeted:      e.Targeted,
 			ReturnOnDelay: true,
 			OnEvent:       func(ev reconcile.Event) { sh.rolloutEvent(ev, e, rev) },
 			Save:          func(r reconcile.Rollouts) error { return sh.saveRollouts(e.Fleet, r) },

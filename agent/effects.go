@@ -39,6 +39,10 @@ type Apply struct {
 	// Retry retries failed rollouts (manual sync); ReportOnly plans and
 	// reports without executing (outside the sync windows).
 	Full, Retry, ReportOnly bool
+	// Targeted observes only this fleet's containers while what the
+	// apply plans is a heal (reconcile.ConvergeOptions.Targeted); a
+	// report-only apply observes the whole host all the same.
+	Targeted bool
 }
 
 // Survey is the periodic resync: one observation of the whole host,

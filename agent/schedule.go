@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/fleetd/fleetd/fleets"
+	"github.com/fleetd/fleetd/reconcile"
 )
 
 // due acts on every time that has come: the poll, the resync, the end of
@@ -122,7 +123,7 @@ func (m *machine) mayStart(f Fleet) bool {
 }
 
 func (m *machine) start(f Fleet) {
-	eff := Apply{Fleet: f.Name, Model: f.Model, Revision: f.Rev, Desired: m.desired(), Full: f.Full, Retry: f.Retry}
+	eff := Apply{Fleet: f.Name, Model: f.Model, Revision: f.Rev, Desired: m.desired(), Full: f.Full, Retry: f.Retry, Targeted: targeted(f)}
 	eff.ReportOnly = m.r.InWindow != nil && !m.r.InWindow(m.now)
 	f.Running, f.Started = true, m.now
 	f.Pending, f.PendingSince, f.Full, f.Retry = 0, time.Time{}, false, false
@@ -130,6 +131,26 @@ func (m *machine) start(f Fleet) {
 	m.s.Running++
 	m.emit(eff)
 	m.update(f.Name, func(f *Fleet) { m.commitStarted(f, eff) })
+}
+
+// targeted reports whether a fleet's apply may observe its own containers
+// only (Apply.Targeted): only events about them woke it, and it was
+// converged before they came — its revision applied, nothing left, no
+// fault, no rollout under way or due. That is a heal: the die or stop of
+// one container need not wait on a list of every container of the host.
+func targeted(f Fleet) bool {
+	if f.Pending != WakeEvent || f.Full || f.Model == nil || f.Gone || f.Model.Engine == fleets.EngineSwarm {
+		return false
+	}
+	if f.Applied == "" || f.Applied != f.Rev.Commit || len(f.Drift) > 0 || f.Deferred || f.Standby != "" {
+		return false
+	}
+	if f.Failures > 0 || len(f.Faults) > 0 || f.Stall != nil || !f.Delay.IsZero() {
+		return false
+	}
+	return !slices.ContainsFunc(f.Rollouts, func(r reconcile.RolloutRecord) bool {
+		return r.Status == reconcile.RolloutRunning || r.Status == reconcile.RolloutRollingBack
+	})
 }
 
 // desired is every fleet with a model, by name.

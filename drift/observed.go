@@ -74,4 +74,10 @@ type ObserveOptions struct {
 	// entry does not settle their state (for example containers that had an
 	// "update" event).
 	Inspect []string
+	// Fleet, when set, lists only the containers labelled as this fleet's
+	// (a targeted observation: a heal of one fleet need not wait on a
+	// list of every container on the host), each of them inspected (an
+	// inspect's state is newer than the list's). Networks, volumes and
+	// images are listed whole all the same.
+	Fleet string
 }

@@ -36,10 +36,14 @@ type engineEvents struct {
 }
 
 func watchFleet(t *testing.T, fleet string) *engineEvents {
+	return watchEvents(t, filters.NewArgs(filters.Arg("type", "container"), filters.Arg("label", "io.fleetd.fleet="+fleet)))
+}
+
+// watchEvents collects the engine's events that args select.
+func watchEvents(t *testing.T, args filters.Args) *engineEvents {
 	cli := dockertest.Client(t)
 	e := &engineEvents{}
-	msgs, _ := cli.Events(t.Context(), events.ListOptions{Filters: filters.NewArgs(
-		filters.Arg("type", "container"), filters.Arg("label", "io.fleetd.fleet="+fleet))})
+	msgs, _ := cli.Events(t.Context(), events.ListOptions{Filters: args})
 	go func() {
 		for m := range msgs {
 			e.mu.Lock()
@@ -49,6 +53,18 @@ func watchFleet(t *testing.T, fleet string) *engineEvents {
 	}()
 	time.Sleep(200 * time.Millisecond)
 	return e
+}
+
+// at is the time of the first action event of container id at or after t.
+func (e *engineEvents) at(id, action string, t time.Time) (time.Time, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, m := range e.evs {
+		if at := time.Unix(0, m.TimeNano); m.Actor.ID == id && string(m.Action) == action && !at.Before(t) {
+			return at, true
+		}
+	}
+	return time.Time{}, false
 }
 
 // healthyAt is the time of the first "healthy" event of container id at or

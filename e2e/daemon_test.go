@@ -47,6 +47,7 @@ const stopBound = 30 * time.Second
 // dockerCall is one engine API call the daemon made.
 type dockerCall struct {
 	Method, Path string // Path without the /v1.xx prefix
+	Query        string // the raw query (filters of a list call)
 	Start, End   time.Time
 }
 
@@ -107,7 +108,7 @@ func newDockerProxyTo(t testing.TB, host string) *dockerProxy {
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c := dockerCall{Method: r.Method, Path: "/" + apiVersion.ReplaceAllString(r.URL.Path, ""), Start: time.Now()}
+		c := dockerCall{Method: r.Method, Path: "/" + apiVersion.ReplaceAllString(r.URL.Path, ""), Query: r.URL.RawQuery, Start: time.Now()}
 		c.Path = strings.TrimPrefix(c.Path, "/")
 		if !strings.HasPrefix(c.Path, "/") {
 			c.Path = "/" + c.Path
@@ -139,6 +140,17 @@ func (p *dockerProxy) since(t time.Time) []dockerCall {
 	}
 	slices.SortFunc(out, func(a, b dockerCall) int { return a.Start.Compare(b.Start) })
 	return out
+}
+
+// startCall is the first start call of the container (by ID or name)
+// that began at or after t.
+func (p *dockerProxy) startCall(t time.Time, id, name string) (dockerCall, bool) {
+	for _, c := range p.since(t) {
+		if c.Method == http.MethodPost && (c.Path == "/containers/"+id+"/start" || c.Path == "/containers/"+name+"/start") {
+			return c, true
+		}
+	}
+	return dockerCall{}, false
 }
 
 // logBuffer collects the daemon's stderr.
@@ -708,16 +720,32 @@ func testHeal(t *testing.T, cli *client.Client, d *daemon, proxy *dockerProxy, f
 			t.Fatalf("no die and start events for %s", name)
 		}
 	}
-	var startCall dockerCall
-	for _, c := range proxy.since(die) {
-		if c.Method == http.MethodPost && (c.Path == "/containers/"+runningID+"/start" || c.Path == "/containers/"+name+"/start") {
-			startCall = c
-			break
-		}
-	}
-	if startCall.Start.IsZero() {
+	startCall, ok := proxy.startCall(die, runningID, name)
+	if !ok {
 		t.Fatalf("fleetd made no start call for %s after its die event: %v", name, proxy.since(die))
 	}
+	// The heal observes the fleet's own containers, not the whole host:
+	// every container list between the event and the start is filtered
+	// by the fleet's label.
+	lists := 0
+	var trace []string
+	for _, c := range proxy.since(die) {
+		if !c.Start.Before(startCall.Start) {
+			break
+		}
+		trace = append(trace, fmt.Sprintf("+%dms %s (%dms)", c.Start.Sub(die).Milliseconds(), c, c.End.Sub(c.Start).Milliseconds()))
+		if c.Path != "/containers/json" {
+			continue
+		}
+		lists++
+		if q, _ := url.ParseQuery(c.Query); !strings.Contains(q.Get("filters"), "io.fleetd.fleet="+fleet) {
+			t.Errorf("the heal listed containers with %q, want only fleet %s's (filtered by its label)", c.Query, fleet)
+		}
+	}
+	if lists == 0 {
+		t.Errorf("no container list between the die event and the start call: %v", proxy.since(die))
+	}
+	t.Logf("heal: engine calls from the die event to the start call: %s", strings.Join(trace, ", "))
 	fleetdPart := startCall.Start.Sub(die)
 	engineStart := started.Sub(startCall.Start)
 	t.Logf("heal: docker stop returned -> running %s; die event -> fleetd's start call %s (fleetd); start call -> start event %s (engine); plain docker start %v",

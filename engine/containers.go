@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -56,11 +58,16 @@ func (d *Docker) CreateContainer(ctx context.Context, inst fleets.Instance) (_ s
 	if err != nil {
 		return "", fmt.Errorf("create container %s: %w", inst.Name, err)
 	}
+	// The waits' events stream is opened before the create, so that it
+	// sees the container from its first event on and a health gate needs
+	// no inspect; a failure here only means the waits inspect.
+	_ = d.hub.ensure(ctx)
 	resp, err := d.cli.ContainerCreate(ctx, cc.Config, cc.Host, cc.Networking, cc.Platform, inst.Name)
 	if err != nil {
 		d.removeSecretDirs(secretDir)
 		return "", d.createError(ctx, inst, err)
 	}
+	d.hub.note(resp.ID, inst.Name, specHealth(cc.Config.Healthcheck))
 	if err := d.finishCreate(ctx, resp.ID, cc.Connect, files); err != nil {
 		d.discard(ctx, resp.ID)
 		d.removeSecretDirs(secretDir)
@@ -200,6 +207,37 @@ func (d *Docker) managedContainer(ctx context.Context, id string) (container.Ins
 	return ctr, nil
 }
 
+// withKnownManaged is withManaged for an op that needs nothing from the
+// inspect but the container's ID: a container the hub knows as this
+// agent's (created by this engine, or listed with its labels, which never
+// change) is not inspected again. op acts on ctr.ID, the container that
+// was checked, whatever holds the name by then.
+func (d *Docker) withKnownManaged(ctx context.Context, verb, id string, op func(container.InspectResponse) error) (err error) {
+	full, name, ok := d.hub.managed(id)
+	if !ok {
+		return d.withManaged(ctx, verb, id, op)
+	}
+	defer classified(&err)
+	ctr := container.InspectResponse{ContainerJSONBase: &container.ContainerJSONBase{ID: full, Name: "/" + name}}
+	if err := op(ctr); err != nil {
+		return fmt.Errorf("%s container %s: %w", verb, containerName(ctr, id), err)
+	}
+	return nil
+}
+
+// specHealth is what a container's config says of its healthcheck: none
+// when disabled, one when it names a test, unknown when it leaves the test
+// to the image.
+func specHealth(hc *container.HealthConfig) healthKnown {
+	switch {
+	case hc == nil || len(hc.Test) == 0:
+		return healthUnknown
+	case hc.Test[0] == "NONE":
+		return healthNo
+	}
+	return healthYes
+}
+
 // withManaged runs op on a managed container; verb names the operation in
 // errors.
 func (d *Docker) withManaged(ctx context.Context, verb, id string, op func(container.InspectResponse) error) (err error) {
@@ -216,15 +254,15 @@ func (d *Docker) withManaged(ctx context.Context, verb, id string, op func(conta
 
 // StartContainer starts a managed container.
 func (d *Docker) StartContainer(ctx context.Context, id string) error {
-	return d.withManaged(ctx, "start", id, func(container.InspectResponse) error {
-		return d.cli.ContainerStart(ctx, id, container.StartOptions{})
+	return d.withKnownManaged(ctx, "start", id, func(ctr container.InspectResponse) error {
+		return d.cli.ContainerStart(ctx, ctr.ID, container.StartOptions{})
 	})
 }
 
 // StopContainer stops a managed container, killing it after timeout.
 func (d *Docker) StopContainer(ctx context.Context, id string, timeout time.Duration) error {
-	return d.withManaged(ctx, "stop", id, func(container.InspectResponse) error {
-		return d.cli.ContainerStop(ctx, id, stopOptions(timeout))
+	return d.withKnownManaged(ctx, "stop", id, func(ctr container.InspectResponse) error {
+		return d.cli.ContainerStop(ctx, ctr.ID, stopOptions(timeout))
 	})
 }
 
@@ -244,6 +282,9 @@ func stopOptions(timeout time.Duration) container.StopOptions {
 // own stop timeout) if it runs. It never removes volumes, anonymous ones
 // included. A container that is already gone is not an error.
 func (d *Docker) RemoveContainer(ctx context.Context, id string) error {
+	if d.removeKnown(ctx, id) {
+		return nil
+	}
 	err := d.withManaged(ctx, "remove", id, func(ctr container.InspectResponse) error {
 		if ctr.State != nil && (ctr.State.Running || ctr.State.Restarting) {
 			if err := d.cli.ContainerStop(ctx, id, container.StopOptions{}); err != nil {
@@ -262,11 +303,36 @@ func (d *Docker) RemoveContainer(ctx context.Context, id string) error {
 	return err
 }
 
+// removeKnown removes, without inspecting it first, a container the hub
+// knows as this agent's when it cannot mount decrypted files (the secrets
+// directory holds none): the inspect would only tell whether to stop it
+// first and which of those files to delete. It reports whether the
+// container is gone; on any refusal (it runs) or error RemoveContainer
+// takes the inspecting path.
+func (d *Docker) removeKnown(ctx context.Context, id string) bool {
+	full, _, ok := d.hub.managed(id)
+	if !ok || d.mayHoldSecrets() {
+		return false
+	}
+	err := d.cli.ContainerRemove(ctx, full, container.RemoveOptions{Force: false, RemoveVolumes: false})
+	return err == nil || cerrdefs.IsNotFound(err)
+}
+
+// mayHoldSecrets reports whether the secrets directory may hold decrypted
+// files of some container (it cannot be read, or is not empty).
+func (d *Docker) mayHoldSecrets() bool {
+	entries, err := os.ReadDir(d.secretsDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false
+	}
+	return err != nil || len(entries) > 0
+}
+
 // RenameContainer renames a managed container. A new name held by an
 // unmanaged container is a *ConflictError.
 func (d *Docker) RenameContainer(ctx context.Context, id, name string) error {
-	return d.withManaged(ctx, "rename", id, func(container.InspectResponse) error {
-		err := d.cli.ContainerRename(ctx, id, name)
+	return d.withKnownManaged(ctx, "rename", id, func(ctr container.InspectResponse) error {
+		err := d.cli.ContainerRename(ctx, ctr.ID, name)
 		if cerrdefs.IsConflict(err) {
 			if holder, ierr := d.cli.ContainerInspect(ctx, name); ierr == nil && !d.isManaged(holder.Config.Labels) {
 				return &ConflictError{Kind: "container", Name: name}

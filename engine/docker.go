@@ -34,6 +34,8 @@ type Docker struct {
 	instance string
 	// secretsDir is where decrypted files are written; see WithSecretsDir.
 	secretsDir string
+	// hub is the one container events subscription the waits share.
+	hub *hub
 }
 
 type config struct {
@@ -108,6 +110,7 @@ func New(ctx context.Context, opts ...Option) (*Docker, error) {
 		return nil, fmt.Errorf("docker client: %w", err)
 	}
 	d := &Docker{cli: cli, calls: calls, log: cfg.log, dockerConfigDir: cfg.dockerConfigDir, instance: cfg.instance, secretsDir: cfg.secretsDir}
+	d.hub = newHub(cli, d.isManaged, cfg.log)
 	if cfg.pingTimeout == 0 {
 		return d, nil
 	}
@@ -178,6 +181,7 @@ func pingReason(ctx context.Context, err error) string {
 
 // Close releases the client's idle connections.
 func (d *Docker) Close() error {
+	d.hub.close()
 	if err := d.cli.Close(); err != nil {
 		return fmt.Errorf("close docker client: %w", err)
 	}

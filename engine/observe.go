@@ -26,12 +26,19 @@ const inspectParallelism = 8
 
 // Observe takes one snapshot: four concurrent list calls (containers,
 // networks, volumes, images) and an inspect only of the managed containers
-// whose list entry does not settle their state (see the package doc).
+// whose list entry does not settle their state (see the package doc); the
+// inspects follow the container list at once, alongside the other lists.
 func (d *Docker) Observe(ctx context.Context, opts drift.ObserveOptions) (_ drift.Observed, err error) {
 	defer classified(&err)
 	var obs drift.Observed
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() (err error) { obs.Containers, err = d.listContainers(gctx); return err })
+	g.Go(func() (err error) {
+		if obs.Containers, err = d.listContainers(gctx, opts.Fleet); err != nil {
+			return err
+		}
+		d.scopeContainers(obs.Containers)
+		return d.inspectUnsettled(gctx, obs.Containers, opts)
+	})
 	g.Go(func() (err error) { obs.Networks, err = d.listNetworks(gctx); return err })
 	g.Go(func() (err error) { obs.Volumes, err = d.listVolumes(gctx); return err })
 	g.Go(func() (err error) { obs.Images, err = d.listImages(gctx); return err })
@@ -39,9 +46,6 @@ func (d *Docker) Observe(ctx context.Context, opts drift.ObserveOptions) (_ drif
 		return drift.Observed{}, fmt.Errorf("observe: %w", err)
 	}
 	d.scope(&obs)
-	if err := d.inspectUnsettled(ctx, obs.Containers, opts); err != nil {
-		return drift.Observed{}, fmt.Errorf("observe: %w", err)
-	}
 	return obs, nil
 }
 
@@ -49,14 +53,18 @@ func (d *Docker) Observe(ctx context.Context, opts drift.ObserveOptions) (_ drif
 // their names (a clash is still a conflict) but lose io.fleetd.managed, so
 // nothing downstream can mistake them for this agent's.
 func (d *Docker) scope(obs *drift.Observed) {
-	for i := range obs.Containers {
-		obs.Containers[i].Labels = d.unmanagedIfForeign(obs.Containers[i].Labels)
-	}
+	d.scopeContainers(obs.Containers)
 	for i := range obs.Networks {
 		obs.Networks[i].Labels = d.unmanagedIfForeign(obs.Networks[i].Labels)
 	}
 	for i := range obs.Volumes {
 		obs.Volumes[i].Labels = d.unmanagedIfForeign(obs.Volumes[i].Labels)
+	}
+}
+
+func (d *Docker) scopeContainers(ctrs []drift.Container) {
+	for i := range ctrs {
+		ctrs[i].Labels = d.unmanagedIfForeign(ctrs[i].Labels)
 	}
 }
 
@@ -69,15 +77,26 @@ func (d *Docker) unmanagedIfForeign(labels map[string]string) map[string]string 
 	return out
 }
 
-func (d *Docker) listContainers(ctx context.Context) ([]drift.Container, error) {
-	list, err := d.cli.ContainerList(ctx, container.ListOptions{All: true})
+// listContainers lists every container, or only fleet's (by its label)
+// when fleet is set.
+func (d *Docker) listContainers(ctx context.Context, fleet string) ([]drift.Container, error) {
+	opts := container.ListOptions{All: true}
+	if fleet != "" {
+		opts.Filters = filters.NewArgs(filters.Arg("label", fleets.LabelFleet+"="+fleet))
+	}
+	list, err := d.cli.ContainerList(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
 	}
 	out := make([]drift.Container, 0, len(list))
+	var managed []string
 	for _, s := range list {
 		out = append(out, containerFromSummary(s))
+		if d.isManaged(s.Labels) {
+			managed = append(managed, s.ID)
+		}
 	}
+	d.hub.learnManaged(managed) // a stop or rename of one needs no inspect to check it
 	slices.SortFunc(out, func(a, b drift.Container) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
 }
@@ -203,14 +222,12 @@ func (d *Docker) inspectUnsettled(ctx context.Context, ctrs []drift.Container, o
 		}
 		ctr := &ctrs[i]
 		g.Go(func() error {
-			in, err := d.inspectState(gctx, ctr.ID)
-			if err != nil {
+			if err := d.inspectFresh(gctx, ctr); err != nil {
 				if isNotFound(err) {
 					return nil // removed since the list; the next event resyncs
 				}
 				return fmt.Errorf("inspect container %s: %w", ctr.Name, err)
 			}
-			ctr.Inspected = in
 			return nil
 		})
 	}
@@ -222,7 +239,7 @@ func needsInspect(c drift.Container, opts drift.ObserveOptions) bool {
 		return false
 	}
 	switch {
-	case opts.InspectAll, slices.Contains(opts.Inspect, c.ID):
+	case opts.InspectAll, opts.Fleet != "", slices.Contains(opts.Inspect, c.ID):
 		return true
 	case c.Health == "unhealthy":
 		return true
@@ -232,14 +249,6 @@ func needsInspect(c drift.Container, opts drift.ObserveOptions) bool {
 		return true
 	}
 	return false
-}
-
-func (d *Docker) inspectState(ctx context.Context, id string) (*drift.Inspected, error) {
-	resp, err := d.cli.ContainerInspect(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	return inspectedFrom(resp), nil
 }
 
 // containerFromInspect is the list entry an inspect implies, with

@@ -31,11 +31,14 @@ type converter struct {
 	r       *report
 	// secretData are the contents of the secrets read so far.
 	secretData []SecretBytes
+	// zeroMonitor names the rollout configs that set monitor to zero:
+	// "<service>.update_config", "<service>.rollback_config".
+	zeroMonitor map[string]bool
 }
 
 // convertProject converts a validated project. Problems found on the way
 // (an unreadable secret, a constraint fleetd cannot parse) go to r.
-func convertProject(p *types.Project, fd fleetDir, ft fleetTree, absRoot string, host Host, r *report) Fleet {
+func convertProject(p *types.Project, fd fleetDir, ft fleetTree, absRoot string, host Host, zeroMonitor map[string]bool, r *report) Fleet {
 	ext := extension(p.Extensions)
 	fleet := Fleet{
 		Name:      p.Name,
@@ -50,7 +53,7 @@ func convertProject(p *types.Project, fd fleetDir, ft fleetTree, absRoot string,
 		fleet.Files = append(fleet.Files, path.Join(fd.rel, name))
 	}
 	fleet.Targets = fleet.targets(host)
-	c := &converter{project: p, ft: ft, absRoot: absRoot, host: host, fleet: &fleet, r: r}
+	c := &converter{project: p, ft: ft, absRoot: absRoot, host: host, fleet: &fleet, r: r, zeroMonitor: zeroMonitor}
 	for _, name := range p.ServiceNames() {
 		fleet.Services = append(fleet.Services, c.service(p.Services[name]))
 	}

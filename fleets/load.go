@@ -292,7 +292,7 @@ func loadFleet(ctx context.Context, absRoot, checkout string, fd fleetDir, host 
 	if r.failed() {
 		return lf
 	}
-	project, hostFree := loadChecked(ctx, ft, fd, host, r)
+	project, hostFree, zeroMonitor := loadChecked(ctx, ft, fd, host, r)
 	if project == nil {
 		return lf
 	}
@@ -300,7 +300,7 @@ func loadFleet(ctx context.Context, absRoot, checkout string, fd fleetDir, host 
 	lf.bindIndex = bindIndexes(project)
 	// Converted even when validation found problems, so that conversion's
 	// own problems (constraints, secrets) are reported in the same pass.
-	lf.fleet = convertProject(project, fd, ft, absRoot, host, r)
+	lf.fleet = convertProject(project, fd, ft, absRoot, host, zeroMonitor, r)
 	for _, p := range ft.outside.list() {
 		rel, _ := filepath.Rel(absRoot, p)
 		lf.fleet.Outside = append(lf.fleet.Outside, filepath.ToSlash(rel))
@@ -336,18 +336,19 @@ func readComposeFiles(ft fleetTree, fd fleetDir, r *report) []*composeFile {
 // reads env_file and label_file once they are known to be safe. It returns
 // nil when the project cannot be converted; a project it returns may still
 // have problems in r. hostFree reports whether no file it read mentions
-// the host's variables.
-func loadChecked(ctx context.Context, ft fleetTree, fd fleetDir, host Host, r *report) (project *types.Project, hostFree bool) {
+// the host's variables; zeroMonitor names the rollout configs that set
+// monitor to zero (see explicitZeroMonitors).
+func loadChecked(ctx context.Context, ft fleetTree, fd fleetDir, host Host, r *report) (project *types.Project, hostFree bool, zeroMonitor map[string]bool) {
 	rd := &reads{}
 	env, err := interpolationEnv(ft, host, rd)
 	if err != nil {
 		r.fileErr(path.Join(fd.rel, ".env"), 0, err)
-		return nil, false
+		return nil, false, nil
 	}
 	r.knowSecrets(env)
 	n := len(r.problems)
 	if checkIncludes(ft, r.files, r, rd); len(r.problems) > n {
-		return nil, false // an included file must be confined before compose-go reads it
+		return nil, false, nil // an included file must be confined before compose-go reads it
 	}
 	var findings []loader.UnsupportedAttribute
 	project, err = loadProject(ctx, ft, fd.name, r.files, env, func(f []loader.UnsupportedAttribute) { findings = f }, rd)
@@ -363,23 +364,23 @@ func loadChecked(ctx context.Context, ft fleetTree, fd fleetDir, host Host, r *r
 	if err != nil {
 		r.composeErr(err)
 		r.schemaProblems()
-		return nil, false
+		return nil, false, nil
 	}
 	checkExtensionKeys(r)
 	before := len(r.problems)
 	checkProjectFiles(project, ft, r)
 	if len(r.problems) > before {
-		return nil, false // an unsafe file must not be read
+		return nil, false, nil // an unsafe file must not be read
 	}
 	dropPreStart(project)
 	hostFree = !rd.hostVar && !refersToHost(project) && !mentionsHost(ft, r.files, append(rd.files, dataFiles(project)...))
 	project, err = resolveFiles(project)
 	if err != nil {
 		r.fleetf("", "%s", err)
-		return nil, false
+		return nil, false, nil
 	}
 	validateProject(project, engine, r)
-	return project, hostFree
+	return project, hostFree, explicitZeroMonitors(findings)
 }
 
 // hostVarPrefix starts every variable a fleet can read host facts from.

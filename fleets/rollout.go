@@ -18,8 +18,10 @@ func deployUpdate(s types.ServiceConfig, rollback bool) *types.UpdateConfig {
 
 // rollout applies Swarm's defaults to an update_config or rollback_config:
 // parallelism 1, delay 0, failure_action pause, monitor 5s,
-// max_failure_ratio 0, order stop-first.
-func rollout(u *types.UpdateConfig) Rollout {
+// max_failure_ratio 0, order stop-first. zeroMonitor says the file sets
+// monitor to zero explicitly: no monitoring window (compose-go's model
+// cannot tell it from an unset monitor, which keeps the default).
+func rollout(u *types.UpdateConfig, zeroMonitor bool) Rollout {
 	r := Rollout{
 		Parallelism:   1,
 		FailureAction: FailurePause,
@@ -34,7 +36,7 @@ func rollout(u *types.UpdateConfig) Rollout {
 	}
 	r.Delay = durationOr(&u.Delay, 0)
 	r.FailureAction = cmpOr(u.FailureAction, r.FailureAction)
-	if u.Monitor != 0 {
+	if u.Monitor != 0 || zeroMonitor {
 		r.Monitor = durationOr(&u.Monitor, 0)
 	}
 	r.MaxFailureRatio = float64(u.MaxFailureRatio)

@@ -2,6 +2,7 @@ package fleets
 
 import (
 	"strings"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/tree"
@@ -137,7 +138,9 @@ func toPatterns(list []unsupported) []loader.UnsupportedAttributePattern {
 		case !sections[section]:
 			sections[section] = true
 			out = append(out, loader.UnsupportedAttributePattern{Path: tree.Path(section + ".*"),
-				Detect: func(v any) bool { return len(entryFindings(section, v)) > 0 }})
+				Detect: func(v any) bool {
+					return len(entryFindings(section, v)) > 0 || (section == "services" && len(zeroMonitors(v)) > 0)
+				}})
 		}
 	}
 	return out
@@ -167,6 +170,66 @@ func lookup(v any, parts []string) (any, bool) {
 		}
 	}
 	return v, true
+}
+
+// monitorPaths are where a service sets a rollout's monitor window.
+var monitorPaths = map[string][]string{
+	"update_config":   {"deploy", "update_config", "monitor"},
+	"rollback_config": {"deploy", "rollback_config", "monitor"},
+}
+
+// zeroMonitors returns which of a raw service entry's update_config and
+// rollback_config set monitor to zero ("0s", "0", 0). compose-go's model
+// reads an explicit zero as unset (UpdateConfig.Monitor is no pointer), so
+// the raw entry is the only place that tells "no monitoring window" from
+// "the default one". The services.* pattern sees every entry, so the
+// finding rides on compose-go's unsupported-attributes walk.
+func zeroMonitors(entry any) []string {
+	var out []string
+	for _, key := range sortedKeys(monitorPaths) {
+		if v, ok := lookup(entry, monitorPaths[key]); ok && isZeroDuration(v) {
+			out = append(out, key)
+		}
+	}
+	return out
+}
+
+// isZeroDuration reports whether a raw duration value is zero.
+func isZeroDuration(v any) bool {
+	switch v := v.(type) {
+	case int:
+		return v == 0
+	case int64:
+		return v == 0
+	case uint64:
+		return v == 0
+	case float64:
+		return v == 0
+	case string:
+		if strings.TrimSpace(v) == "0" {
+			return true
+		}
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		return err == nil && d == 0
+	}
+	return false
+}
+
+// explicitZeroMonitors returns, from compose-go's findings, the services
+// whose update_config or rollback_config set monitor to zero, keyed
+// "<service>.update_config" or "<service>.rollback_config".
+func explicitZeroMonitors(found []loader.UnsupportedAttribute) map[string]bool {
+	out := map[string]bool{}
+	for _, f := range found {
+		parts := f.Path.Parts()
+		if len(parts) != 2 || parts[0] != "services" {
+			continue
+		}
+		for _, key := range zeroMonitors(f.Value) {
+			out[parts[1]+"."+key] = true
+		}
+	}
+	return out
 }
 
 // unsupportedFindings turns compose-go's findings into the paths of the

@@ -29,6 +29,11 @@ type ConvergeOptions struct {
 	// rollout's delayed batch is due (update_config delay): the agent
 	// arms a timer for Outcome.Last.NextAt and frees the apply slot.
 	ReturnOnDelay bool
+	// Targeted observes only the containers of the one fleet in
+	// pol.Scope (drift.ObserveOptions.Fleet) for as long as what it
+	// plans is a heal (healOnly); any other plan is made again from the
+	// whole host. Converged then holds that fleet's containers only.
+	Targeted bool
 	// MaxPasses bounds the passes (default: enough for every replica to be
 	// rolled out one at a time, plus slack).
 	MaxPasses int
@@ -49,6 +54,11 @@ type Outcome struct {
 	// Last is the plan of the final pass: empty when the host converged,
 	// else what is still left (blocked, refused or failed).
 	Last ActionPlan `json:"last"`
+	// Converged is the observation that showed nothing left to do, when
+	// Converge ended so; nil otherwise. A caller that reads the host
+	// right after (apply's wait for health) starts from it instead of
+	// observing again.
+	Converged *drift.Observed `json:"-"`
 }
 
 // Converge brings the host to the desired state: observe, plan, execute,
@@ -64,17 +74,29 @@ func Converge(ctx context.Context, eng Engine, desired []fleets.Fleet, pol Polic
 	// actions that need the ingress fail on their own if it is down. With
 	// nothing to do, though, it is the apply's outcome.
 	ingressErr := syncIngress(ctx, opts.Exec.Router, desired, pol.Scope)
-	for waits := 0; out.Passes < opts.MaxPasses && waits <= opts.MaxPasses; {
-		var obs drift.Observed
-		obs, err = eng.Observe(ctx, drift.ObserveOptions{InspectAll: opts.InspectAll && out.Passes == 0})
-		if err != nil {
-			return out, fmt.Errorf("observe: %w", err)
+	var obs drift.Observed
+	target := targetOf(pol, opts)
+	for waits, current := 0, false; out.Passes < opts.MaxPasses && waits <= opts.MaxPasses; {
+		// A pass that executed no action (it only recorded rollouts'
+		// outcomes) changed nothing: its observation is still the
+		// latest, and planning again from it costs no engine call.
+		if !current {
+			obs, err = eng.Observe(ctx, drift.ObserveOptions{InspectAll: opts.InspectAll && out.Passes == 0, Fleet: target})
+			if err != nil {
+				return out, fmt.Errorf("observe: %w", err)
+			}
 		}
+		current = false
 		pol.Now, pol.Rollouts = opts.Now(), out.Rollouts
 		p := Plan(desired, obs, pol)
+		if target != "" && !healOnly(p) {
+			target = "" // it needs the whole host: observe it
+			continue
+		}
 		out.Last = p
 		if p.Empty() && len(p.Rollouts) == 0 {
 			if p.NextAt.IsZero() || opts.ReturnOnDelay {
+				out.Converged = &obs
 				return out, ingressErr
 			}
 			waits++
@@ -112,6 +134,7 @@ func Converge(ctx context.Context, eng Engine, desired []fleets.Fleet, pol Polic
 		if !worthAnotherPass(p, rep) {
 			return out, nil
 		}
+		current = len(p.Actions) == 0
 	}
 	return out, nil
 }

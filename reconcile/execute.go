@@ -65,8 +65,9 @@ type ExecOptions struct {
 	// Parallelism bounds the engine-changing actions in flight (default
 	// 4). Waits (health gates, readiness) do not count: they only follow
 	// events, and a batch of gates must not hold back the next batch's
-	// hand-over. They have their own bound, maxWaits (each holds an events
-	// stream).
+	// hand-over. They have their own bound, maxWaits (the Docker engine
+	// serves them all from one shared events subscription; a wait is a
+	// goroutine and a registration).
 	Parallelism int
 	// Progress, when set, is called after each action finishes (from the
 	// goroutine that ran it; it must be safe for concurrent use).

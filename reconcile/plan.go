@@ -182,13 +182,25 @@ func (p Policy) PruneRatio() float64 {
 const (
 	DefaultHealBackoff    = 10 * time.Second
 	DefaultHealBackoffMax = 5 * time.Minute
+	// HealBackoffReset: a container last healed this long ago stayed up
+	// since (a heal is recorded when it is made), so its next heal is a
+	// first one again, as Kubernetes resets CrashLoopBackOff after 10
+	// minutes of running. It is longer than the longest backoff, so a
+	// crash loop still reaches it.
+	HealBackoffReset = 10 * time.Minute
 )
+
+// healReset reports whether a container's heal history is old enough to
+// start over (HealBackoffReset).
+func healReset(rec HealRecord, now time.Time) bool {
+	return !rec.Last.IsZero() && now.Sub(rec.Last) >= HealBackoffReset
+}
 
 // healDue reports whether a container may be healed now, and when it may
 // be otherwise.
 func (p Policy) healDue(name string) (bool, time.Time) {
 	rec, ok := p.Heals[name]
-	if !ok || rec.Attempts == 0 {
+	if !ok || rec.Attempts == 0 || healReset(rec, p.Now) {
 		return true, time.Time{}
 	}
 	base, limit := p.HealBackoff, p.HealBackoffMax

@@ -408,6 +408,9 @@ func RecordHeals(heals map[string]HealRecord, rep Report, now time.Time) map[str
 			continue
 		}
 		h := out[res.Action.Target]
+		if healReset(h, now) {
+			h.Attempts = 0 // it stayed up since its last heal: a first heal again
+		}
 		h.Attempts++
 		h.Last = now
 		out[res.Action.Target] = h

@@ -472,3 +472,91 @@ func TestCancelledRolloutIsNotJudged(t *testing.T) {
 	}
 	assertConverged(t, e, []fleets.Fleet{rolling(3, "app:v2", update)})
 }
+
+// A rollout that plans every batch at once observes twice: before, and
+// after to confirm. The pass that only records the outcome executes no
+// action, so the next plan reuses its observation.
+func TestRolloutObservesOnlyAfterChanges(t *testing.T) {
+	e := newFake(t)
+	update := fleets.Rollout{Parallelism: 3, Order: fleets.OrderStartFirst, FailureAction: fleets.FailureRollback}
+	converge(t, e, rolling(3, "app:v1", update))
+	e.ResetCalls()
+	var rec recorder
+	out, err := reconcile.Converge(t.Context(), e, []fleets.Fleet{rolling(3, "app:v2", update)}, policy(), rec.opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.kinds(); !slices.Contains(got, "rollout-succeeded") {
+		t.Fatalf("events %v, want the rollout to succeed", got)
+	}
+	observes := 0
+	for _, c := range e.Calls() {
+		if strings.HasPrefix(c, "Observe") {
+			observes++
+		}
+	}
+	if observes != 2 {
+		t.Errorf("%d observations over %d passes, want 2 (before, and after the rollout)\n%v", observes, out.Passes, e.Calls())
+	}
+	if out.Converged == nil || len(out.Converged.Containers) != 3 {
+		t.Errorf("converged observation %v, want the last one, showing the 3 replicas", out.Converged)
+	}
+	assertConverged(t, e, []fleets.Fleet{rolling(3, "app:v2", update)})
+}
+
+// The hand-over of one batch's old replicas runs in parallel: no stop,
+// remove or rename of a slot waits (directly or not) for another slot's
+// hand-over, and each new replica is renamed only after its own old one
+// is removed.
+func TestRolloutRetiresBatchInParallel(t *testing.T) {
+	for _, order := range []string{fleets.OrderStartFirst, fleets.OrderStopFirst} {
+		e := newFake(t)
+		update := fleets.Rollout{Parallelism: 3, Order: order, FailureAction: fleets.FailurePause}
+		converge(t, e, rolling(3, "app:v1", update))
+		obs, err := e.Observe(t.Context(), drift.ObserveOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := reconcile.Plan([]fleets.Fleet{rolling(3, "app:v2", update)}, obs, policy())
+		byID := map[int]reconcile.Action{}
+		for _, a := range p.Actions {
+			byID[a.ID] = a
+		}
+		// upstream returns every action a waits for, transitively.
+		var upstream func(id int, seen map[int]bool)
+		upstream = func(id int, seen map[int]bool) {
+			for _, dep := range byID[id].After {
+				if dep != 0 && !seen[dep] {
+					seen[dep] = true
+					upstream(dep, seen)
+				}
+			}
+		}
+		retire := func(a reconcile.Action) bool {
+			return a.Rollout && (a.Op == reconcile.OpStop || a.Op == reconcile.OpRemove || a.Op == reconcile.OpRename)
+		}
+		n := 0
+		for _, a := range p.Actions {
+			if !retire(a) {
+				continue
+			}
+			n++
+			seen := map[int]bool{}
+			upstream(a.ID, seen)
+			removedOwn := false
+			for dep := range seen {
+				b := byID[dep]
+				if retire(b) && b.Slot != a.Slot {
+					t.Errorf("%s: %s %s (slot %d) waits for %s %s of slot %d", order, a.Op, a.Target, a.Slot, b.Op, b.Target, b.Slot)
+				}
+				removedOwn = removedOwn || (b.Op == reconcile.OpRemove && b.Slot == a.Slot)
+			}
+			if a.Op == reconcile.OpRename && !removedOwn {
+				t.Errorf("%s: rename %s -> %s does not wait for the removal of its old replica", order, a.Target, a.NewName)
+			}
+		}
+		if n < 6 {
+			t.Errorf("%s: %d hand-over actions in a batch of 3, want stop, remove and rename per slot\n%s", order, n, p)
+		}
+	}
+}

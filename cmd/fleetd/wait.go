@@ -29,9 +29,14 @@ const logLines = 20
 // that the next apply of the same revision leaves them to inspect rather
 // than restarting them, until --retry or a new commit), and fails.
 func waitHealthy(ctx context.Context, w io.Writer, red *redact.Redactor, eng *engine.Docker, desired []fleets.Fleet, override time.Duration, outcome reconcile.Outcome) error {
-	obs, err := eng.Observe(ctx, drift.ObserveOptions{})
-	if err != nil {
-		return fmt.Errorf("observe: %w", err)
+	var obs drift.Observed
+	if outcome.Converged != nil {
+		obs = *outcome.Converged // converge's last look: nothing changed since
+	} else {
+		var err error
+		if obs, err = eng.Observe(ctx, drift.ObserveOptions{}); err != nil {
+			return fmt.Errorf("observe: %w", err)
+		}
 	}
 	targets := reconcile.WaitTargets(desired, obs, override)
 	if len(targets) == 0 {

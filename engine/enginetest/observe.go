@@ -8,12 +8,15 @@ import (
 	"slices"
 
 	"github.com/fleetd/fleetd/drift"
+	"github.com/fleetd/fleetd/fleets"
 )
 
 // Observe returns a snapshot as engine.Docker does: all containers,
 // networks and volumes sorted by name, every local image reference, and
 // Inspected for the managed containers that are unhealthy, exited, dead or
-// restarting, named in opts.Inspect, or all of them with opts.InspectAll.
+// restarting, named in opts.Inspect, or all of them with opts.InspectAll;
+// with opts.Fleet, only the containers labelled as that fleet's, each
+// inspected.
 // The snapshot shares no memory with the fake.
 func (f *Fake) Observe(ctx context.Context, opts drift.ObserveOptions) (drift.Observed, error) {
 	f.mu.Lock()
@@ -24,6 +27,9 @@ func (f *Fake) Observe(ctx context.Context, opts drift.ObserveOptions) (drift.Ob
 	obs := drift.Observed{Images: maps.Clone(f.images)}
 	for _, x := range f.containers {
 		c := x.view()
+		if opts.Fleet != "" && c.Labels[fleets.LabelFleet] != opts.Fleet {
+			continue
+		}
 		if needsInspect(c, opts) {
 			in := x.in
 			c.Inspected = &in
@@ -48,7 +54,7 @@ func needsInspect(c drift.Container, opts drift.ObserveOptions) bool {
 	if !c.Managed() {
 		return false
 	}
-	if opts.InspectAll || slices.Contains(opts.Inspect, c.ID) || c.Health == "unhealthy" {
+	if opts.InspectAll || opts.Fleet != "" || slices.Contains(opts.Inspect, c.ID) || c.Health == "unhealthy" {
 		return true
 	}
 	switch c.State {

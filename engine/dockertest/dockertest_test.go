@@ -120,7 +120,7 @@ func TestTestImage(t *testing.T) {
 		t.Errorf("entrypoint %q", cfg.Entrypoint)
 	case hc == nil || !slices.Equal(hc.Test, []string{"CMD", "/testapp", "-health"}):
 		t.Errorf("healthcheck %+v", hc)
-	case hc.Interval != time.Second || hc.Timeout != time.Second || hc.Retries != 2:
+	case hc.Interval != time.Second || hc.Timeout != 3*time.Second || hc.Retries != 2:
 		t.Errorf("healthcheck timing %+v", hc)
 	case cfg.Labels[LabelTestRun] != RunID():
 		t.Errorf("labels %v", cfg.Labels)

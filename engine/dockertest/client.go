@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,11 +26,20 @@ func Client(t testing.TB) *client.Client {
 		t.Cleanup(func() { _ = cli.Close() })
 		return cli
 	}
-	if inCI() {
-		t.Fatalf("dockertest: Docker engine required in CI but unavailable: %v", err)
-	}
-	t.Skipf("dockertest: SKIPPING %s - NO DOCKER ENGINE: %v (set DOCKER_HOST or start dockerd; with CI=true this fails)", t.Name(), err)
+	Unavailable(t, "Docker engine", err, "set DOCKER_HOST or start dockerd")
 	return nil
+}
+
+// Unavailable ends a test that needs what this machine lacks (what: the
+// Docker engine, chromium, …; hint: how to get it): it fails under CI
+// (CI=true: a skip there would hide a broken pipeline) and is skipped
+// loudly otherwise.
+func Unavailable(t testing.TB, what string, err error, hint string) {
+	t.Helper()
+	if inCI() {
+		t.Fatalf("dockertest: %s required in CI but unavailable: %v (%s)", what, err, hint)
+	}
+	t.Skipf("dockertest: SKIPPING %s - NO %s: %v (%s; with CI=true this fails)", t.Name(), strings.ToUpper(what), err, hint)
 }
 
 func connect(ctx context.Context, timeout time.Duration) (*client.Client, error) {

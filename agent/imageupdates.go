@@ -236,8 +236,8 @@ func suspended(us []imageUser, fl map[string]Fleet) bool {
 // host), no fleet of theirs is suspended, the engine is up and a sync
 // window is open.
 func (m *machine) pullUpdates() {
-	if !m.s.Engine.Up || !m.windowOpen() {
-		return
+	if len(m.s.Images) == 0 || !m.s.Engine.Up || !m.windowOpen() {
+		return // nothing checked yet: no map of users to build on every step
 	}
 	users := m.imageUsers()
 	for _, ref := range sortedKeys(m.s.Images) {
@@ -284,7 +284,7 @@ func (m *machine) imageTimer() time.Time {
 		return time.Time{}
 	}
 	at := m.s.NextImageCheck
-	if !m.windowOpen() {
+	if len(m.s.Images) > 0 && !m.windowOpen() {
 		users := m.imageUsers()
 		for ref, st := range m.s.Images {
 			if st.available() && allApply(users[ref]) {

@@ -51,9 +51,10 @@ func (d *Docker) Observe(ctx context.Context, opts drift.ObserveOptions) (_ drif
 
 // scope hides the objects of other fleetd instances on this host: they keep
 // their names (a clash is still a conflict) but lose io.fleetd.managed, so
-// nothing downstream can mistake them for this agent's.
+// nothing downstream can mistake them for this agent's. The containers are
+// scoped as soon as their list answers (scopeContainers), before the
+// inspects that depend on it; scope does the networks and volumes.
 func (d *Docker) scope(obs *drift.Observed) {
-	d.scopeContainers(obs.Containers)
 	for i := range obs.Networks {
 		obs.Networks[i].Labels = d.unmanagedIfForeign(obs.Networks[i].Labels)
 	}

@@ -233,13 +233,9 @@ func (d *Dispatcher) Close(ctx context.Context) error {
 		close(w.queue)
 	}
 	d.mu.Unlock()
-	done := make(chan struct{})
-	go func() { d.wg.Wait(); close(done) }()
-	select {
-	case <-done:
+	if finished(ctx, &d.wg) {
 		d.cancelSend()
 		return nil
-	case <-ctx.Done():
 	}
 	left := 0
 	for _, w := range d.workers {
@@ -247,6 +243,19 @@ func (d *Dispatcher) Close(ctx context.Context) error {
 	}
 	d.cancelSend()
 	return fmt.Errorf("notify: flush: %d messages left: %w", left, ctx.Err())
+}
+
+// finished waits for wg until ctx ends and reports whether it got there
+// first: the flush of Dispatcher.Close and Forge.Close.
+func finished(ctx context.Context, wg *sync.WaitGroup) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // TestResult is the outcome of a test message to one sink.

@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -86,8 +85,7 @@ type Forge struct {
 	scrub *Scrubber
 	name  string // provider and repository, for logs and errors
 
-	queue   chan CommitStatus
-	dropped atomic.Int64
+	queue chan CommitStatus
 
 	sendCtx    context.Context
 	cancelSend context.CancelFunc
@@ -165,7 +163,6 @@ func (f *Forge) Post(c CommitStatus) {
 	select {
 	case f.queue <- c:
 	default:
-		f.dropped.Add(1)
 		f.reportDropped(1)
 		f.cfg.Log.Warn("commit status: queue full; status dropped", "forge", f.name, "context", c.Context(), "commit", c.Commit, "state", c.State)
 	}
@@ -205,13 +202,9 @@ func (f *Forge) Close(ctx context.Context) error {
 	f.closed = true
 	close(f.queue)
 	f.mu.Unlock()
-	done := make(chan struct{})
-	go func() { f.wg.Wait(); close(done) }()
-	select {
-	case <-done:
+	if finished(ctx, &f.wg) {
 		f.cancelSend()
 		return nil
-	case <-ctx.Done():
 	}
 	left := len(f.queue)
 	f.cancelSend()

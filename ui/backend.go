@@ -124,7 +124,13 @@ func (l *Local) Containers(ctx context.Context, host, fleet string) ([]Container
 	if err := l.check(host); err != nil {
 		return nil, err
 	}
-	obs, err := l.Observer.Observe(ctx, drift.ObserveOptions{InspectAll: true})
+	// One fleet's containers, inspected (uptime, restarts): not a list and
+	// an inspect of every container of the host on each push of the page.
+	opts := drift.ObserveOptions{Fleet: fleet}
+	if fleet == "" {
+		opts.InspectAll = true
+	}
+	obs, err := l.Observer.Observe(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("observe: %w", err)
 	}
